@@ -1,0 +1,18 @@
+//! geonoise: the toy experiment, closed-form fields and samplers of *The Geometry of Noise: Why
+//! Diffusion Models Don't Need Noise Conditioning* (Delbracio, Sahraee-Ardakan, Milanfar, 2026).
+//!
+//! The modules follow the paper: the forward process ([`schedule`]), what a network regresses
+//! ([`target`]), the concentric-circles data lifted to R^D ([`data`]), the residual MLP
+//! ([`model`]), its training ([`train`]), the unified sampler ([`sample`]), the closed-form fields
+//! ([`oracle`]), sample quality ([`metrics`]) and weights on disk ([`checkpoint`]).
+
+pub mod checkpoint;
+pub mod data;
+pub mod metrics;
+pub mod model;
+pub mod oracle;
+pub mod rng;
+pub mod sample;
+pub mod schedule;
+pub mod target;
+pub mod train;

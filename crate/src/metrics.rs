@@ -1,0 +1,159 @@
+//! Sample-quality metrics for the toy experiment. All read the samples from a host copy
+//! (rows of D floats); tensor work runs on Flex, which reads back synchronously everywhere.
+//!
+//! Definitions (a sample is a row `u` in R^D; `y = P^T u` its coordinates in the data plane):
+//! - **diverged**: `u` has a non-finite coordinate, or `||u|| > 10 r_out` (ten times the outer
+//!   radius: far outside anything the data or a converged sampler produces). Diverged samples are
+//!   counted and excluded from every other metric.
+//! - **radial error**: `min(| ||y|| - r_in |, | ||y|| - r_out |)`, the distance of the projected
+//!   sample to the nearer circle; reported as mean and median.
+//! - **off-manifold norm**: `||u - P P^T u||`, how far the sample sits off the data plane; mean.
+//! - **inner fraction**: share of samples whose nearer circle is the inner one (the data: 0.5).
+//! - **MMD**: biased squared maximum mean discrepancy between the projected samples (the first
+//!   2,000 that did not diverge) and 512 evenly spaced points of the data, RBF kernel
+//!   `exp(-||y - y'||^2 / (2 * 0.2^2))`. 0 for identical distributions.
+
+use crate::data::{discrete_circles_2d, host_tensor, Projection, R_INNER, R_OUTER};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+pub const DIVERGED_NORM: f64 = 10.0 * R_OUTER;
+pub const MMD_BANDWIDTH: f64 = 0.2;
+pub const MMD_MAX_SAMPLES: usize = 2000;
+pub const MMD_DATA_POINTS: usize = 512;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub n: usize,
+    pub diverged: usize,
+    pub diverged_fraction: f64,
+    pub radial_error_mean: f64,
+    pub radial_error_median: f64,
+    pub off_manifold_mean: f64,
+    pub inner_fraction: f64,
+    pub mmd: f64,
+}
+
+fn read(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 data")
+}
+
+/// Pairwise RBF kernel mean between two sets of 2-D rows.
+fn kernel_mean(a: &Tensor<2>, b: &Tensor<2>) -> f64 {
+    let an = a.clone().square().sum_dim(1); // [n,1]
+    let bn = b.clone().square().sum_dim(1).transpose(); // [1,m]
+    let d2 = (an + bn - a.clone().matmul(b.clone().transpose()).mul_scalar(2.0)).clamp_min(0.0);
+    let k = d2.mul_scalar(-1.0 / (2.0 * MMD_BANDWIDTH * MMD_BANDWIDTH)).exp();
+    read(k.mean().reshape([1, 1]))[0] as f64
+}
+
+/// Metrics of `samples` (rows of `proj.dim` floats).
+pub fn compute(samples: &[f32], proj: &Projection) -> Result<Metrics, String> {
+    let d = proj.dim;
+    if samples.len() % d != 0 {
+        return Err(format!("{} values do not make rows of D = {d}", samples.len()));
+    }
+    let n = samples.len() / d;
+    let good: Vec<f32> = samples
+        .chunks(d)
+        .filter(|r| r.iter().all(|v| v.is_finite()) && r.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt() <= DIVERGED_NORM)
+        .flatten()
+        .copied()
+        .collect();
+    let m = good.len() / d;
+    let diverged = n - m;
+    let mut out = Metrics {
+        n,
+        diverged,
+        diverged_fraction: if n > 0 { diverged as f64 / n as f64 } else { 0.0 },
+        radial_error_mean: f64::NAN,
+        radial_error_median: f64::NAN,
+        off_manifold_mean: f64::NAN,
+        inner_fraction: f64::NAN,
+        mmd: f64::NAN,
+    };
+    if m == 0 {
+        return Ok(out);
+    }
+    let device = Device::flex();
+    let u = host_tensor(good, d, &device);
+    let p = proj.tensor(&device);
+    let y = u.clone().matmul(p.clone());
+    let off = read((u - y.clone().matmul(p.transpose())).square().sum_dim(1).sqrt());
+    let yv = read(y.clone());
+    let mut radial: Vec<f64> = Vec::with_capacity(m);
+    let mut inner = 0usize;
+    for r in yv.chunks(2) {
+        let rad = ((r[0] as f64).powi(2) + (r[1] as f64).powi(2)).sqrt();
+        let (ei, eo) = ((rad - R_INNER).abs(), (rad - R_OUTER).abs());
+        if ei < eo {
+            inner += 1;
+        }
+        radial.push(ei.min(eo));
+    }
+    out.radial_error_mean = radial.iter().sum::<f64>() / m as f64;
+    radial.sort_by(|a, b| a.total_cmp(b));
+    out.radial_error_median = if m % 2 == 1 { radial[m / 2] } else { 0.5 * (radial[m / 2 - 1] + radial[m / 2]) };
+    out.off_manifold_mean = off.iter().map(|v| *v as f64).sum::<f64>() / m as f64;
+    out.inner_fraction = inner as f64 / m as f64;
+
+    let ys = y.slice([0..m.min(MMD_MAX_SAMPLES), 0..2]);
+    let data = host_tensor(discrete_circles_2d(MMD_DATA_POINTS), 2, &device);
+    out.mmd = (kernel_mean(&ys, &ys) + kernel_mean(&data, &data) - 2.0 * kernel_mean(&ys, &data)).max(0.0);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use crate::sample::read_f32;
+
+    fn lifted(x2: Vec<f32>, proj: &Projection) -> Vec<f32> {
+        read_f32(proj.lift(host_tensor(x2, 2, &Device::flex())))
+    }
+
+    #[test]
+    fn clean_data_scores_perfectly_and_noise_does_not() {
+        let proj = Projection::new(16, 0).unwrap();
+        let mut rng = Rng::new(1);
+        let clean = lifted(crate::data::sample_circles_2d(&mut rng, 1000), &proj);
+        let m = compute(&clean, &proj).unwrap();
+        assert_eq!(m.diverged, 0);
+        assert!(m.radial_error_mean < 1e-5 && m.off_manifold_mean < 1e-5, "{m:?}");
+        assert!((m.inner_fraction - 0.5).abs() < 0.05);
+        assert!(m.mmd < 0.01, "{m:?}");
+
+        let noise = rng.normals_f32(1000 * 16);
+        let m2 = compute(&noise, &proj).unwrap();
+        assert!(m2.radial_error_mean > 0.1 && m2.off_manifold_mean > 3.0 && m2.mmd > 10.0 * m.mmd.max(1e-4), "{m2:?}");
+    }
+
+    #[test]
+    fn radial_error_and_balance_are_exact_on_known_points() {
+        let proj = Projection::new(2, 0).unwrap();
+        // Three points on radius 1.0 (nearer the inner circle) and one at radius 2.0.
+        let pts = lifted(vec![1.0, 0.0, 0.0, 1.0, -1.0, 0.0, 2.0, 0.0], &proj);
+        let m = compute(&pts, &proj).unwrap();
+        let e_in = 1.0 - R_INNER;
+        let e_out = 2.0 - R_OUTER;
+        assert!((m.radial_error_mean - (3.0 * e_in + e_out) / 4.0).abs() < 1e-5);
+        assert!((m.radial_error_median - e_in).abs() < 1e-5);
+        assert!((m.inner_fraction - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn diverged_samples_are_counted_and_excluded() {
+        let proj = Projection::new(2, 0).unwrap();
+        let mut pts = lifted(vec![R_INNER as f32, 0.0, 0.0, R_OUTER as f32], &proj);
+        pts.extend_from_slice(&[f32::NAN, 0.0, f32::INFINITY, 1.0, 100.0, 0.0]);
+        let m = compute(&pts, &proj).unwrap();
+        assert_eq!((m.n, m.diverged), (5, 3));
+        assert!((m.diverged_fraction - 0.6).abs() < 1e-12);
+        assert!(m.radial_error_mean < 1e-5);
+        let all_bad = compute(&[f32::NAN, 1.0], &proj).unwrap();
+        assert_eq!(all_bad.diverged, 1);
+        assert!(all_bad.radial_error_mean.is_nan());
+        assert!(compute(&[1.0, 2.0, 3.0], &proj).is_err());
+    }
+}

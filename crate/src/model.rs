@@ -1,0 +1,259 @@
+//! The network of the toy experiment: one residual MLP for every parameterization.
+//!
+//! `u (D) -> Linear -> [residual block] x depth -> SiLU -> Linear (zero-initialised) -> f (D)`,
+//! each block `h <- h + fc2(SiLU(fc1(SiLU(h)) + time(emb)))`, where `emb` is a sinusoidal
+//! embedding of the noise level. A **blind** model is the same network with `emb` zeroed, as in the
+//! paper's protocol: it sees only `u` (each block's time layer then contributes only its bias).
+
+use crate::rng::Rng;
+use crate::target::Parameterization;
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::activation::silu;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// Number of sinusoidal frequencies; the embedding has twice as many features (sin and cos).
+pub const TIME_FREQS: usize = 16;
+pub const TIME_FEATURES: usize = 2 * TIME_FREQS;
+
+/// Everything that defines a model and the experiment it belongs to. Saved in every checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(not(target_family = "wasm"), derive(clap::Args))]
+pub struct ModelConfig {
+    /// Parameterization: fm, ddpm, edm or eqm.
+    #[cfg_attr(not(target_family = "wasm"), arg(long = "model", default_value = "fm"))]
+    pub model: Parameterization,
+    /// Blind (autonomous): the network never sees the noise level.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, conflicts_with = "conditional"))]
+    pub blind: bool,
+    /// Ambient dimension D (2..=1024).
+    #[cfg_attr(not(target_family = "wasm"), arg(long = "dim", default_value_t = 8))]
+    pub dim: usize,
+    /// Hidden width of the residual MLP.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 256))]
+    pub width: usize,
+    /// Number of residual blocks.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 4))]
+    pub depth: usize,
+    /// Lowest noise level (default: the parameterization's).
+    #[cfg_attr(not(target_family = "wasm"), arg(long))]
+    pub t_min: Option<f64>,
+    /// Highest noise level (default: the parameterization's).
+    #[cfg_attr(not(target_family = "wasm"), arg(long))]
+    pub t_max: Option<f64>,
+    /// Seed of the lift matrix P (the data set the model is trained on).
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 0))]
+    pub projection_seed: u64,
+}
+
+impl ModelConfig {
+    pub fn new(model: Parameterization, blind: bool, dim: usize) -> Self {
+        ModelConfig { model, blind, dim, width: 256, depth: 4, t_min: None, t_max: None, projection_seed: 0 }
+    }
+
+    /// `(t_min, t_max)`, the configured values or the parameterization's defaults.
+    pub fn range(&self) -> (f64, f64) {
+        let (lo, hi) = self.model.default_range();
+        (self.t_min.unwrap_or(lo), self.t_max.unwrap_or(hi))
+    }
+
+    /// The same config with the time range written out, as it is saved.
+    pub fn resolved(&self) -> Self {
+        let (lo, hi) = self.range();
+        ModelConfig { t_min: Some(lo), t_max: Some(hi), ..self.clone() }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        crate::data::check_dim(self.dim)?;
+        if !(1..=4096).contains(&self.width) {
+            return Err(format!("width {} is out of range 1..=4096", self.width));
+        }
+        if self.depth > 64 {
+            return Err(format!("depth {} is out of range 0..=64", self.depth));
+        }
+        let (lo, hi) = self.range();
+        if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo < hi) {
+            return Err(format!("noise range [{lo}, {hi}] is invalid: need 0 < t_min < t_max"));
+        }
+        if self.model != Parameterization::Edm && hi > 1.0 {
+            return Err(format!("t_max = {hi} is above 1, the end of the {} path", self.model));
+        }
+        Ok(())
+    }
+
+    /// A short label, e.g. `fm-blind-d128`.
+    pub fn label(&self) -> String {
+        format!("{}-{}-d{}", self.model, if self.blind { "blind" } else { "cond" }, self.dim)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Block {
+    pub fc1: Linear,
+    pub time: Linear,
+    pub fc2: Linear,
+}
+
+#[derive(Module, Debug)]
+pub struct Net {
+    pub input: Linear,
+    pub blocks: Vec<Block>,
+    pub output: Linear,
+}
+
+/// A linear layer with PyTorch's default initialisation (`U(-k, k)`, `k = 1/sqrt(fan_in)`) drawn
+/// from the host generator, so the same seed gives the same weights on every backend.
+pub(crate) fn linear(rng: &mut Rng, d_in: usize, d_out: usize, zero: bool, device: &Device) -> Linear {
+    let k = 1.0 / (d_in as f64).sqrt();
+    let mut draw = |n: usize| -> Vec<f32> {
+        (0..n).map(|_| if zero { 0.0 } else { ((2.0 * rng.uniform() - 1.0) * k) as f32 }).collect()
+    };
+    let w = draw(d_in * d_out);
+    let b = draw(d_out);
+    Linear {
+        weight: Param::from_tensor(Tensor::from_data(TensorData::new(w, [d_in, d_out]), device)),
+        bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(b, [d_out]), device))),
+    }
+}
+
+impl Net {
+    /// A freshly initialised network for `config`, weights drawn from `seed`.
+    pub fn init(config: &ModelConfig, seed: u64, device: &Device) -> Net {
+        let mut rng = Rng::derive(seed, "init");
+        let (d, w) = (config.dim, config.width);
+        let input = linear(&mut rng, d, w, false, device);
+        let blocks = (0..config.depth)
+            .map(|_| Block {
+                fc1: linear(&mut rng, w, w, false, device),
+                time: linear(&mut rng, TIME_FEATURES, w, false, device),
+                fc2: linear(&mut rng, w, w, false, device),
+            })
+            .collect();
+        let output = linear(&mut rng, w, d, true, device);
+        Net { input, blocks, output }
+    }
+
+    /// `u`: [B, D]; `emb`: [B, TIME_FEATURES] (zeros for a blind model).
+    pub fn forward(&self, u: Tensor<2>, emb: Tensor<2>) -> Tensor<2> {
+        let mut h = self.input.forward(u);
+        for block in &self.blocks {
+            let z = block.fc1.forward(silu(h.clone())) + block.time.forward(emb.clone());
+            h = h + block.fc2.forward(silu(z));
+        }
+        self.output.forward(silu(h))
+    }
+}
+
+/// Sinusoidal features of the network's time input `s` (see `Parameterization::time_input`):
+/// `[sin(1000 s w_k), cos(1000 s w_k)]`, `w_k = 10000^(-k / F)`. Computed on the host, so the
+/// embedding is bit-identical across backends.
+pub fn time_features(s: f64) -> [f32; TIME_FEATURES] {
+    let mut out = [0f32; TIME_FEATURES];
+    for k in 0..TIME_FREQS {
+        let w = (-(10000f64.ln()) * k as f64 / TIME_FREQS as f64).exp();
+        let arg = 1000.0 * s * w;
+        out[k] = arg.sin() as f32;
+        out[TIME_FREQS + k] = arg.cos() as f32;
+    }
+    out
+}
+
+/// The embedding rows for a batch of noise levels (zeros when `blind`).
+pub fn time_embedding(config: &ModelConfig, ts: &[f64], device: &Device) -> Tensor<2> {
+    let n = ts.len();
+    if config.blind {
+        return Tensor::zeros([n, TIME_FEATURES], device);
+    }
+    let mut v = Vec::with_capacity(n * TIME_FEATURES);
+    for &t in ts {
+        v.extend_from_slice(&time_features(config.model.time_input(t)));
+    }
+    Tensor::from_data(TensorData::new(v, [n, TIME_FEATURES]), device)
+}
+
+/// A network with the config that defines it: the learned field `f_theta(u [, t])`.
+#[derive(Debug)]
+pub struct Model {
+    pub config: ModelConfig,
+    pub net: Net,
+}
+
+impl Model {
+    pub fn new(config: ModelConfig, seed: u64, device: &Device) -> Result<Model, String> {
+        config.validate()?;
+        let net = Net::init(&config, seed, device);
+        Ok(Model { config: config.resolved(), net })
+    }
+
+    pub fn device(&self) -> Device {
+        self.net.input.weight.val().device()
+    }
+
+    /// `f_theta(u, t)` for a whole batch at one noise level (`t` is ignored by a blind model).
+    pub fn eval(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
+        let n = u.dims()[0];
+        let device = u.device();
+        let emb = if self.config.blind {
+            Tensor::zeros([n, TIME_FEATURES], &device)
+        } else {
+            let row = time_features(self.config.model.time_input(t)).to_vec();
+            Tensor::<2>::from_data(TensorData::new(row, [1, TIME_FEATURES]), &device).repeat_dim(0, n)
+        };
+        self.net.forward(u, emb)
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.net.num_params()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_zero_output_and_blind_ignores_time() {
+        let device = Device::flex();
+        let mut cfg = ModelConfig::new(Parameterization::Fm, true, 8);
+        cfg.width = 32;
+        cfg.depth = 2;
+        let m = Model::new(cfg.clone(), 1, &device).unwrap();
+        let u = Tensor::<2>::ones([5, 8], &device);
+        let out = m.eval(u.clone(), 0.3);
+        assert_eq!(out.dims(), [5, 8]);
+        // Zero-initialised output layer: the untrained field is exactly zero.
+        assert!(out.into_data().try_to_vec::<f32>().unwrap().iter().all(|v| *v == 0.0));
+
+        // Give the output layer weights; then a blind model is independent of t, a conditional one is not.
+        let mut rng = Rng::new(9);
+        for (blind, should_differ) in [(true, false), (false, true)] {
+            cfg.blind = blind;
+            let mut m = Model::new(cfg.clone(), 1, &device).unwrap();
+            m.net.output = linear(&mut rng, 32, 8, false, &device);
+            let a = m.eval(u.clone(), 0.1).into_data().try_to_vec::<f32>().unwrap();
+            let b = m.eval(u.clone(), 0.9).into_data().try_to_vec::<f32>().unwrap();
+            assert_eq!(a != b, should_differ, "blind={blind}");
+        }
+    }
+
+    #[test]
+    fn same_seed_same_weights() {
+        let device = Device::flex();
+        let cfg = ModelConfig { width: 16, depth: 1, ..ModelConfig::new(Parameterization::Ddpm, false, 4) };
+        let w = |s| Net::init(&cfg, s, &device).input.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(w(3), w(3));
+        assert_ne!(w(3), w(4));
+    }
+
+    #[test]
+    fn config_validation() {
+        let ok = ModelConfig::new(Parameterization::Fm, true, 8);
+        assert!(ok.validate().is_ok());
+        assert!(ModelConfig { dim: 0, ..ok.clone() }.validate().is_err());
+        assert!(ModelConfig { dim: 5000, ..ok.clone() }.validate().is_err());
+        assert!(ModelConfig { t_min: Some(0.5), t_max: Some(0.2), ..ok.clone() }.validate().is_err());
+        assert!(ModelConfig { t_max: Some(2.0), ..ok.clone() }.validate().is_err());
+        assert_eq!(ok.resolved().t_min, Some(1e-3));
+    }
+}

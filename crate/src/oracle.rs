@@ -1,0 +1,627 @@
+//! The closed-form fields for a discrete data set (paper Appendix A.3, Lemmas 1–3, Eq. 14/56).
+//!
+//! For data `{x_1..x_N}` (uniform) and a grid `t_1..t_K` with quadrature weights `q_k`:
+//!
+//! ```text
+//! log p(u|t)   = logsumexp_i(-||u - a x_i||^2 / 2b^2) - D log b - log N - (D/2) log 2pi
+//! w_i(u,t)     = softmax_i(-||u - a x_i||^2 / 2b^2),     xhat(u,t) = sum_i w_i x_i
+//! p(t_k|u)     = q_k p(u|t_k) / sum_j q_j p(u|t_j),      E_marg(u) = -log sum_k q_k p(u|t_k)
+//! f*(u,t)      = (c - d a/b) xhat + (d/b) u              f*(u) = E_{t|u} f*(u,t)
+//! grad E_t(u)  = (u - a xhat) / b^2                      grad E_marg = E_{t|u} grad E_t
+//! f*(u)        = E[c/a] u + lambdabar grad E_marg + Cov_{t|u}(lambda, grad E_t)
+//! ```
+//!
+//! Everything is in log space; `||u - a x_i||^2 = ||u||^2 - 2a<u,x_i> + a^2||x_i||^2` makes the
+//! heavy part one product `U X^T` shared by every `t`. The `||u||^2` term is constant in `i`,
+//! so it is left out of the softmax over `i` (it would only cost precision) and added back to
+//! `log p(u|t)`. Each posterior-weighted quantity is a weighted sum of the `w_i` followed by a
+//! single product with `X`, evaluated for many grid points at once as a batched matmul.
+
+use crate::data::{discrete_circles_2d, host_tensor, Projection};
+use crate::sample::Field;
+use crate::target::Parameterization;
+use burn::tensor::{Device, Tensor, TensorData};
+use std::f64::consts::PI;
+
+/// Default number of data points (half on each circle) and of grid noise levels.
+pub const DEFAULT_POINTS: usize = 256;
+pub const DEFAULT_GRID: usize = 128;
+
+/// The closed-form oracle for one parameterization and data set.
+#[derive(Clone, Debug)]
+pub struct Oracle {
+    pub param: Parameterization,
+    pub dim: usize,
+    pub range: (f64, f64),
+    /// Grid noise levels, increasing, log-spaced on `range`.
+    pub grid: Vec<f64>,
+    /// `log q_k`: prior density times quadrature width, normalised to sum to 1.
+    pub log_q: Vec<f64>,
+    data: Tensor<2>,
+    data_norm2: Tensor<2>,
+    /// `F[r, i] = <x_r, x_r - x_i>`, [N, N] (zero on the diagonal exactly).
+    cross: Tensor<2>,
+    /// `||x_r - x_i||^2` from direct differences, [N, N] (zero on the diagonal exactly).
+    pair_dist2: Tensor<2>,
+    n: usize,
+    device: Device,
+}
+
+/// Everything the oracle says about a batch of points (rows of `u`).
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    /// `p(t_k | u)`, [M, K].
+    pub posterior: Tensor<2>,
+    /// `E_marg(u)`, [M, 1].
+    pub energy: Tensor<2>,
+    /// `grad E_marg(u)`, [M, D].
+    pub grad_energy: Tensor<2>,
+    /// The blind optimum `f*(u)`, [M, D].
+    pub field: Tensor<2>,
+    /// Effective gain `lambdabar(u) = E_{t|u}[lambda]`, [M, 1].
+    pub gain: Tensor<2>,
+    /// `E_{t|u}[c/a] u`, [M, D].
+    pub linear_drift: Tensor<2>,
+    /// `lambdabar grad E_marg`, [M, D].
+    pub gain_term: Tensor<2>,
+    /// `Cov_{t|u}(lambda, grad E_t)`, [M, D].
+    pub transport: Tensor<2>,
+    /// Posterior mean and standard deviation of t, [M, 1] each.
+    pub t_mean: Tensor<2>,
+    pub t_std: Tensor<2>,
+}
+
+/// Rows processed at once: bounds the [rows, K, N] intermediates to a few million floats.
+fn chunk_rows(k: usize, n: usize) -> usize {
+    (4_000_000 / (k * n).max(1)).clamp(1, 4096)
+}
+
+fn row_tensor(v: Vec<f64>, device: &Device) -> Tensor<2> {
+    let n = v.len();
+    Tensor::from_data(TensorData::new(v.into_iter().map(|x| x as f32).collect::<Vec<_>>(), [1, n]), device)
+}
+
+impl Oracle {
+    /// An oracle over arbitrary data rows `data` ([N, D]).
+    pub fn new(param: Parameterization, range: (f64, f64), data: Tensor<2>, grid_size: usize) -> Result<Oracle, String> {
+        let [n, dim] = data.dims();
+        let (lo, hi) = range;
+        if !(lo > 0.0 && lo < hi && hi.is_finite()) {
+            return Err(format!("noise range [{lo}, {hi}] is invalid"));
+        }
+        if n == 0 || grid_size < 2 {
+            return Err("the oracle needs at least one data point and two grid levels".into());
+        }
+        // The linear path has a = 0 at t = 1, where c/a and lambda are undefined: stop just short.
+        let hi = if param.a(hi) <= 1e-6 { hi - 1e-3 * (hi - lo) } else { hi };
+        let k = grid_size;
+        let grid: Vec<f64> = (0..k).map(|i| lo * (hi / lo).powf(i as f64 / (k - 1) as f64)).collect();
+        let prior = param.prior();
+        let mut q: Vec<f64> = (0..k)
+            .map(|i| {
+                let left = if i == 0 { grid[0] } else { 0.5 * (grid[i - 1] + grid[i]) };
+                let right = if i == k - 1 { grid[k - 1] } else { 0.5 * (grid[i] + grid[i + 1]) };
+                prior.density(grid[i], lo, hi.max(range.1)) * (right - left)
+            })
+            .collect();
+        let total: f64 = q.iter().sum();
+        q.iter_mut().for_each(|v| *v /= total);
+        let device = data.device();
+        let data_norm2 = data.clone().square().sum_dim(1).transpose(); // [1, N]
+        let gram = data.clone().matmul(data.clone().transpose()); // [N, N]
+        let cross = gram.clone().mul(Tensor::eye(n, &device)).sum_dim(1) - gram; // C[r,r] - C[r,i]
+        let mut rows = vec![];
+        let step = (4_000_000 / (n * dim).max(1)).max(1);
+        let mut start = 0;
+        while start < n {
+            let end = (start + step).min(n);
+            let xr = data.clone().slice([start..end, 0..dim]).unsqueeze_dim::<3>(1); // [R,1,D]
+            let diff = xr - data.clone().unsqueeze_dim::<3>(0); // [R,N,D]
+            rows.push(diff.square().sum_dim(2).reshape([end - start, n]));
+            start = end;
+        }
+        let pair_dist2 = Tensor::cat(rows, 0);
+        Ok(Oracle { param, dim, range: (lo, hi), grid, log_q: q.iter().map(|v| v.ln()).collect(), data, data_norm2, cross, pair_dist2, n, device })
+    }
+
+    /// The oracle for the toy data: `points` evenly spaced points on the two circles, lifted by `proj`.
+    pub fn for_circles(param: Parameterization, range: (f64, f64), proj: &Projection, points: usize, grid_size: usize, device: &Device) -> Result<Oracle, String> {
+        if points < 2 {
+            return Err("the oracle needs at least two data points".into());
+        }
+        let x = proj.lift(host_tensor(discrete_circles_2d(points), 2, device));
+        Oracle::new(param, range, x, grid_size)
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Per-grid coefficient rows `[1, K]` of a function of `t`.
+    fn per_t(&self, f: impl Fn(f64) -> f64) -> Tensor<2> {
+        row_tensor(self.grid.iter().map(|&t| f(t)).collect(), &self.device)
+    }
+
+    /// Squared distances `||u - a_k x_i||^2` for noise levels `ts`, [M, K, N].
+    ///
+    /// Written as `||u - a x_i||^2 = ||u||^2 - 2a<u, x_i> + a^2 ||x_i||^2` this loses everything in
+    /// float32 once `b` is small: the O(1) terms cancel to O(b^2) and are then divided by `2 b^2`.
+    /// So each row is expanded around its nearest data point `x_r`, with `w = u - x_r` (small near
+    /// the data) and `delta = 1 - a`:
+    ///
+    /// ```text
+    /// u - a x_i = (w + delta x_r) + a (x_r - x_i)
+    /// ||u - a x_i||^2 = ||w||^2 + 2 delta <w, x_r> + delta^2 ||x_r||^2
+    ///                 + 2a (<w, x_r - x_i> + delta <x_r, x_r - x_i>) + a^2 ||x_r - x_i||^2
+    /// ```
+    ///
+    /// Every term is now computed at its own scale, and the `i = r` term is exactly
+    /// `||w + delta x_r||^2` (the pairwise tables are exactly zero on their diagonals).
+    fn dist2(&self, u: &Tensor<2>, ts: &[f64]) -> Tensor<3> {
+        let p = self.param;
+        let (m, k, n, d) = (u.dims()[0], ts.len(), self.n, self.dim);
+        let g = u.clone().matmul(self.data.clone().transpose()); // [M, N]
+        let r = (self.data_norm2.clone() - g.mul_scalar(2.0)).argmin(1); // [M, 1] nearest data point
+        let r1 = r.clone().reshape([m]);
+        let xr = self.data.clone().select(0, r1.clone()); // [M, D]
+        let w = u.clone() - xr.clone();
+        let h = w.clone().matmul(self.data.clone().transpose()); // <w, x_i>, [M, N]
+        let hr = h.clone().gather(1, r); // <w, x_r>, [M, 1]
+        let e = hr.clone() - h; // <w, x_r - x_i>, [M, N]
+        let s0 = w.square().sum_dim(1); // [M, 1]
+        let s2 = xr.square().sum_dim(1); // [M, 1]
+        let f = self.cross.clone().select(0, r1.clone()); // [M, N]
+        let d2 = self.pair_dist2.clone().select(0, r1); // [M, N]
+        let col = |f: &dyn Fn(f64) -> f64| {
+            Tensor::<3>::from_data(TensorData::new(ts.iter().map(|&t| f(t) as f32).collect::<Vec<_>>(), [1, k, 1]), &self.device)
+        };
+        let delta = col(&|t| 1.0 - p.a(t));
+        let two_delta = col(&|t| 2.0 * (1.0 - p.a(t)));
+        let delta2 = col(&|t| (1.0 - p.a(t)).powi(2));
+        let two_a = col(&|t| 2.0 * p.a(t));
+        let a2 = col(&|t| p.a(t) * p.a(t));
+        let _ = d;
+        let vv = s0.unsqueeze_dim::<3>(1) + hr.unsqueeze_dim::<3>(1) * two_delta + s2.unsqueeze_dim::<3>(1) * delta2; // [M,K,1]
+        let cross = (e.unsqueeze_dim::<3>(1) + f.unsqueeze_dim::<3>(1) * delta) * two_a; // [M,K,N]
+        (vv + cross + d2.unsqueeze_dim::<3>(1) * a2).clamp_min(0.0).reshape([m, k, n])
+    }
+
+    /// Shared first pass over a chunk of rows: `(log p(u|t_k) [M,K], w [M,K,N])`.
+    fn likelihood(&self, u: &Tensor<2>) -> (Tensor<2>, Tensor<3>) {
+        let p = self.param;
+        let m = u.dims()[0];
+        let k = self.grid.len();
+        let inv_2b2 = self.per_t(|t| -1.0 / (2.0 * p.b(t) * p.b(t))).reshape([1, k, 1]);
+        let logits = self.dist2(u, &self.grid) * inv_2b2; // [M,K,N]
+        let mx = logits.clone().max_dim(2); // [M,K,1]
+        let e = (logits - mx.clone()).exp();
+        let sum = e.clone().sum_dim(2); // [M,K,1]
+        let w = e / sum.clone();
+        let lse: Tensor<2> = (mx + sum.log()).reshape([m, k]);
+        let d = self.dim as f64;
+        let ln_n = (self.n as f64).ln();
+        let cst = self.per_t(|t| -d * p.b(t).ln() - ln_n - 0.5 * d * (2.0 * PI).ln());
+        (lse + cst, w)
+    }
+
+    /// `log p(u | t_k)` on the grid, [M, K].
+    pub fn log_likelihood(&self, u: Tensor<2>) -> Tensor<2> {
+        self.chunked(u, |o, c| vec![o.likelihood(&c).0]).remove(0)
+    }
+
+    /// Joint `log q_k + log p(u|t_k)` → (posterior [M,K], E_marg [M,1]).
+    fn posterior_energy(&self, logp: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let joint = logp + row_tensor(self.log_q.clone(), &self.device);
+        let mx = joint.clone().max_dim(1);
+        let e = (joint - mx.clone()).exp();
+        let s = e.clone().sum_dim(1);
+        let post = e / s.clone();
+        let energy = (mx + s.log()).neg();
+        (post, energy)
+    }
+
+    /// `sum_k post[m,k] beta_j(t_k) w[m,k,:]` for each coefficient row `beta_j`, then times `X`:
+    /// returns `[M, J, D]` flattened as J tensors [M, D].
+    fn weighted_denoise(&self, post: &Tensor<2>, w: Tensor<3>, betas: &[Tensor<2>]) -> Vec<Tensor<2>> {
+        let [m, k] = post.dims();
+        let j = betas.len();
+        let b = Tensor::cat(betas.to_vec(), 0); // [J, K]
+        let pb = post.clone().unsqueeze_dim::<3>(1) * b.unsqueeze_dim::<3>(0); // [M, J, K]
+        let wsum = pb.matmul(w); // [M, J, N]
+        let out = wsum.reshape([m * j, self.n]).matmul(self.data.clone()).reshape([m, j, self.dim]);
+        let _ = k;
+        (0..j).map(|jj| out.clone().slice([0..m, jj..jj + 1, 0..self.dim]).reshape([m, self.dim])).collect()
+    }
+
+    /// `sum_k post[m,k] beta(t_k)`, [M, 1].
+    fn expect(post: &Tensor<2>, beta: Tensor<2>) -> Tensor<2> {
+        (post.clone() * beta).sum_dim(1)
+    }
+
+    /// Runs `f` on row chunks and concatenates each of its outputs along rows.
+    fn chunked<const N: usize>(&self, u: Tensor<2>, f: impl Fn(&Self, Tensor<2>) -> Vec<Tensor<N>>) -> Vec<Tensor<N>> {
+        let m = u.dims()[0];
+        let step = chunk_rows(self.grid.len(), self.n);
+        let mut parts: Vec<Vec<Tensor<N>>> = vec![];
+        let mut start = 0;
+        while start < m {
+            let end = (start + step).min(m);
+            let rows = u.clone().slice([start..end, 0..self.dim]);
+            parts.push(f(self, rows));
+            start = end;
+        }
+        let outs = parts.first().map(|p| p.len()).unwrap_or(0);
+        (0..outs).map(|i| Tensor::cat(parts.iter().map(|p| p[i].clone()).collect(), 0)).collect()
+    }
+
+    /// The blind optimum `f*(u) = E_{t|u}[f*(u,t)]` only (what the oracle blind sampler needs).
+    pub fn blind_field(&self, u: Tensor<2>) -> Tensor<2> {
+        let p = self.param;
+        self.chunked(u, |o, u| {
+            let (logp, w) = o.likelihood(&u);
+            let (post, _) = o.posterior_energy(logp);
+            let alpha = o.per_t(|t| {
+                let (c, d) = p.target_coeffs(t);
+                c - d * p.a(t) / p.b(t)
+            });
+            let xs = o.weighted_denoise(&post, w, &[alpha]);
+            let s = Self::expect(&post, o.per_t(|t| p.target_coeffs(t).1 / p.b(t)));
+            vec![xs[0].clone() + u * s]
+        })
+        .remove(0)
+    }
+
+    /// The full analysis of Lemma 3 and Eq. 14/56 at each row of `u`.
+    pub fn analyze(&self, u: Tensor<2>) -> Analysis {
+        let p = self.param;
+        let mut outs = self.chunked(u, |o, u| {
+            let (logp, w) = o.likelihood(&u);
+            let (post, energy) = o.posterior_energy(logp);
+            let coef = |f: &dyn Fn(f64) -> f64| o.per_t(f);
+            let alpha = coef(&|t| {
+                let (c, d) = p.target_coeffs(t);
+                c - d * p.a(t) / p.b(t)
+            });
+            let a_b2 = coef(&|t| p.a(t) / (p.b(t) * p.b(t)));
+            let lam_a_b2 = coef(&|t| p.lambda(t) * p.a(t) / (p.b(t) * p.b(t)));
+            let xs = o.weighted_denoise(&post, w, &[alpha, a_b2, lam_a_b2]);
+            let s_field = Self::expect(&post, coef(&|t| p.target_coeffs(t).1 / p.b(t)));
+            let s_grad = Self::expect(&post, coef(&|t| 1.0 / (p.b(t) * p.b(t))));
+            let s_lin = Self::expect(&post, coef(&|t| p.target_coeffs(t).0 / p.a(t)));
+            let gain = Self::expect(&post, coef(&|t| p.lambda(t)));
+            let s_lam_grad = Self::expect(&post, coef(&|t| p.lambda(t) / (p.b(t) * p.b(t))));
+            let t_mean = Self::expect(&post, coef(&|t| t));
+            let t_sq = Self::expect(&post, coef(&|t| t * t));
+            let t_std = (t_sq - t_mean.clone().square()).clamp_min(0.0).sqrt();
+
+            let field = xs[0].clone() + u.clone() * s_field;
+            let grad = u.clone() * s_grad - xs[1].clone();
+            let lam_grad = u.clone() * s_lam_grad - xs[2].clone();
+            let gain_term = grad.clone() * gain.clone();
+            let transport = lam_grad - gain_term.clone();
+            let linear = u * s_lin;
+            vec![post, energy, grad, field, gain, linear, gain_term, transport, t_mean, t_std]
+        });
+        let mut take = || outs.remove(0);
+        Analysis {
+            posterior: take(),
+            energy: take(),
+            grad_energy: take(),
+            field: take(),
+            gain: take(),
+            linear_drift: take(),
+            gain_term: take(),
+            transport: take(),
+            t_mean: take(),
+            t_std: take(),
+        }
+    }
+
+    /// The optimal denoiser `xhat(u, t)` at one noise level, [M, D].
+    pub fn denoiser(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
+        let p = self.param;
+        let (a, b) = (p.a(t), p.b(t));
+        let _ = a;
+        self.chunked(u, |o, u| {
+            let m = u.dims()[0];
+            let logits = o.dist2(&u, &[t]).reshape([m, o.n]).mul_scalar(-1.0 / (2.0 * b * b));
+            let w = burn::tensor::activation::softmax(logits, 1);
+            vec![w.matmul(o.data.clone())]
+        })
+        .remove(0)
+    }
+
+    /// The conditional optimum `f*(u, t) = (c - d a/b) xhat + (d/b) u`, [M, D].
+    pub fn conditional_field(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
+        let p = self.param;
+        let (a, b) = (p.a(t), p.b(t));
+        let (c, d) = p.target_coeffs(t);
+        self.denoiser(u.clone(), t).mul_scalar(c - d * a / b) + u.mul_scalar(d / b)
+    }
+
+    /// Drift perturbation error of the blind sampler against the oracle that knows `t`:
+    /// `Delta(u, t) = |nu(t)| ||f*(u) - f*(u, t)||`, [M, 1].
+    pub fn drift_error(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
+        let (_, nu) = self.param.mu_nu(t);
+        let diff = self.blind_field(u.clone()) - self.conditional_field(u, t);
+        diff.square().sum_dim(1).sqrt().mul_scalar(nu.abs())
+    }
+}
+
+/// The noise level read off the geometry (Appendix C): with the data in the span of `P`
+/// (d = 2), `bhat^2 = ||u - P P^T u||^2 / (D - d)`. Returns `bhat` per row, [M, 1].
+/// Undefined at D = 2 (no orthogonal complement): returns NaN there.
+pub fn geometric_noise_scale(u: Tensor<2>, proj: &Projection) -> Tensor<2> {
+    let d = proj.dim;
+    let p = proj.tensor(&u.device());
+    let perp = u.clone() - u.matmul(p.clone()).matmul(p.transpose());
+    let denom = d as f64 - 2.0;
+    if denom <= 0.0 {
+        return perp.sum_dim(1).mul_scalar(f64::NAN);
+    }
+    perp.square().sum_dim(1).div_scalar(denom).sqrt()
+}
+
+/// Inverts `b(t) = bhat` on `range` by bisection (b is increasing on every schedule here).
+pub fn t_from_noise_scale(param: Parameterization, range: (f64, f64), bhat: f64) -> f64 {
+    let (mut lo, mut hi) = range;
+    if !bhat.is_finite() {
+        return f64::NAN;
+    }
+    if bhat <= param.b(lo) {
+        return lo;
+    }
+    if bhat >= param.b(hi) {
+        return hi;
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if param.b(mid) < bhat {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// The closed-form field as something a sampler follows: conditional (`f*(u,t)`) or blind (`f*(u)`).
+pub struct OracleField {
+    pub oracle: Oracle,
+    pub blind: bool,
+}
+
+impl Field for OracleField {
+    fn eval(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
+        if self.blind {
+            self.oracle.blind_field(u)
+        } else {
+            self.oracle.conditional_field(u, t)
+        }
+    }
+    fn parameterization(&self) -> Parameterization {
+        self.oracle.param
+    }
+    fn range(&self) -> (f64, f64) {
+        self.oracle.range
+    }
+    fn dim(&self) -> usize {
+        self.oracle.dim
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use crate::sample::read_f32;
+
+    fn dev() -> Device {
+        Device::flex()
+    }
+
+    fn rows(v: Vec<f32>, cols: usize) -> Tensor<2> {
+        host_tensor(v, cols, &dev())
+    }
+
+    /// Points `u = a(t) x + b(t) eps` with `x` drawn from the oracle's own data set, so each point
+    /// is a draw from the model the closed form describes. Returns (u, x, eps).
+    fn noisy_points(o: &Oracle, ts: &[f64], seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let mut rng = Rng::new(seed);
+        let d = o.dim;
+        let data = read_f32(o.data.clone());
+        let eps = rng.normals_f32(ts.len() * d);
+        let mut u = vec![0f32; ts.len() * d];
+        let mut x = vec![0f32; ts.len() * d];
+        for (r, &t) in ts.iter().enumerate() {
+            let i = rng.below(o.n);
+            let (a, b) = (o.param.a(t) as f32, o.param.b(t) as f32);
+            for j in 0..d {
+                x[r * d + j] = data[i * d + j];
+                u[r * d + j] = a * x[r * d + j] + b * eps[r * d + j];
+            }
+        }
+        (u, x, eps)
+    }
+
+    /// Plain f64 evaluation of the closed form, written independently of the tensor code.
+    fn reference(o: &Oracle, data: &[f64], u: &[f64]) -> (Vec<f64>, f64, Vec<f64>, Vec<f64>) {
+        let (d, p) = (o.dim, o.param);
+        let n = data.len() / d;
+        let mut joint = vec![];
+        let mut xhats = vec![];
+        for (k, &t) in o.grid.iter().enumerate() {
+            let (a, b) = (p.a(t), p.b(t));
+            let l: Vec<f64> = (0..n)
+                .map(|i| -(0..d).map(|j| (u[j] - a * data[i * d + j]).powi(2)).sum::<f64>() / (2.0 * b * b))
+                .collect();
+            let m = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let s: f64 = l.iter().map(|v| (v - m).exp()).sum();
+            let lse = m + s.ln();
+            let xh: Vec<f64> = (0..d).map(|j| (0..n).map(|i| (l[i] - lse).exp() * data[i * d + j]).sum()).collect();
+            xhats.push(xh);
+            joint.push(o.log_q[k] + lse - d as f64 * b.ln() - (n as f64).ln() - 0.5 * d as f64 * (2.0 * PI).ln());
+        }
+        let m = joint.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = joint.iter().map(|v| (v - m).exp()).sum();
+        let post: Vec<f64> = joint.iter().map(|v| (v - m).exp() / s).collect();
+        let energy = -(m + s.ln());
+        let mut field = vec![0.0; d];
+        let mut grad = vec![0.0; d];
+        for (k, &t) in o.grid.iter().enumerate() {
+            let (a, b) = (p.a(t), p.b(t));
+            let (c, dd) = p.target_coeffs(t);
+            for j in 0..d {
+                field[j] += post[k] * ((c - dd * a / b) * xhats[k][j] + dd / b * u[j]);
+                grad[j] += post[k] * (u[j] - a * xhats[k][j]) / (b * b);
+            }
+        }
+        (post, energy, field, grad)
+    }
+
+    fn max_rel(a: &[f32], b: &[f64]) -> f64 {
+        let scale = b.iter().map(|v| v.abs()).fold(0.0, f64::max).max(1e-12);
+        a.iter().zip(b).map(|(x, y)| (*x as f64 - y).abs()).fold(0.0, f64::max) / scale
+    }
+
+    #[test]
+    fn float32_tensor_path_agrees_with_float64_reference() {
+        for (param, dim) in [(Parameterization::Fm, 3), (Parameterization::Ddpm, 16), (Parameterization::Edm, 8), (Parameterization::Eqm, 32)] {
+            let proj = Projection::new(dim, 1).unwrap();
+            let o = Oracle::for_circles(param, param.default_range(), &proj, 24, 32, &dev()).unwrap();
+            let data: Vec<f64> = read_f32(o.data.clone()).into_iter().map(|v| v as f64).collect();
+            let (lo, hi) = o.range;
+            let ts = [lo * 20.0, (lo * hi).sqrt(), hi * 0.5];
+            let (u, _, _) = noisy_points(&o, &ts, 3);
+            let an = o.analyze(rows(u.clone(), dim));
+            let post = read_f32(an.posterior);
+            let energy = read_f32(an.energy);
+            let field = read_f32(an.field);
+            let grad = read_f32(an.grad_energy);
+            let k = o.grid.len();
+            for r in 0..ts.len() {
+                let ur: Vec<f64> = u[r * dim..(r + 1) * dim].iter().map(|v| *v as f64).collect();
+                let (p64, e64, f64_, g64) = reference(&o, &data, &ur);
+                assert!(max_rel(&post[r * k..(r + 1) * k], &p64) < 1e-3, "{param} posterior row {r}");
+                assert!((energy[r] as f64 - e64).abs() < 1e-3 * (1.0 + e64.abs()), "{param} energy {} vs {e64}", energy[r]);
+                assert!(max_rel(&field[r * dim..(r + 1) * dim], &f64_) < 2e-3, "{param} field row {r}");
+                assert!(max_rel(&grad[r * dim..(r + 1) * dim], &g64) < 2e-3, "{param} grad row {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn energy_aligned_decomposition_holds_to_rounding() {
+        for param in Parameterization::ALL {
+            let dim = 16;
+            let proj = Projection::new(dim, 2).unwrap();
+            let o = Oracle::for_circles(param, param.default_range(), &proj, 64, 48, &dev()).unwrap();
+            let (lo, hi) = o.range;
+            let ts: Vec<f64> = (0..12).map(|i| lo * (hi / lo).powf((i as f64 + 0.5) / 12.0)).collect();
+            let (u, _, _) = noisy_points(&o, &ts, 11);
+            let an = o.analyze(rows(u, dim));
+            let sum = an.linear_drift + an.gain_term + an.transport;
+            let f = read_f32(an.field);
+            let s = read_f32(sum);
+            for (r, (fr, sr)) in f.chunks(dim).zip(s.chunks(dim)).enumerate() {
+                let scale = fr.iter().map(|v| v.abs()).fold(0f32, f32::max).max(1.0);
+                let err = fr.iter().zip(sr).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(err <= 2e-4 * scale, "{param} row {r}: |f* - (drift + gain + transport)| = {err}, scale {scale}");
+            }
+        }
+    }
+
+    #[test]
+    fn posterior_concentrates_as_dimension_grows() {
+        // App. C: the posterior over t sharpens like 1/(D - d); the geometric estimate tracks t.
+        let param = Parameterization::Fm;
+        let t_true = 0.3;
+        let mut stds = vec![];
+        for dim in [8, 64, 512] {
+            let proj = Projection::new(dim, 5).unwrap();
+            let o = Oracle::for_circles(param, param.default_range(), &proj, 64, 128, &dev()).unwrap();
+            let (u, _, _) = noisy_points(&o, &[t_true; 16], 7);
+            let an = o.analyze(rows(u.clone(), dim));
+            let mean = read_f32(an.t_mean);
+            let std = read_f32(an.t_std);
+            let avg_std = std.iter().map(|v| *v as f64).sum::<f64>() / 16.0;
+            let avg_err = mean.iter().map(|v| (*v as f64 - t_true).abs()).sum::<f64>() / 16.0;
+            stds.push(avg_std);
+            if dim == 512 {
+                assert!(avg_err < 0.02, "posterior mean off by {avg_err} at D=512");
+                let bhat = read_f32(geometric_noise_scale(rows(u, dim), &proj));
+                for b in bhat {
+                    let t_hat = t_from_noise_scale(param, o.range, b as f64);
+                    assert!((t_hat - t_true).abs() < 0.03, "geometric t {t_hat}");
+                }
+            }
+        }
+        assert!(stds[1] < 0.5 * stds[0] && stds[2] < 0.5 * stds[1], "posterior std by D: {stds:?}");
+    }
+
+    #[test]
+    fn fm_oracle_field_near_the_data_is_eps_minus_x() {
+        let param = Parameterization::Fm;
+        let dim = 256;
+        let proj = Projection::new(dim, 9).unwrap();
+        // 32 data points: neighbours far enough apart that at t = 0.01 the denoiser is sure which one.
+        let o = Oracle::for_circles(param, param.default_range(), &proj, 32, 128, &dev()).unwrap();
+        let t = 0.01;
+        let (u, x, eps) = noisy_points(&o, &[t; 8], 4);
+        let cond = read_f32(o.conditional_field(rows(u.clone(), dim), t));
+        let blind = read_f32(o.blind_field(rows(u, dim)));
+        for r in 0..8 {
+            let want: Vec<f64> = (r * dim..(r + 1) * dim).map(|j| (eps[j] - x[j]) as f64).collect();
+            let norm = want.iter().map(|w| w * w).sum::<f64>().sqrt();
+            let c = &cond[r * dim..(r + 1) * dim];
+            let err: f64 = c.iter().zip(&want).map(|(g, w)| (*g as f64 - w).powi(2)).sum::<f64>().sqrt();
+            assert!(err < 5e-3 * norm, "conditional row {r}: relative error {}", err / norm);
+            // Blind: the same direction, scaled by t E[1/t | u], which is 1 up to the noise-level
+            // ambiguity of one draw, ||eps|| / sqrt(D) - 1 ~ 1 / sqrt(2D).
+            let bl = &blind[r * dim..(r + 1) * dim];
+            let dot: f64 = bl.iter().zip(&want).map(|(g, w)| *g as f64 * w).sum();
+            let bn = bl.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt();
+            assert!(dot / (bn * norm) > 0.999, "blind row {r}: cosine {}", dot / (bn * norm));
+            assert!((bn / norm - 1.0).abs() < 3.0 / (2.0 * dim as f64).sqrt(), "blind row {r}: norm ratio {}", bn / norm);
+        }
+    }
+
+    #[test]
+    fn drift_error_is_bounded_for_velocity_and_grows_for_noise_prediction() {
+        // Sec. 6 / App. F: as t -> 0, Delta stays bounded for FM and blows up for DDPM (nu ~ b'
+        // ~ t^-1/2 once t << beta_min / (beta_max - beta_min) ~ 0.005, times a Jensen gap that does
+        // not close). Low D keeps the posterior over t uncertain; the grid reaches down to 1e-6.
+        let dim = 4;
+        let proj = Projection::new(dim, 3).unwrap();
+        let mean_delta = |param: Parameterization, t: f64| {
+            let o = Oracle::for_circles(param, (1e-6, 1.0), &proj, 64, 160, &dev()).unwrap();
+            let (u, _, _) = noisy_points(&o, &[t; 256], 21);
+            let d = read_f32(o.drift_error(rows(u, dim), t));
+            d.iter().map(|v| *v as f64).sum::<f64>() / d.len() as f64
+        };
+        let ts = [0.3, 1e-3, 1e-5];
+        let fm: Vec<f64> = ts.iter().map(|&t| mean_delta(Parameterization::Fm, t)).collect();
+        let ddpm: Vec<f64> = ts.iter().map(|&t| mean_delta(Parameterization::Ddpm, t)).collect();
+        eprintln!("t = {ts:?}\nFM   Delta = {fm:?}\nDDPM Delta = {ddpm:?}");
+        assert!(fm.iter().all(|&v| v < 2.0 * fm[0]), "FM drift error grew: {fm:?}");
+        assert!(ddpm[1] > 2.0 * ddpm[0] && ddpm[2] > 5.0 * ddpm[1], "DDPM drift error did not grow: {ddpm:?}");
+    }
+
+    #[test]
+    fn quadrature_weights_follow_the_prior() {
+        let proj = Projection::new(4, 0).unwrap();
+        for param in Parameterization::ALL {
+            let o = Oracle::for_circles(param, param.default_range(), &proj, 8, 64, &dev()).unwrap();
+            let q: f64 = o.log_q.iter().map(|v| v.exp()).sum();
+            assert!((q - 1.0).abs() < 1e-9);
+            // Uniform prior on a log grid: weight grows with t; log-uniform prior: nearly flat.
+            let first = o.log_q[1];
+            let last = o.log_q[o.log_q.len() - 2];
+            if param.prior() == crate::target::Prior::Uniform {
+                assert!(last > first + 1.0);
+            } else {
+                assert!((last - first).abs() < 1e-6);
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Samplers on the unified ODE `du/dt = mu(t) u + nu(t) f(u [, t])` (Eq. 19 / 63), and EqM's
+//! gradient descent `u <- u - eta f(u)`.
+//!
+//! A blind field is plugged into the same time-dependent coefficients as a conditional one; only
+//! the field ignores `t`. `Sampler::step` advances one step and hands back the positions as
+//! tensors (full D and the 2-D projection) so a caller can stream them, reading them back
+//! synchronously or asynchronously as its platform allows.
+
+use crate::data::Projection;
+use crate::model::Model;
+use crate::rng::Rng;
+use crate::target::Parameterization;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// A vector field `f(u, t)` a sampler can follow: a trained network or the closed form.
+pub trait Field {
+    /// `u`: [M, D] -> [M, D].
+    fn eval(&self, u: Tensor<2>, t: f64) -> Tensor<2>;
+    fn parameterization(&self) -> Parameterization;
+    /// `(t_min, t_max)` the field was made for.
+    fn range(&self) -> (f64, f64);
+    fn dim(&self) -> usize;
+}
+
+impl Field for Model {
+    fn eval(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
+        Model::eval(self, u, t)
+    }
+    fn parameterization(&self) -> Parameterization {
+        self.config.model
+    }
+    fn range(&self) -> (f64, f64) {
+        self.config.range()
+    }
+    fn dim(&self) -> usize {
+        self.config.dim
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(not(target_family = "wasm"), derive(clap::ValueEnum))]
+pub enum Solver {
+    /// Explicit Euler on the unified ODE.
+    Euler,
+    /// Heun's second-order method on the unified ODE (the last step is Euler, as in EDM).
+    Heun,
+    /// EqM's gradient descent `u <- u - eta f(u)` (Nesterov momentum when `momentum > 0`).
+    Descent,
+}
+
+/// One sampling job. Shared by the CLI flags and the browser worker's messages.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(not(target_family = "wasm"), derive(clap::Args))]
+pub struct SampleConfig {
+    /// Number of samples.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 1000))]
+    pub n: usize,
+    /// Number of solver steps.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 100))]
+    pub steps: usize,
+    /// Solver.
+    #[cfg_attr(not(target_family = "wasm"), arg(long = "sampler", value_enum, default_value_t = Solver::Euler))]
+    pub solver: Solver,
+    /// Seed of the starting noise (same seed and D: same noise for every model).
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 0))]
+    pub seed: u64,
+    /// Step size of the descent sampler (EqM's default).
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 0.003))]
+    pub eta: f64,
+    /// Nesterov momentum of the descent sampler (0 = plain gradient descent).
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 0.0))]
+    pub momentum: f64,
+}
+
+pub const MAX_SAMPLES: usize = 100_000;
+pub const MAX_STEPS: usize = 10_000;
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        SampleConfig { n: 1000, steps: 100, solver: Solver::Euler, seed: 0, eta: 0.003, momentum: 0.0 }
+    }
+}
+
+impl SampleConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_SAMPLES).contains(&self.n) {
+            return Err(format!("number of samples {} is out of range 1..={MAX_SAMPLES}", self.n));
+        }
+        if !(1..=MAX_STEPS).contains(&self.steps) {
+            return Err(format!("number of steps {} is out of range 1..={MAX_STEPS}", self.steps));
+        }
+        if !(self.eta.is_finite() && self.eta > 0.0) {
+            return Err(format!("descent step size eta = {} must be > 0", self.eta));
+        }
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return Err(format!("momentum {} is out of range [0, 1)", self.momentum));
+        }
+        Ok(())
+    }
+}
+
+/// The starting noise `eps` (rows of D), the same for every model of that D and seed.
+pub fn starting_noise(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    Rng::derive(seed, "noise").normals_f32(n * dim)
+}
+
+/// One streamed step.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    /// Steps taken so far (0 = the starting noise).
+    pub step: usize,
+    /// The noise level the positions are at.
+    pub t: f64,
+    /// Positions in R^D, [n, D].
+    pub u: Tensor<2>,
+    /// Their coordinates in the data plane, `u P`, [n, 2].
+    pub xy: Tensor<2>,
+}
+
+/// A sampling run, advanced one step at a time.
+pub struct Sampler<'f> {
+    field: &'f dyn Field,
+    config: SampleConfig,
+    grid: Vec<f64>,
+    k: usize,
+    u: Tensor<2>,
+    prev: Option<Tensor<2>>,
+    p: Tensor<2>,
+}
+
+impl<'f> Sampler<'f> {
+    pub fn new(field: &'f dyn Field, config: SampleConfig, projection: &Projection, device: &Device) -> Result<Self, String> {
+        config.validate()?;
+        let dim = field.dim();
+        if projection.dim != dim {
+            return Err(format!("projection is for D = {} but the field is for D = {dim}", projection.dim));
+        }
+        let p = field.parameterization();
+        let (lo, hi) = field.range();
+        let grid = p.sampling_grid(config.steps, lo, hi);
+        // Start from the forward process at t_max with the (unknown) data term dropped:
+        // u = b(t_max) eps. a(t_max) is 0 for the linear path and under 0.01 for VP.
+        let eps = starting_noise(config.n, dim, config.seed);
+        let u = Tensor::<2>::from_data(TensorData::new(eps, [config.n, dim]), device).mul_scalar(p.b(hi));
+        Ok(Sampler { field, config, grid, k: 0, u, prev: None, p: projection.tensor(device) })
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.config.steps
+    }
+
+    pub fn steps_done(&self) -> usize {
+        self.k
+    }
+
+    pub fn done(&self) -> bool {
+        self.k >= self.config.steps
+    }
+
+    /// The current positions as a frame.
+    pub fn frame(&self) -> Frame {
+        Frame { step: self.k, t: self.grid[self.k], u: self.u.clone(), xy: self.u.clone().matmul(self.p.clone()) }
+    }
+
+    fn drift(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
+        let (mu, nu) = self.field.parameterization().mu_nu(t);
+        let f = self.field.eval(u.clone(), t).mul_scalar(nu);
+        if mu == 0.0 {
+            f
+        } else {
+            u.mul_scalar(mu) + f
+        }
+    }
+
+    /// Advance one step; `None` once the last step is done.
+    pub fn step(&mut self) -> Option<Frame> {
+        if self.done() {
+            return None;
+        }
+        let (t0, t1) = (self.grid[self.k], self.grid[self.k + 1]);
+        let h = t1 - t0;
+        let u = self.u.clone();
+        self.u = match self.config.solver {
+            Solver::Euler => u.clone() + self.drift(u, t0).mul_scalar(h),
+            // As in EDM's Heun sampler, the last step is an Euler step: the end of the path is where
+            // the VP and VE fields are stiffest (|nu / b| ~ 1 / 2t), and a corrector evaluated at
+            // t_min would multiply the error instead of cancelling it.
+            Solver::Heun if self.k + 1 == self.config.steps => u.clone() + self.drift(u, t0).mul_scalar(h),
+            Solver::Heun => {
+                let d0 = self.drift(u.clone(), t0);
+                let pred = u.clone() + d0.clone().mul_scalar(h);
+                let d1 = self.drift(pred, t1);
+                u + (d0 + d1).mul_scalar(0.5 * h)
+            }
+            Solver::Descent => {
+                let m = self.config.momentum;
+                let y = match (&self.prev, m > 0.0) {
+                    (Some(prev), true) => u.clone() + (u.clone() - prev.clone()).mul_scalar(m),
+                    _ => u.clone(),
+                };
+                self.prev = Some(u);
+                y.clone() - self.field.eval(y, t0).mul_scalar(self.config.eta)
+            }
+        };
+        self.k += 1;
+        Some(self.frame())
+    }
+
+    /// Run to the end; the final positions.
+    pub fn run(mut self) -> Tensor<2> {
+        while self.step().is_some() {}
+        self.u
+    }
+}
+
+/// Host copy of a tensor's values (native, or Flex anywhere).
+pub fn read_f32(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 tensor data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{R_INNER, R_OUTER};
+
+    /// A field that is the exact conditional optimum for data that is a single point `x0`:
+    /// xhat = x0, f*(u, t) = (c - d a / b) x0 + (d / b) u. Every solver must land on x0.
+    struct PointField {
+        p: Parameterization,
+        x0: Vec<f32>,
+    }
+    impl Field for PointField {
+        fn eval(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
+            let (a, b) = (self.p.a(t), self.p.b(t));
+            let (c, d) = self.p.target_coeffs(t);
+            let n = u.dims()[0];
+            let x0 = Tensor::<2>::from_data(TensorData::new(self.x0.clone(), [1, self.x0.len()]), &u.device()).repeat_dim(0, n);
+            x0.mul_scalar(c - d * a / b) + u.mul_scalar(d / b)
+        }
+        fn parameterization(&self) -> Parameterization {
+            self.p
+        }
+        fn range(&self) -> (f64, f64) {
+            self.p.default_range()
+        }
+        fn dim(&self) -> usize {
+            self.x0.len()
+        }
+    }
+
+    #[test]
+    fn every_parameterization_and_ode_solver_reaches_a_point_mass() {
+        let device = Device::flex();
+        let proj = Projection::new(4, 0).unwrap();
+        let x0 = vec![0.5f32, -1.0, 0.25, 0.0];
+        for p in Parameterization::ALL {
+            for solver in [Solver::Euler, Solver::Heun] {
+                let field = PointField { p, x0: x0.clone() };
+                let cfg = SampleConfig { n: 8, steps: 200, solver, ..Default::default() };
+                let out = read_f32(Sampler::new(&field, cfg, &proj, &device).unwrap().run());
+                let (lo, _) = p.default_range();
+                // At t_min the exact ODE leaves u = a x0 + b eps; allow that residue.
+                let tol = 0.05 + 5.0 * p.b(lo);
+                for row in out.chunks(4) {
+                    for (v, w) in row.iter().zip(&x0) {
+                        assert!((v - w).abs() < tol as f32, "{p} {solver:?}: {row:?} vs {x0:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn heun_is_more_accurate_than_euler() {
+        // For a point mass the exact ODE keeps eps = (u - a x0) / b constant, so the exact end
+        // point is a(t_min) x0 + b(t_min) (u0 - a(t_max) x0) / b(t_max).
+        let device = Device::flex();
+        let proj = Projection::new(2, 0).unwrap();
+        for p in Parameterization::ALL {
+            let x0 = [R_INNER, R_OUTER];
+            let field = PointField { p, x0: x0.iter().map(|v| *v as f32).collect() };
+            let (lo, hi) = p.default_range();
+            let u0 = starting_noise(16, 2, 0);
+            let err = |solver| {
+                let cfg = SampleConfig { n: 16, steps: 20, solver, ..Default::default() };
+                let out = read_f32(Sampler::new(&field, cfg, &proj, &device).unwrap().run());
+                let mut e = 0.0;
+                for (r, row) in out.chunks(2).enumerate() {
+                    for j in 0..2 {
+                        let start = p.b(hi) * u0[2 * r + j] as f64;
+                        let exact = p.a(lo) * x0[j] + p.b(lo) * (start - p.a(hi) * x0[j]) / p.b(hi);
+                        e += (row[j] as f64 - exact).abs();
+                    }
+                }
+                e
+            };
+            let (eu, he) = (err(Solver::Euler), err(Solver::Heun));
+            match p {
+                // Linear and VE paths: u(t) is linear in t, so both solvers are exact up to rounding.
+                Parameterization::Fm | Parameterization::Eqm | Parameterization::Edm => assert!(eu < 1e-3 && he < 1e-3, "{p}: {eu} {he}"),
+                _ => assert!(he < eu, "{p}: Heun error {he} vs Euler {eu}"),
+            }
+        }
+    }
+
+    #[test]
+    fn frames_stream_every_step_and_noise_is_shared() {
+        let device = Device::flex();
+        let proj = Projection::new(3, 0).unwrap();
+        let field = PointField { p: Parameterization::Fm, x0: vec![0.0, 0.0, 0.0] };
+        let cfg = SampleConfig { n: 5, steps: 7, ..Default::default() };
+        let mut s = Sampler::new(&field, cfg.clone(), &proj, &device).unwrap();
+        let f0 = s.frame();
+        assert_eq!(read_f32(f0.u.clone()), starting_noise(5, 3, 0));
+        let mut count = 0;
+        while let Some(f) = s.step() {
+            count += 1;
+            assert_eq!(f.step, count);
+            assert_eq!(f.xy.dims(), [5, 2]);
+            assert_eq!(f.u.dims(), [5, 3]);
+        }
+        assert_eq!(count, 7);
+        assert!(Sampler::new(&field, SampleConfig { n: 0, ..cfg.clone() }, &proj, &device).is_err());
+        assert!(Sampler::new(&field, cfg, &Projection::new(4, 0).unwrap(), &device).is_err());
+    }
+
+    #[test]
+    fn descent_contracts_towards_the_data() {
+        let device = Device::flex();
+        let proj = Projection::new(2, 0).unwrap();
+        // EqM's target near a point mass: f = g (eps - x) ~ g (u - x0) / t; descent pulls u to x0.
+        let field = PointField { p: Parameterization::Eqm, x0: vec![1.0, 0.0] };
+        for momentum in [0.0, 0.3] {
+            let cfg = SampleConfig { n: 4, steps: 400, solver: Solver::Descent, momentum, eta: 0.01, ..Default::default() };
+            let out = read_f32(Sampler::new(&field, cfg, &proj, &device).unwrap().run());
+            for r in out.chunks(2) {
+                assert!(((r[0] - 1.0).powi(2) + r[1].powi(2)).sqrt() < 0.2, "momentum {momentum}: {r:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! A step-at-a-time trainer for `E || f_theta(u [, t]) - f ||^2` (paper Sec. 3).
+//!
+//! The same `Trainer::step` serves the native loop (`geonoise train`) and an async browser loop
+//! that pumps a few steps per animation frame. A step issues work only: it never reads a tensor
+//! back. The loss stays on the device until someone asks for it (`loss`, `loss_async`), so a
+//! caller decides how often to pay for a readback.
+//!
+//! Batches are drawn on the host from the deterministic generator and uploaded, so a seed gives
+//! the same run on every backend.
+
+use crate::data::{sample_circles_2d, Projection};
+use crate::model::{time_embedding, Model, ModelConfig, Net};
+use crate::rng::Rng;
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(not(target_family = "wasm"), derive(clap::ValueEnum))]
+pub enum OptimizerKind {
+    Adam,
+    Adamw,
+}
+
+/// One training run: the model it makes and how. Shared by the CLI flags, the checkpoint
+/// metadata and the browser worker's messages.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(not(target_family = "wasm"), derive(clap::Args))]
+pub struct TrainConfig {
+    #[cfg_attr(not(target_family = "wasm"), command(flatten))]
+    pub model: ModelConfig,
+    /// Number of optimizer steps.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 2000))]
+    pub steps: usize,
+    /// Batch size.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 512))]
+    pub batch: usize,
+    /// Peak learning rate (cosine-decayed to a tenth by the last step).
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 1e-3))]
+    pub lr: f64,
+    /// Optimizer.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, value_enum, default_value_t = OptimizerKind::Adam))]
+    pub optimizer: OptimizerKind,
+    /// Weight decay (AdamW only).
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 0.0))]
+    pub weight_decay: f64,
+    /// Clip each parameter's gradient to this norm (0 = off).
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 1.0))]
+    pub grad_clip: f64,
+    /// Seed for the initial weights and the training batches.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 0))]
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    pub fn new(model: ModelConfig) -> Self {
+        TrainConfig {
+            model,
+            steps: 2000,
+            batch: 512,
+            lr: 1e-3,
+            optimizer: OptimizerKind::Adam,
+            weight_decay: 0.0,
+            grad_clip: 1.0,
+            seed: 0,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate()?;
+        if !(1..=65_536).contains(&self.batch) {
+            return Err(format!("batch size {} is out of range 1..=65536", self.batch));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
+            return Err(format!("learning rate {} is out of range (0, 1]", self.lr));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(format!("weight decay {} must be >= 0", self.weight_decay));
+        }
+        if !(self.grad_clip.is_finite() && self.grad_clip >= 0.0) {
+            return Err(format!("gradient clip {} must be >= 0", self.grad_clip));
+        }
+        Ok(())
+    }
+
+    /// Learning rate at step `k` (0-based): cosine from `lr` down to `lr / 10` over `steps`.
+    pub fn lr_at(&self, k: usize) -> f64 {
+        let p = (k as f64 / self.steps.max(1) as f64).min(1.0);
+        let floor = 0.1;
+        self.lr * (floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
+    }
+}
+
+/// The trainer's state between steps.
+pub struct Trainer {
+    pub config: TrainConfig,
+    /// On the autodiff device; `None` only transiently inside `step`.
+    net: Option<Net>,
+    /// The weights as they were at the last loss read that came back finite.
+    last_good: Option<(usize, Net)>,
+    optim: ModuleOptimizer,
+    device: Device,
+    projection: Projection,
+    projection_t: Tensor<2>,
+    rng: Rng,
+    step: usize,
+    last_loss: Option<Tensor<1>>,
+}
+
+impl Trainer {
+    /// `device` is the plain device (Flex or wgpu); the trainer wraps it with autodiff.
+    pub fn new(config: TrainConfig, device: &Device) -> Result<Trainer, String> {
+        config.validate()?;
+        let config = TrainConfig { model: config.model.resolved(), ..config };
+        let device = device.clone().autodiff();
+        let net = Net::init(&config.model, config.seed, &device);
+        let clip = (config.grad_clip > 0.0).then(|| GradientClippingConfig::Norm(config.grad_clip as f32));
+        let optim = match config.optimizer {
+            OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-8).with_grad_clipping(clip).init(),
+            OptimizerKind::Adamw => AdamWConfig::new()
+                .with_epsilon(1e-8)
+                .with_weight_decay(config.weight_decay as f32)
+                .with_grad_clipping(clip)
+                .init(),
+        };
+        let projection = Projection::new(config.model.dim, config.model.projection_seed)?;
+        let projection_t = projection.tensor(&device).transpose();
+        let rng = Rng::derive(config.seed, "batches");
+        Ok(Trainer {
+            config,
+            net: Some(net),
+            last_good: None,
+            optim,
+            device,
+            projection,
+            projection_t,
+            rng,
+            step: 0,
+            last_loss: None,
+        })
+    }
+
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+
+    pub fn finished(&self) -> bool {
+        self.step >= self.config.steps
+    }
+
+    pub fn projection(&self) -> &Projection {
+        &self.projection
+    }
+
+    /// One optimizer step on a fresh batch. Issues device work only; reads nothing back.
+    pub fn step(&mut self) {
+        let cfg = &self.config;
+        let (b, d) = (cfg.batch, cfg.model.dim);
+        let p = cfg.model.model;
+        let (lo, hi) = cfg.model.range();
+        let prior = p.prior();
+
+        // Host-side batch: clean points in the plane, noise, noise levels and their coefficients.
+        let x2 = sample_circles_2d(&mut self.rng, b);
+        let eps = self.rng.normals_f32(b * d);
+        let ts: Vec<f64> = (0..b).map(|_| prior.quantile(self.rng.uniform(), lo, hi)).collect();
+        let mut coeffs = Vec::with_capacity(4 * b);
+        for &t in &ts {
+            let (c, dd) = p.target_coeffs(t);
+            coeffs.extend_from_slice(&[p.a(t) as f32, p.b(t) as f32, c as f32, dd as f32]);
+        }
+        let dev = &self.device;
+        let x = Tensor::<2>::from_data(TensorData::new(x2, [b, 2]), dev).matmul(self.projection_t.clone());
+        let eps = Tensor::<2>::from_data(TensorData::new(eps, [b, d]), dev);
+        let co = Tensor::<2>::from_data(TensorData::new(coeffs, [b, 4]), dev);
+        let col = |j: usize| co.clone().slice([0..b, j..j + 1]);
+        let u = x.clone() * col(0) + eps.clone() * col(1);
+        let target = x * col(2) + eps * col(3);
+        let emb = time_embedding(&cfg.model, &ts, dev);
+
+        let net = self.net.take().expect("trainer net present between steps");
+        let pred = net.forward(u, emb);
+        let loss = (pred - target).square().mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let lr = cfg.lr_at(self.step);
+        self.net = Some(self.optim.step(lr, net, grads));
+        self.last_loss = Some(loss.detach());
+        self.step += 1;
+    }
+
+    fn note_loss(&mut self, loss: f32) -> f32 {
+        if loss.is_finite() {
+            if let Some(net) = &self.net {
+                self.last_good = Some((self.step, net.clone()));
+            }
+        }
+        loss
+    }
+
+    /// The last step's loss, read synchronously (native, or Flex anywhere).
+    pub fn loss(&mut self) -> Option<f32> {
+        let t = self.last_loss.clone()?;
+        let v = t.into_data().try_to_vec::<f32>().ok()?.first().copied()?;
+        Some(self.note_loss(v))
+    }
+
+    /// The last step's loss, read asynchronously (the only read that works on WebGPU in a browser).
+    pub async fn loss_async(&mut self) -> Option<f32> {
+        let t = self.last_loss.clone()?;
+        let v = t.into_data_async().await.ok()?.try_to_vec::<f32>().ok()?.first().copied()?;
+        Some(self.note_loss(v))
+    }
+
+    /// The model as trained so far, on the plain device, ready to sample.
+    pub fn model(&self) -> Model {
+        let net = self.net.as_ref().expect("trainer net present between steps").valid();
+        Model { config: self.config.model.clone(), net }
+    }
+
+    /// The weights at the last finite loss read, with the step they were read at.
+    pub fn last_good_model(&self) -> Option<(usize, Model)> {
+        self.last_good
+            .as_ref()
+            .map(|(k, net)| (*k, Model { config: self.config.model.clone(), net: net.valid() }))
+    }
+
+    pub fn device(&self) -> Device {
+        self.device.clone().inner()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::Parameterization;
+
+    #[test]
+    fn loss_falls_and_runs_are_reproducible() {
+        let device = Device::flex();
+        let mc = ModelConfig { width: 32, depth: 1, ..ModelConfig::new(Parameterization::Fm, false, 2) };
+        let cfg = TrainConfig { steps: 150, batch: 128, lr: 3e-3, ..TrainConfig::new(mc) };
+        let run = || {
+            let mut tr = Trainer::new(cfg.clone(), &device).unwrap();
+            let mut losses = vec![];
+            while !tr.finished() {
+                tr.step();
+                losses.push(tr.loss().unwrap());
+            }
+            losses
+        };
+        let a = run();
+        assert_eq!(a, run(), "same seed, same losses");
+        let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
+        let (first, last) = (mean(&a[..10]), mean(&a[a.len() - 30..]));
+        assert!(last < 0.9 * first, "loss did not fall: first steps {first}, last steps {last}");
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        let device = Device::flex();
+        let mc = ModelConfig::new(Parameterization::Fm, true, 4);
+        for cfg in [
+            TrainConfig { batch: 0, ..TrainConfig::new(mc.clone()) },
+            TrainConfig { lr: f64::NAN, ..TrainConfig::new(mc.clone()) },
+            TrainConfig::new(ModelConfig { dim: 1, ..mc.clone() }),
+        ] {
+            assert!(Trainer::new(cfg, &device).is_err());
+        }
+    }
+
+    #[test]
+    fn lr_schedule_is_cosine_to_a_tenth() {
+        let cfg = TrainConfig::new(ModelConfig::new(Parameterization::Fm, true, 4));
+        assert!((cfg.lr_at(0) - 1e-3).abs() < 1e-12);
+        assert!((cfg.lr_at(cfg.steps) - 1e-4).abs() < 1e-12);
+    }
+}
