@@ -44,12 +44,12 @@ cmd_test() {
 
 cmd_demo() {
   build_cli
-  log "closed-form oracle samplers: 2000 samples, same starting noise, Euler 100 steps"
+  log "closed-form oracle samplers: 500 samples, same starting noise, Euler 100 steps"
   printf '| D | model | radial error (median) | off-manifold | MMD | diverged |\n|---|---|---|---|---|---|\n'
   for d in 2 8 32 128 512; do
     for m in fm ddpm; do
       for mode in --conditional --blind; do
-        "$BIN" sample --oracle --model "$m" --dim "$d" "$mode" --n 2000 --steps 100 --data-points 128 --grid 96 --out /dev/null 2>/dev/null \
+        "$BIN" sample --oracle --model "$m" --dim "$d" "$mode" --n 500 --steps 100 --data-points 128 --grid 64 --out /dev/null 2>/dev/null \
         | python3 -c 'import json,sys; r=json.load(sys.stdin); m=r["metrics"]; c=r["config"]
 print("| %d | %s %s | %.4f | %.4f | %.5f | %.1f%% |" % (c["dim"], c["model"].upper(), "Blind" if c["blind"] else "Cond", m["radial_error_median"] or float("nan"), m["off_manifold_mean"] or float("nan"), m["mmd"] or float("nan"), 100*m["diverged_fraction"]))'
       done
