@@ -38,8 +38,26 @@ build_cli() {
 
 cmd_test() {
   setup_native
+  # The Vulkan loader complains on every device open when this is unset; give it a private one.
+  export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
   log "cargo test (release: burn is slow unoptimised)"
-  GEONOISE_REQUIRE_WGPU=1 cargo test --release --locked -p geonoise
+  local out; out=$(mktemp)
+  set +e
+  GEONOISE_REQUIRE_WGPU=1 cargo test --release --locked -p geonoise 2>&1 | tee "$out"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  # One closing line for the whole run: the sum over every test binary.
+  python3 - "$out" <<'PY'
+import re, sys
+p = f = 0
+for line in open(sys.argv[1], errors="replace"):
+    m = re.match(r"test result: \w+\. (\d+) passed; (\d+) failed", line)
+    if m:
+        p += int(m.group(1)); f += int(m.group(2))
+print(f"cargo: {p} passed, {f} failed")
+PY
+  rm -f "$out"
+  return "$rc"
 }
 
 cmd_demo() {
