@@ -12,14 +12,14 @@
 //! | `geonoise.training` | the `TrainingInfo` as JSON (the `TrainConfig`, steps done, final loss), if trained |
 //!
 //! Tensor names follow the module tree: `input.weight` [D, W], `blocks.{i}.fc1.weight` [W, W],
-//! `blocks.{i}.time.weight` [32, W], `blocks.{i}.fc2.weight` [W, W], `output.weight` [W, D], each
-//! with its `.bias`. Loading checks the header against the config before applying anything, so a
+//! `blocks.{i}.time.weight` [32, W], `blocks.{i}.fc2.weight` [W, W], `output.weight` [W, D],
+//! `gain.weight` [W, 1], each with its `.bias`. Loading checks the header against the config before applying anything, so a
 //! wrong D, a wrong shape, a truncated or foreign file is a specific error, never a panic.
 
 use crate::model::{Model, ModelConfig, Net, TIME_FEATURES};
 use crate::train::TrainConfig;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::Device;
+use burn::store::{FloatCastAdapter, ModuleSnapshot, SafetensorsStore};
+use burn::tensor::{DType, Device};
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -97,11 +97,28 @@ pub fn expected_tensors(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     }
     v.push(("output.weight".to_string(), vec![w, d]));
     v.push(("output.bias".to_string(), vec![d]));
+    v.push(("gain.weight".to_string(), vec![w, 1]));
+    v.push(("gain.bias".to_string(), vec![1]));
     v
+}
+
+/// How weights are stored on disk. Loading always gives float32 weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(not(target_family = "wasm"), derive(clap::ValueEnum))]
+pub enum Precision {
+    F32,
+    /// Half the size; the toy models' samples move by well under 1e-2 (see the tests).
+    F16,
 }
 
 /// Serialise a model (weights read back synchronously: native, or Flex in the browser).
 pub fn save(model: &Model, training: Option<&TrainingInfo>) -> Result<Vec<u8>, CheckpointError> {
+    save_as(model, training, Precision::F32)
+}
+
+/// Serialise a model with its weights stored at `precision`.
+pub fn save_as(model: &Model, training: Option<&TrainingInfo>, precision: Precision) -> Result<Vec<u8>, CheckpointError> {
     let config = serde_json::to_string(&model.config.resolved()).map_err(|e| CheckpointError::Save(e.to_string()))?;
     let mut store = SafetensorsStore::from_bytes(None)
         .metadata(KEY_FORMAT, FORMAT)
@@ -110,6 +127,9 @@ pub fn save(model: &Model, training: Option<&TrainingInfo>) -> Result<Vec<u8>, C
     if let Some(info) = training {
         let json = serde_json::to_string(info).map_err(|e| CheckpointError::Save(e.to_string()))?;
         store = store.metadata(KEY_TRAINING, json);
+    }
+    if precision == Precision::F16 {
+        store = store.with_to_adapter(FloatCastAdapter::to(DType::F16));
     }
     model.net.save_into(&mut store).map_err(|e| CheckpointError::Save(e.to_string()))?;
     store.get_bytes().map_err(|e| CheckpointError::Save(e.to_string()))
@@ -182,7 +202,10 @@ pub fn load(bytes: &[u8], device: &Device, expect: Option<&ModelConfig>) -> Resu
         }
     }
     let mut net = Net::init(&header.config, 0, device);
-    let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec())).validate(true).allow_partial(false);
+    let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()))
+        .validate(true)
+        .allow_partial(false)
+        .with_from_adapter(FloatCastAdapter::to(DType::F32));
     let result = net.load_from(&mut store).map_err(|e| CheckpointError::Load(e.to_string()))?;
     if !result.errors.is_empty() {
         return Err(CheckpointError::Load(format!("{:?}", result.errors)));
@@ -207,6 +230,7 @@ mod tests {
         let mut m = Model::new(cfg.clone(), seed, &device).unwrap();
         let mut rng = crate::rng::Rng::new(seed + 100);
         m.net.output = crate::model::linear(&mut rng, cfg.width, cfg.dim, false, &device);
+        m.net.gain = crate::model::linear(&mut rng, cfg.width, 1, false, &device);
         m
     }
 
@@ -221,6 +245,24 @@ mod tests {
         assert_eq!(header.training.unwrap().steps_done, 12);
         let u = Tensor::<2>::ones([3, 8], &Device::flex());
         assert_eq!(read_f32(m.eval(u.clone(), 0.4)), read_f32(back.eval(u, 0.4)));
+    }
+
+    #[test]
+    fn f16_halves_the_size_and_keeps_outputs_close() {
+        let cfg = small(Parameterization::Fm, true, 8);
+        let m = model(&cfg, 4);
+        let full = save(&m, None).unwrap();
+        let half = save_as(&m, None, Precision::F16).unwrap();
+        assert!(half.len() < full.len() * 6 / 10, "{} vs {}", half.len(), full.len());
+        let (back, _) = load(&half, &Device::flex(), None).unwrap();
+        let u = Tensor::<2>::ones([4, 8], &Device::flex());
+        let a = read_f32(m.eval(u.clone(), 0.2));
+        let b = read_f32(back.eval(u, 0.2));
+        let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(max < 1e-2, "f16 moved outputs by {max}");
+        assert_ne!(a, b, "the weights were not rounded at all");
+        let dtype = SafeTensors::deserialize(&half).unwrap().tensor("input.weight").unwrap().dtype();
+        assert_eq!(dtype, Dtype::F16);
     }
 
     #[test]

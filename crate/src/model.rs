@@ -1,9 +1,22 @@
 //! The network of the toy experiment: one residual MLP for every parameterization.
 //!
-//! `u (D) -> Linear -> [residual block] x depth -> SiLU -> Linear (zero-initialised) -> f (D)`,
-//! each block `h <- h + fc2(SiLU(fc1(SiLU(h)) + time(emb)))`, where `emb` is a sinusoidal
-//! embedding of the noise level. A **blind** model is the same network with `emb` zeroed, as in the
-//! paper's protocol: it sees only `u` (each block's time layer then contributes only its bias).
+//! `u (D) -> Linear -> [residual block] x depth -> SiLU -> z`, each block
+//! `h <- h + fc2(SiLU(fc1(SiLU(h)) + time(emb)))`, where `emb` is a sinusoidal embedding of the
+//! noise level, and the output is
+//!
+//! ```text
+//! f(u) = output(z) + gain(z) * u        output: W -> D, gain: W -> 1, both zero-initialised
+//! ```
+//!
+//! Why the gated skip: off the data plane every optimal field here is a scalar times `u`
+//! (`f*_perp = u_perp / t` for FM, `u_perp / b` for DDPM, `E[1/t | u] u_perp` for blind FM). A
+//! plain MLP of width W < D cannot even represent the identity on D dimensions (its output has
+//! rank at most W), so at D = 512 with W = 128 it learns nothing off the plane and its samples
+//! diverge. The scalar head supplies exactly the missing degree of freedom; for a blind model it
+//! has to infer the gain from `u` alone, which is the paper's point.
+//!
+//! A **blind** model is the same network with `emb` zeroed, as in the paper's protocol: it sees
+//! only `u` (each block's time layer then contributes only its bias).
 
 use crate::rng::Rng;
 use crate::target::Parameterization;
@@ -100,6 +113,7 @@ pub struct Net {
     pub input: Linear,
     pub blocks: Vec<Block>,
     pub output: Linear,
+    pub gain: Linear,
 }
 
 /// A linear layer with PyTorch's default initialisation (`U(-k, k)`, `k = 1/sqrt(fan_in)`) drawn
@@ -131,17 +145,19 @@ impl Net {
             })
             .collect();
         let output = linear(&mut rng, w, d, true, device);
-        Net { input, blocks, output }
+        let gain = linear(&mut rng, w, 1, true, device);
+        Net { input, blocks, output, gain }
     }
 
     /// `u`: [B, D]; `emb`: [B, TIME_FEATURES] (zeros for a blind model).
     pub fn forward(&self, u: Tensor<2>, emb: Tensor<2>) -> Tensor<2> {
-        let mut h = self.input.forward(u);
+        let mut h = self.input.forward(u.clone());
         for block in &self.blocks {
             let z = block.fc1.forward(silu(h.clone())) + block.time.forward(emb.clone());
             h = h + block.fc2.forward(silu(z));
         }
-        self.output.forward(silu(h))
+        let z = silu(h);
+        self.output.forward(z.clone()) + self.gain.forward(z) * u
     }
 }
 
@@ -231,6 +247,7 @@ mod tests {
             cfg.blind = blind;
             let mut m = Model::new(cfg.clone(), 1, &device).unwrap();
             m.net.output = linear(&mut rng, 32, 8, false, &device);
+            m.net.gain = linear(&mut rng, 32, 1, false, &device);
             let a = m.eval(u.clone(), 0.1).into_data().try_to_vec::<f32>().unwrap();
             let b = m.eval(u.clone(), 0.9).into_data().try_to_vec::<f32>().unwrap();
             assert_eq!(a != b, should_differ, "blind={blind}");
