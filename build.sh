@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # geonoise build driver.
-#   ./build.sh demo   the paper's claim from the closed-form fields: FM Blind vs DDPM Blind over D
-#   ./build.sh test   everything CI runs: unit + integration tests (Flex and wgpu on lavapipe)
-#   ./build.sh cli    build the native CLI (target/.../release/geonoise)
-# Installs what it needs on a fresh Debian machine (Mesa lavapipe for native wgpu).
+#   ./build.sh serve  build the wasm core and the page, serve it on localhost, print the URL
+#   ./build.sh test   everything CI runs: unit + integration tests (Flex and wgpu on lavapipe),
+#                     then the page in headless Chromium (WebGPU on SwiftShader and the CPU path)
+#   ./build.sh demo   the paper's claim from the closed-form fields, as a table (native)
+#   ./build.sh wasm   build www/pkg (wasm-bindgen output, wasm-opt'd) and www/pretrained
+#   ./build.sh cli    build the native CLI
+# Installs what it needs on a fresh Debian machine: the wasm32 target, wasm-bindgen-cli at the
+# version Cargo.lock pins, binaryen (wasm-opt), Mesa lavapipe, Chromium, and the npm test deps.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,6 +34,42 @@ setup_native() {
   need_apt mesa-vulkan-drivers
 }
 
+wasm_bindgen_version() {
+  # The CLI must match the wasm-bindgen crate exactly; Cargo.lock holds the crate's version.
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+setup_wasm() {
+  command -v rustup >/dev/null && { rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown; }
+  local want; want=$(wasm_bindgen_version)
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+    log "installing wasm-bindgen-cli $want (about 5 minutes, once)"
+    cargo install wasm-bindgen-cli --version "$want"
+  fi
+  need_apt binaryen
+}
+
+build_wasm() {
+  setup_wasm
+  log "building the wasm core (profile wasm-release)"
+  cargo build --locked --profile wasm-release --target wasm32-unknown-unknown -p geonoise --lib
+  rm -rf www/pkg
+  wasm-bindgen --target web --no-typescript --out-dir www/pkg "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/geonoise.wasm"
+  wasm-opt -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals www/pkg/geonoise_bg.wasm -o www/pkg/geonoise_bg.wasm
+  # The page fetches checkpoints relative to itself.
+  rm -rf www/pretrained && mkdir -p www/pretrained && cp pretrained/*.safetensors pretrained/manifest.json www/pretrained/
+  printf 'wasm: %s bytes, %s gzipped\n' "$(stat -c %s www/pkg/geonoise_bg.wasm)" "$(gzip -9c www/pkg/geonoise_bg.wasm | wc -c)" >&2
+}
+
+cmd_serve() {
+  build_wasm
+  local port="${PORT:-8000}"
+  log "serving www/ at http://127.0.0.1:$port/ (Ctrl-C to stop)"
+  echo "http://127.0.0.1:$port/"
+  exec python3 -m http.server --bind 127.0.0.1 --directory www "$port"
+}
+
 build_cli() {
   setup_native
   log "building the native CLI (release)"
@@ -40,13 +80,24 @@ cmd_test() {
   setup_native
   # The Vulkan loader complains on every device open when this is unset; give it a private one.
   export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-  log "cargo test (release: burn is slow unoptimised)"
   local out; out=$(mktemp)
+  local rc=0
+  log "cargo test (release: burn is slow unoptimised)"
   set +e
   GEONOISE_REQUIRE_WGPU=1 cargo test --release --locked -p geonoise 2>&1 | tee "$out"
-  local rc=${PIPESTATUS[0]}
+  rc=${PIPESTATUS[0]}
   set -e
-  # One closing line for the whole run: the sum over every test binary.
+  if [ "$rc" -eq 0 ]; then
+    build_wasm
+    need_apt chromium
+    log "browser tests (Debian Chromium, headless; WebGPU on SwiftShader)"
+    (cd www/tests && npm ci --no-audit --no-fund >/dev/null)
+    set +e
+    GEONOISE_BIN="$BIN" node --test --test-concurrency=1 www/tests/ 2>&1 | tee -a "$out"
+    rc=${PIPESTATUS[0]}
+    set -e
+  fi
+  # One closing line for the whole run: every cargo test binary and the browser tests.
   python3 - "$out" <<'PY'
 import re, sys
 p = f = 0
@@ -54,7 +105,11 @@ for line in open(sys.argv[1], errors="replace"):
     m = re.match(r"test result: \w+\. (\d+) passed; (\d+) failed", line)
     if m:
         p += int(m.group(1)); f += int(m.group(2))
-print(f"cargo: {p} passed, {f} failed")
+    m = re.match(r"[#ℹ] (pass|fail) (\d+)", line.strip())
+    if m:
+        if m.group(1) == "pass": p += int(m.group(2))
+        else: f += int(m.group(2))
+print(f"all: {p} passed, {f} failed")
 PY
   rm -f "$out"
   return "$rc"
@@ -76,8 +131,10 @@ print("| %d | %s %s | %.4f | %.4f | %.5f | %.1f%% |" % (c["dim"], c["model"].upp
 }
 
 case "${1:-}" in
+  serve) cmd_serve ;;
+  wasm) build_wasm ;;
   demo) cmd_demo ;;
   test) cmd_test ;;
   cli) build_cli ;;
-  *) echo "usage: $0 demo|test|cli" >&2; exit 2 ;;
+  *) echo "usage: $0 serve|test|demo|wasm|cli" >&2; exit 2 ;;
 esac

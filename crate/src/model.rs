@@ -189,7 +189,7 @@ pub fn time_embedding(config: &ModelConfig, ts: &[f64], device: &Device) -> Tens
 }
 
 /// A network with the config that defines it: the learned field `f_theta(u [, t])`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Model {
     pub config: ModelConfig,
     pub net: Net,

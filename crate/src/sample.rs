@@ -12,6 +12,7 @@ use crate::rng::Rng;
 use crate::target::Parameterization;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+use std::rc::Rc;
 
 /// A vector field `f(u, t)` a sampler can follow: a trained network or the closed form.
 pub trait Field {
@@ -119,9 +120,10 @@ pub struct Frame {
     pub xy: Tensor<2>,
 }
 
-/// A sampling run, advanced one step at a time.
-pub struct Sampler<'f> {
-    field: &'f dyn Field,
+/// A sampling run, advanced one step at a time. It shares the field, so a caller (the browser
+/// worker) can keep runs of the same model alive side by side.
+pub struct Sampler {
+    field: Rc<dyn Field>,
     config: SampleConfig,
     grid: Vec<f64>,
     k: usize,
@@ -130,8 +132,8 @@ pub struct Sampler<'f> {
     p: Tensor<2>,
 }
 
-impl<'f> Sampler<'f> {
-    pub fn new(field: &'f dyn Field, config: SampleConfig, projection: &Projection, device: &Device) -> Result<Self, String> {
+impl Sampler {
+    pub fn new(field: Rc<dyn Field>, config: SampleConfig, projection: &Projection, device: &Device) -> Result<Self, String> {
         config.validate()?;
         let dim = field.dim();
         if projection.dim != dim {
@@ -257,9 +259,9 @@ mod tests {
         let x0 = vec![0.5f32, -1.0, 0.25, 0.0];
         for p in Parameterization::ALL {
             for solver in [Solver::Euler, Solver::Heun] {
-                let field = PointField { p, x0: x0.clone() };
+                let field = Rc::new(PointField { p, x0: x0.clone() });
                 let cfg = SampleConfig { n: 8, steps: 200, solver, ..Default::default() };
-                let out = read_f32(Sampler::new(&field, cfg, &proj, &device).unwrap().run());
+                let out = read_f32(Sampler::new(field.clone(), cfg, &proj, &device).unwrap().run());
                 let (lo, _) = p.default_range();
                 // At t_min the exact ODE leaves u = a x0 + b eps; allow that residue.
                 let tol = 0.05 + 5.0 * p.b(lo);
@@ -280,12 +282,12 @@ mod tests {
         let proj = Projection::new(2, 0).unwrap();
         for p in Parameterization::ALL {
             let x0 = [R_INNER, R_OUTER];
-            let field = PointField { p, x0: x0.iter().map(|v| *v as f32).collect() };
+            let field = Rc::new(PointField { p, x0: x0.iter().map(|v| *v as f32).collect() });
             let (lo, hi) = p.default_range();
             let u0 = starting_noise(16, 2, 0);
             let err = |solver| {
                 let cfg = SampleConfig { n: 16, steps: 20, solver, ..Default::default() };
-                let out = read_f32(Sampler::new(&field, cfg, &proj, &device).unwrap().run());
+                let out = read_f32(Sampler::new(field.clone(), cfg, &proj, &device).unwrap().run());
                 let mut e = 0.0;
                 for (r, row) in out.chunks(2).enumerate() {
                     for j in 0..2 {
@@ -309,9 +311,9 @@ mod tests {
     fn frames_stream_every_step_and_noise_is_shared() {
         let device = Device::flex();
         let proj = Projection::new(3, 0).unwrap();
-        let field = PointField { p: Parameterization::Fm, x0: vec![0.0, 0.0, 0.0] };
+        let field = Rc::new(PointField { p: Parameterization::Fm, x0: vec![0.0, 0.0, 0.0] });
         let cfg = SampleConfig { n: 5, steps: 7, ..Default::default() };
-        let mut s = Sampler::new(&field, cfg.clone(), &proj, &device).unwrap();
+        let mut s = Sampler::new(field.clone(), cfg.clone(), &proj, &device).unwrap();
         let f0 = s.frame();
         assert_eq!(read_f32(f0.u.clone()), starting_noise(5, 3, 0));
         let mut count = 0;
@@ -322,8 +324,8 @@ mod tests {
             assert_eq!(f.u.dims(), [5, 3]);
         }
         assert_eq!(count, 7);
-        assert!(Sampler::new(&field, SampleConfig { n: 0, ..cfg.clone() }, &proj, &device).is_err());
-        assert!(Sampler::new(&field, cfg, &Projection::new(4, 0).unwrap(), &device).is_err());
+        assert!(Sampler::new(field.clone(), SampleConfig { n: 0, ..cfg.clone() }, &proj, &device).is_err());
+        assert!(Sampler::new(field.clone(), cfg, &Projection::new(4, 0).unwrap(), &device).is_err());
     }
 
     #[test]
@@ -331,10 +333,10 @@ mod tests {
         let device = Device::flex();
         let proj = Projection::new(2, 0).unwrap();
         // EqM's target near a point mass: f = g (eps - x) ~ g (u - x0) / t; descent pulls u to x0.
-        let field = PointField { p: Parameterization::Eqm, x0: vec![1.0, 0.0] };
+        let field = Rc::new(PointField { p: Parameterization::Eqm, x0: vec![1.0, 0.0] });
         for momentum in [0.0, 0.3] {
             let cfg = SampleConfig { n: 4, steps: 400, solver: Solver::Descent, momentum, eta: 0.01, ..Default::default() };
-            let out = read_f32(Sampler::new(&field, cfg, &proj, &device).unwrap().run());
+            let out = read_f32(Sampler::new(field.clone(), cfg, &proj, &device).unwrap().run());
             for r in out.chunks(2) {
                 assert!(((r[0] - 1.0).powi(2) + r[1].powi(2)).sqrt() < 0.2, "momentum {momentum}: {r:?}");
             }

@@ -13,6 +13,7 @@ use geonoise::model::ModelConfig;
 use geonoise::sample::{read_f32, SampleConfig, Sampler};
 use geonoise::target::Parameterization;
 use geonoise::train::{TrainConfig, Trainer};
+use std::rc::Rc;
 
 #[test]
 fn blind_fm_learns_the_circles_at_d8() {
@@ -23,8 +24,8 @@ fn blind_fm_learns_the_circles_at_d8() {
     let proj = tr.projection().clone();
     let scfg = SampleConfig { n: 500, steps: 50, seed: 3, ..Default::default() };
 
-    let untrained = tr.model();
-    let before = read_f32(Sampler::new(&untrained, scfg.clone(), &proj, &device).unwrap().run());
+    let untrained = Rc::new(tr.model());
+    let before = read_f32(Sampler::new(untrained, scfg.clone(), &proj, &device).unwrap().run());
     let m0 = metrics::compute(&before, &proj).unwrap();
 
     while !tr.finished() {
@@ -32,8 +33,8 @@ fn blind_fm_learns_the_circles_at_d8() {
     }
     let loss = tr.loss().unwrap();
     assert!(loss.is_finite());
-    let model = tr.model();
-    let after = read_f32(Sampler::new(&model, scfg.clone(), &proj, &device).unwrap().run());
+    let model = Rc::new(tr.model());
+    let after = read_f32(Sampler::new(model.clone(), scfg.clone(), &proj, &device).unwrap().run());
     let m1 = metrics::compute(&after, &proj).unwrap();
     eprintln!("untrained: {m0:?}\ntrained:   {m1:?}");
     assert!(m1.radial_error_median < 0.5 * m0.radial_error_median, "radial error {} -> {}", m0.radial_error_median, m1.radial_error_median);
@@ -42,6 +43,6 @@ fn blind_fm_learns_the_circles_at_d8() {
     // The checkpoint reproduces the same samples.
     let bytes = checkpoint::save(&model, None).unwrap();
     let (back, _) = checkpoint::load(&bytes, &device, Some(&model.config)).unwrap();
-    let again = read_f32(Sampler::new(&back, scfg, &proj, &device).unwrap().run());
+    let again = read_f32(Sampler::new(Rc::new(back), scfg, &proj, &device).unwrap().run());
     assert_eq!(after, again);
 }

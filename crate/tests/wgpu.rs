@@ -7,6 +7,7 @@ use geonoise::model::ModelConfig;
 use geonoise::sample::{read_f32, SampleConfig, Sampler};
 use geonoise::target::Parameterization;
 use geonoise::train::{TrainConfig, Trainer};
+use std::rc::Rc;
 
 #[test]
 fn wgpu_agrees_with_flex() {
@@ -33,7 +34,7 @@ fn wgpu_agrees_with_flex() {
         }
         let model = tr.model();
         let proj = tr.projection().clone();
-        let mut s = Sampler::new(&model, SampleConfig { n: 32, steps: 2, ..Default::default() }, &proj, dev).unwrap();
+        let mut s = Sampler::new(Rc::new(model), SampleConfig { n: 32, steps: 2, ..Default::default() }, &proj, dev).unwrap();
         let frame = s.step().unwrap();
         results.push((losses, read_f32(frame.u), read_f32(frame.xy)));
     }

@@ -3,7 +3,8 @@
 
 use burn::tensor::Device;
 use clap::{Parser, Subcommand, ValueEnum};
-use geonoise::checkpoint::{self, TrainingInfo};
+use geonoise::checkpoint::{self, Precision, TrainingInfo};
+use geonoise::pretrained::{self, Bounds, Entry, GridRecipe, Manifest};
 use geonoise::data::{host_tensor, Projection};
 use geonoise::metrics::{self, Metrics};
 use geonoise::model::ModelConfig;
@@ -13,8 +14,11 @@ use geonoise::target::Parameterization;
 use geonoise::train::{TrainConfig, Trainer};
 use serde_json::{json, Value};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
+
+mod figure;
 
 #[derive(Parser)]
 #[command(name = "geonoise", version, about = "Blind vs noise-conditioned diffusion on the concentric-circles toy of 'The Geometry of Noise'")]
@@ -86,6 +90,61 @@ enum Command {
         /// JSON with "dim", "projection_seed" and "samples" (rows of D values).
         #[arg(long)]
         samples: PathBuf,
+    },
+    /// Train the grid of shipped checkpoints (models x blind/conditional x D) into a folder with
+    /// its manifest. Resumes: a cell whose file and manifest entry already match is skipped.
+    TrainGrid {
+        #[arg(long, default_value = "pretrained")]
+        out: PathBuf,
+        /// Parameterizations, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "fm,ddpm,edm,eqm")]
+        models: Vec<Parameterization>,
+        /// Ambient dimensions, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "2,8,32,128,512")]
+        dims: Vec<usize>,
+        #[arg(long)]
+        steps: Option<usize>,
+        #[arg(long)]
+        width: Option<usize>,
+        #[arg(long)]
+        depth: Option<usize>,
+        #[arg(long, value_enum)]
+        precision: Option<Precision>,
+        /// Retrain cells that are already done.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The paper's Figure 5: samples projected to the data plane, rows = models, columns = D.
+    Figure {
+        /// PNG to write (omit with --table for the table alone).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Use the closed-form fields instead of the checkpoints.
+        #[arg(long)]
+        oracle: bool,
+        /// Folder with manifest.json and the checkpoints.
+        #[arg(long, default_value = "pretrained")]
+        pretrained: PathBuf,
+        /// Print the metrics grid as Markdown instead of JSON.
+        #[arg(long)]
+        table: bool,
+        #[arg(long, value_delimiter = ',', default_value = "fm,ddpm")]
+        models: Vec<Parameterization>,
+        #[arg(long, value_delimiter = ',', default_value = "2,8,32,128,512")]
+        dims: Vec<usize>,
+        /// Samples per cell.
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        /// Seed of the starting noise, shared by every cell of a column.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Oracle only: data points and quadrature levels.
+        #[arg(long, default_value_t = 128)]
+        data_points: usize,
+        #[arg(long, default_value_t = 64)]
+        grid: usize,
     },
     /// Training and sampling throughput on each available device.
     Bench {
@@ -168,7 +227,7 @@ fn summary_metrics(m: &Metrics) -> String {
 }
 
 /// Draws `cfg.n` samples from `field`; returns (final rows of D, trajectory frames as JSON).
-fn run_sampler(field: &dyn Field, cfg: &SampleConfig, proj: &Projection, device: &Device, trajectory: bool) -> Res<(Vec<f32>, Vec<Value>)> {
+fn run_sampler(field: Rc<dyn Field>, cfg: &SampleConfig, proj: &Projection, device: &Device, trajectory: bool) -> Res<(Vec<f32>, Vec<Value>)> {
     let mut s = Sampler::new(field, cfg.clone(), proj, device)?;
     let mut frames = vec![];
     let record = |f: geonoise::sample::Frame| json!({"step": f.step, "t": f.t, "xy": rows(&read_f32(f.xy), 2)});
@@ -246,7 +305,7 @@ fn cmd_train(mut config: TrainConfig, conditional: bool, out: PathBuf, log_every
     });
     if eval_samples > 0 {
         let cfg = SampleConfig { n: eval_samples, ..Default::default() };
-        let (samples, _) = run_sampler(&model, &cfg, tr.projection(), dev, false)?;
+        let (samples, _) = run_sampler(Rc::new(model.clone()), &cfg, tr.projection(), dev, false)?;
         let m = metrics::compute(&samples, tr.projection())?;
         eprintln!("{label}: {}", summary_metrics(&m));
         result["metrics"] = json!(m);
@@ -259,12 +318,12 @@ fn cmd_train(mut config: TrainConfig, conditional: bool, out: PathBuf, log_every
 
 #[allow(clippy::too_many_arguments)]
 fn cmd_sample(checkpoint: Option<PathBuf>, oracle_mode: bool, oargs: OracleArgs, config: SampleConfig, trajectory: bool, out: Option<PathBuf>, dev: &Device, pretty: bool) -> Res<()> {
-    let (field, proj, source, model_cfg): (Box<dyn Field>, Projection, Value, Value) = if let Some(path) = &checkpoint {
+    let (field, proj, source, model_cfg): (Rc<dyn Field>, Projection, Value, Value) = if let Some(path) = &checkpoint {
         let bytes = read_file(path)?;
         let (model, header) = checkpoint::load(&bytes, dev, None).map_err(|e| format!("{}: {e}", path.display()))?;
         let proj = Projection::new(model.config.dim, model.config.projection_seed)?;
         let cfg = json!(header.config);
-        (Box::new(model), proj, json!({"checkpoint": path.display().to_string()}), cfg)
+        (Rc::new(model), proj, json!({"checkpoint": path.display().to_string()}), cfg)
     } else if oracle_mode {
         if !oargs.blind && !oargs.conditional {
             return Err("say --blind or --conditional for the oracle sampler".into());
@@ -272,12 +331,12 @@ fn cmd_sample(checkpoint: Option<PathBuf>, oracle_mode: bool, oargs: OracleArgs,
         let (o, proj, blind) = oracle_from(&oargs, dev)?;
         let src = json!({"oracle": {"model": o.param, "blind": blind, "dim": o.dim, "data_points": oargs.data_points, "grid": oargs.grid, "projection_seed": proj.seed}});
         let cfg = json!({"model": o.param, "blind": blind, "dim": o.dim, "t_min": o.range.0, "t_max": o.range.1, "projection_seed": proj.seed});
-        (Box::new(OracleField { oracle: o, blind }), proj, src, cfg)
+        (Rc::new(OracleField { oracle: o, blind }), proj, src, cfg)
     } else {
         return Err("give --checkpoint FILE or --oracle".into());
     };
     let start = Instant::now();
-    let (samples, frames) = run_sampler(field.as_ref(), &config, &proj, dev, trajectory)?;
+    let (samples, frames) = run_sampler(field.clone(), &config, &proj, dev, trajectory)?;
     let secs = start.elapsed().as_secs_f64();
     let m = metrics::compute(&samples, &proj)?;
     let label = format!("{} {}-d{}", field.parameterization(), if model_cfg["blind"] == json!(true) { "blind" } else { "cond" }, proj.dim);
@@ -430,7 +489,7 @@ fn cmd_bench(dim: usize, batch: usize, steps: usize, n: usize, sample_steps: usi
         let model = tr.model();
         let proj = tr.projection().clone();
         let scfg = SampleConfig { n, steps: sample_steps + 1, ..Default::default() };
-        let mut s = Sampler::new(&model, scfg, &proj, &dev)?;
+        let mut s = Sampler::new(Rc::new(model), scfg, &proj, &dev)?;
         s.step();
         read_f32(s.frame().xy);
         let t1 = Instant::now();
@@ -456,6 +515,176 @@ fn cmd_bench(dim: usize, batch: usize, steps: usize, n: usize, sample_steps: usi
     Ok(())
 }
 
+fn manifest_path(dir: &Path) -> PathBuf {
+    dir.join("manifest.json")
+}
+
+fn read_manifest(dir: &Path) -> Res<Option<Manifest>> {
+    let p = manifest_path(dir);
+    if !p.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+    Manifest::parse(&text).map(Some)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>, steps: Option<usize>, width: Option<usize>, depth: Option<usize>, precision: Option<Precision>, force: bool, dev: &Device, pretty: bool) -> Res<()> {
+    let mut recipe = GridRecipe::default();
+    recipe.steps = steps.unwrap_or(recipe.steps);
+    recipe.width = width.unwrap_or(recipe.width);
+    recipe.depth = depth.unwrap_or(recipe.depth);
+    recipe.precision = precision.unwrap_or(recipe.precision);
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut manifest = match read_manifest(&out)? {
+        Some(m) if m.recipe == recipe => m,
+        _ => Manifest::new(command.clone(), recipe.clone()),
+    };
+    manifest.command = command;
+    let eval = pretrained::eval_config();
+    let total = models.len() * dims.len() * 2;
+    let mut done = 0;
+    let grid_start = Instant::now();
+    for &model in &models {
+        for &blind in &[false, true] {
+            for &dim in &dims {
+                done += 1;
+                let file = pretrained::file_name(model, blind, dim);
+                let path = out.join(&file);
+                let config = recipe.train_config(model, blind, dim);
+                let label = config.model.label();
+                if !force {
+                    if let Some(e) = manifest.find(model, blind, dim) {
+                        if e.config == config && std::fs::metadata(&path).map(|m| m.len() as usize == e.bytes).unwrap_or(false) {
+                            eprintln!("[{done}/{total}] {label}: up to date, skipped");
+                            continue;
+                        }
+                    }
+                }
+                eprintln!("[{done}/{total}] {label}: training {} steps", config.steps);
+                let start = Instant::now();
+                let mut tr = Trainer::new(config.clone(), dev)?;
+                let mut last = None;
+                while !tr.finished() {
+                    tr.step();
+                    if tr.steps_done() % 500 == 0 || tr.finished() {
+                        let loss = tr.loss().unwrap_or(f32::NAN);
+                        if !loss.is_finite() {
+                            return Err(format!("{label}: loss is {loss} at step {}; grid stopped, earlier cells are kept", tr.steps_done()));
+                        }
+                        last = Some(loss);
+                        eprint!("\r  step {}/{} loss {loss:.5} ({:.0}s)   ", tr.steps_done(), config.steps, start.elapsed().as_secs_f64());
+                    }
+                }
+                eprintln!();
+                let secs = start.elapsed().as_secs_f64();
+                let info = TrainingInfo { train: tr.config.clone(), steps_done: tr.steps_done(), final_loss: last };
+                let bytes = checkpoint::save_as(&tr.model(), Some(&info), recipe.precision).map_err(|e| e.to_string())?;
+                write_file(&path, &bytes)?;
+                // Metrics of the model as shipped (after the precision round trip).
+                let (model_back, _) = checkpoint::load(&bytes, dev, None).map_err(|e| e.to_string())?;
+                let (samples, _) = run_sampler(Rc::new(model_back), &eval, tr.projection(), dev, false)?;
+                let m = metrics::compute(&samples, tr.projection())?;
+                eprintln!("  {label}: {}", summary_metrics(&m));
+                manifest.upsert(Entry {
+                    file,
+                    model,
+                    blind,
+                    dim,
+                    bytes: bytes.len(),
+                    config,
+                    steps: tr.steps_done(),
+                    final_loss: last,
+                    train_seconds: secs,
+                    bounds: Bounds::from_metrics(&m),
+                    metrics: m,
+                });
+                let json = serde_json::to_string_pretty(&manifest).unwrap();
+                write_file(&manifest_path(&out), json.as_bytes())?;
+            }
+        }
+    }
+    let total_bytes: usize = manifest.entries.iter().map(|e| e.bytes).sum();
+    eprintln!("grid: {} entries, {:.1} MB, {:.0}s this run", manifest.entries.len(), total_bytes as f64 / 1e6, grid_start.elapsed().as_secs_f64());
+    emit(&json!({"out": out.display().to_string(), "entries": manifest.entries.len(), "bytes": total_bytes, "seconds": grid_start.elapsed().as_secs_f64()}), pretty);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, table: bool, models: Vec<Parameterization>, dims: Vec<usize>, n: usize, steps: usize, seed: u64, data_points: usize, grid: usize, dev: &Device, pretty: bool) -> Res<()> {
+    if out.is_none() && !table {
+        return Err("give --out FILE.png, --table, or both".into());
+    }
+    let manifest = if oracle_mode {
+        None
+    } else {
+        Some(read_manifest(&dir)?.ok_or(format!("no manifest.json in {}; train the grid first (pretrained/train-all.sh) or use --oracle", dir.display()))?)
+    };
+    let scfg = SampleConfig { n, steps, seed, ..Default::default() };
+    let mut rows = vec![];
+    let mut slots = vec![];
+    for &model in &models {
+        for &blind in &[false, true] {
+            let row = format!("{} {}", model.name().to_uppercase(), if blind { "Blind" } else { "Cond" });
+            rows.push(row.clone());
+            for &dim in &dims {
+                let proj = Projection::new(dim, manifest.as_ref().map(|m| m.recipe.projection_seed).unwrap_or(0))?;
+                let field: Rc<dyn Field> = if oracle_mode {
+                    let o = Oracle::for_circles(model, model.default_range(), &proj, data_points, grid, dev)?;
+                    Rc::new(OracleField { oracle: o, blind })
+                } else {
+                    let m = manifest.as_ref().unwrap();
+                    let Some(e) = m.find(model, blind, dim) else {
+                        slots.push(figure::Slot::Missing("not in manifest".into()));
+                        continue;
+                    };
+                    let bytes = match read_file(&dir.join(&e.file)) {
+                        Ok(b) => b,
+                        Err(err) => {
+                            eprintln!("{row} D={dim}: {err}");
+                            slots.push(figure::Slot::Missing("file missing".into()));
+                            continue;
+                        }
+                    };
+                    let (model, _) = checkpoint::load(&bytes, dev, None).map_err(|err| format!("{}: {err}", e.file))?;
+                    Rc::new(model)
+                };
+                let (samples, _) = run_sampler(field, &scfg, &proj, dev, false)?;
+                let m = metrics::compute(&samples, &proj)?;
+                eprintln!("{row} D={dim}: {}", summary_metrics(&m));
+                let xy = read_f32(proj.project(host_tensor(samples, dim, &Device::flex())));
+                slots.push(figure::Slot::Cell(figure::Cell { row: row.clone(), dim, xy, metrics: m }));
+            }
+        }
+    }
+    if let Some(path) = &out {
+        let title = format!(
+            "{}: {} samples, Euler {} steps, seed {} (same starting noise per column)",
+            if oracle_mode { "Closed-form fields" } else { "Trained models" },
+            n,
+            steps,
+            seed
+        );
+        figure::draw(path, &title, &rows, &dims, &slots)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if table {
+        println!("radial error (median) / off-manifold norm (mean) / diverged, {n} samples per cell\n");
+        print!("{}", figure::table(&rows, &dims, &slots));
+    } else {
+        let cells: Vec<Value> = slots
+            .iter()
+            .filter_map(|s| match s {
+                figure::Slot::Cell(c) => Some(json!({"row": c.row, "dim": c.dim, "metrics": c.metrics})),
+                figure::Slot::Missing(_) => None,
+            })
+            .collect();
+        emit(&json!({"out": out.map(|p| p.display().to_string()), "oracle": oracle_mode, "rows": rows, "dims": dims, "cells": cells}), pretty);
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Res<()> {
     let pretty = cli.pretty;
     let dev = || device(cli.device);
@@ -466,6 +695,12 @@ fn run(cli: Cli) -> Res<()> {
         }
         Command::Oracle { oracle_args, points } => cmd_oracle(oracle_args, points, &dev()?, pretty),
         Command::Metrics { samples } => cmd_metrics(samples, pretty),
+        Command::TrainGrid { out, models, dims, steps, width, depth, precision, force } => {
+            cmd_train_grid(out, models, dims, steps, width, depth, precision, force, &dev()?, pretty)
+        }
+        Command::Figure { out, oracle, pretrained, table, models, dims, n, steps, seed, data_points, grid } => {
+            cmd_figure(out, oracle, pretrained, table, models, dims, n, steps, seed, data_points, grid, &dev()?, pretty)
+        }
         Command::Bench { dim, batch, steps, n, sample_steps } => cmd_bench(dim, batch, steps, n, sample_steps, pretty),
     }
 }

@@ -1,0 +1,109 @@
+//! `geonoise figure`: the paper's Figure 5 as a grid of 2-D projections (rows: model, columns: D),
+//! from the shipped checkpoints or from the closed-form fields, with the metrics as a table.
+
+use geonoise::data::{R_INNER, R_OUTER};
+use geonoise::metrics::Metrics;
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+use std::path::Path;
+
+/// One cell of the grid: the projected samples of one model at one D.
+pub struct Cell {
+    pub row: String,
+    pub dim: usize,
+    /// Plane coordinates of the samples; non-finite rows are skipped when drawing.
+    pub xy: Vec<f32>,
+    pub metrics: Metrics,
+}
+
+/// One cell's panel, or a note that the model is missing.
+pub enum Slot {
+    Cell(Cell),
+    Missing(String),
+}
+
+const CELL: u32 = 220;
+const LEFT: u32 = 120;
+const TOP: u32 = 70;
+const EXTENT: f64 = 2.6;
+
+fn register_fonts() {
+    // The bytes live in the binary; no system font is looked up.
+    let _ = register_font("sans-serif", FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT);
+}
+
+/// Draws `rows` x `dims` slots to a PNG at `out`.
+pub fn draw(out: &Path, title: &str, rows: &[String], dims: &[usize], slots: &[Slot]) -> Result<(), String> {
+    register_fonts();
+    let (w, h) = (LEFT + CELL * dims.len() as u32 + 10, TOP + CELL * rows.len() as u32 + 10);
+    let root = BitMapBackend::new(out, (w, h)).into_drawing_area();
+    let e = |e: &dyn std::fmt::Display| format!("drawing {}: {e}", out.display());
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    root.draw(&Text::new(title.to_string(), (10, 10), ("sans-serif", 22).into_font())).map_err(|x| e(&x))?;
+    for (j, d) in dims.iter().enumerate() {
+        let x = (LEFT + CELL * j as u32 + CELL / 2 - 25) as i32;
+        root.draw(&Text::new(format!("D = {d}"), (x, TOP as i32 - 28), ("sans-serif", 18).into_font())).map_err(|x| e(&x))?;
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let y = (TOP + CELL * i as u32 + CELL / 2 - 10) as i32;
+        root.draw(&Text::new(r.clone(), (8, y), ("sans-serif", 18).into_font())).map_err(|x| e(&x))?;
+    }
+    let circle = |r: f64| (0..=240).map(move |k| {
+        let th = 2.0 * std::f64::consts::PI * k as f64 / 240.0;
+        (r * th.cos(), r * th.sin())
+    });
+    for (idx, slot) in slots.iter().enumerate() {
+        let (i, j) = (idx / dims.len(), idx % dims.len());
+        let (x0, y0) = ((LEFT + CELL * j as u32) as i32, (TOP + CELL * i as u32) as i32);
+        let area = root.clone().shrink((x0 + 4, y0 + 4), (CELL - 8, CELL - 8));
+        area.fill(&RGBColor(248, 248, 248)).map_err(|x| e(&x))?;
+        let mut chart = ChartBuilder::on(&area)
+            .build_cartesian_2d(-EXTENT..EXTENT, -EXTENT..EXTENT)
+            .map_err(|x| e(&x))?;
+        for r in [R_INNER, R_OUTER] {
+            chart.draw_series(LineSeries::new(circle(r), RGBColor(180, 180, 180).stroke_width(1))).map_err(|x| e(&x))?;
+        }
+        match slot {
+            Slot::Missing(why) => {
+                area.draw(&Text::new(why.clone(), (10, CELL as i32 / 2 - 8), ("sans-serif", 14).into_font().color(&RED))).map_err(|x| e(&x))?;
+            }
+            Slot::Cell(c) => {
+                let pts = c.xy.chunks(2).filter(|p| p[0].is_finite() && p[1].is_finite()).map(|p| (p[0] as f64, p[1] as f64));
+                chart
+                    .draw_series(pts.filter(|(x, y)| x.abs() < EXTENT && y.abs() < EXTENT).map(|(x, y)| Circle::new((x, y), 1, RGBColor(31, 90, 180).mix(0.5).filled())))
+                    .map_err(|x| e(&x))?;
+                let note = format!("r.err {:.3}  div {:.0}%", c.metrics.radial_error_median, 100.0 * c.metrics.diverged_fraction);
+                area.draw(&Text::new(note, (6, CELL as i32 - 26), ("sans-serif", 13).into_font())).map_err(|x| e(&x))?;
+            }
+        }
+    }
+    root.present().map_err(|x| e(&x))?;
+    Ok(())
+}
+
+/// The metrics grid as Markdown: one row per model, one column per D.
+pub fn table(rows: &[String], dims: &[usize], slots: &[Slot]) -> String {
+    let mut s = String::from("| model |");
+    for d in dims {
+        s += &format!(" D = {d} |");
+    }
+    s += "\n|---|";
+    for _ in dims {
+        s += "---|";
+    }
+    s += "\n";
+    for (i, r) in rows.iter().enumerate() {
+        s += &format!("| {r} |");
+        for j in 0..dims.len() {
+            match &slots[i * dims.len() + j] {
+                Slot::Cell(c) => {
+                    let m = &c.metrics;
+                    s += &format!(" {:.3} / {:.3} / {:.0}% |", m.radial_error_median, m.off_manifold_mean, 100.0 * m.diverged_fraction)
+                }
+                Slot::Missing(_) => s += " (missing) |",
+            }
+        }
+        s += "\n";
+    }
+    s
+}

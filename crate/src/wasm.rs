@@ -1,0 +1,201 @@
+//! The browser's view of the core: the only module that knows about JavaScript.
+//!
+//! The page's worker (`www/worker.js`) drives it:
+//!
+//! ```text
+//! const engine = await Engine.create("webgpu" | "cpu");   // one per worker: wgpu initialises once
+//! const model  = engine.load_checkpoint(bytes);            // Uint8Array of a .safetensors file
+//! const run    = engine.sampler(model, {n, steps, solver, seed});
+//! const frame  = run.advance(4);                          // issue 4 steps; nothing read back yet
+//! const {step, t, done, xy} = await frame.read_xy();      // xy: Float32Array [n * 2]
+//! const full   = await run.current().read_full();          // Float32Array [n * D], for export
+//! const m      = metrics(full, model.dim, model.projection_seed);
+//! ```
+//!
+//! Every export returns `Result<_, JsError>`: a bad checkpoint or config is an error the page can
+//! show, never a panic. All reads of device memory are async (the only kind WebGPU allows).
+
+use crate::checkpoint;
+use crate::data::Projection;
+use crate::metrics;
+use crate::model::Model;
+use crate::sample::{Field, Frame, SampleConfig, Sampler};
+use burn::tensor::{Device, Tensor};
+use js_sys::Float32Array;
+use serde::Serialize;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_err)
+}
+
+/// The compute device of one worker.
+#[wasm_bindgen]
+pub struct Engine {
+    device: Device,
+    backend: String,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// `backend`: "webgpu" (fails if WebGPU cannot be initialised) or "cpu" (burn's Flex).
+    pub async fn create(backend: String) -> Result<Engine, JsError> {
+        match backend.as_str() {
+            "cpu" => Ok(Engine { device: Device::flex(), backend }),
+            "webgpu" => {
+                let device = Device::wgpu_options().init_async().await.map_err(|e| js_err(format!("WebGPU could not be initialised: {e}")))?;
+                Ok(Engine { device, backend })
+            }
+            other => Err(js_err(format!("unknown backend '{other}': use 'webgpu' or 'cpu'"))),
+        }
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    /// Loads a checkpoint's bytes onto this engine's device.
+    pub fn load_checkpoint(&self, bytes: &[u8]) -> Result<LoadedModel, JsError> {
+        let (model, _) = checkpoint::load(bytes, &self.device, None).map_err(js_err)?;
+        Ok(LoadedModel { model: Rc::new(model) })
+    }
+
+    /// Starts a sampling run; `config` is a `SampleConfig` object (missing fields take defaults).
+    pub fn sampler(&self, model: &LoadedModel, config: JsValue) -> Result<Run, JsError> {
+        let cfg: SampleConfig = if config.is_undefined() || config.is_null() {
+            SampleConfig::default()
+        } else {
+            let base = serde_json::to_value(SampleConfig::default()).map_err(js_err)?;
+            let given: serde_json::Value = serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("sample config: {e}")))?;
+            let mut merged = base;
+            if let (Some(m), Some(g)) = (merged.as_object_mut(), given.as_object()) {
+                for (k, v) in g {
+                    m.insert(k.clone(), v.clone());
+                }
+            }
+            serde_json::from_value(merged).map_err(|e| js_err(format!("sample config: {e}")))?
+        };
+        let c = &model.model.config;
+        let proj = Projection::new(c.dim, c.projection_seed).map_err(js_err)?;
+        let field: Rc<dyn Field> = model.model.clone();
+        let sampler = Sampler::new(field, cfg, &proj, &self.device).map_err(js_err)?;
+        Ok(Run { sampler })
+    }
+}
+
+/// A model on the engine's device.
+#[wasm_bindgen]
+pub struct LoadedModel {
+    model: Rc<Model>,
+}
+
+#[wasm_bindgen]
+impl LoadedModel {
+    /// The `ModelConfig` as a plain object.
+    pub fn config(&self) -> Result<JsValue, JsError> {
+        to_js(&self.model.config)
+    }
+    #[wasm_bindgen(getter)]
+    pub fn dim(&self) -> usize {
+        self.model.config.dim
+    }
+    #[wasm_bindgen(getter)]
+    pub fn projection_seed(&self) -> f64 {
+        self.model.config.projection_seed as f64
+    }
+}
+
+/// A sampling run in progress.
+#[wasm_bindgen]
+pub struct Run {
+    sampler: Sampler,
+}
+
+#[wasm_bindgen]
+impl Run {
+    /// Issues up to `k` steps and returns the positions after them (not yet read back).
+    pub fn advance(&mut self, k: u32) -> StepFrame {
+        for _ in 0..k.max(1) {
+            if self.sampler.step().is_none() {
+                break;
+            }
+        }
+        self.current()
+    }
+
+    /// The current positions.
+    pub fn current(&self) -> StepFrame {
+        StepFrame { frame: self.sampler.frame(), done: self.sampler.done(), total: self.sampler.total_steps() }
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn done(&self) -> bool {
+        self.sampler.done()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn steps_done(&self) -> usize {
+        self.sampler.steps_done()
+    }
+}
+
+/// Positions after some step, still on the device.
+#[wasm_bindgen]
+pub struct StepFrame {
+    frame: Frame,
+    done: bool,
+    total: usize,
+}
+
+async fn read(t: Tensor<2>) -> Result<Float32Array, JsError> {
+    let data = t.into_data_async().await.map_err(|e| js_err(format!("reading from the device failed: {e:?}")))?;
+    let v: Vec<f32> = data.convert::<f32>().try_to_vec::<f32>().map_err(|e| js_err(format!("{e:?}")))?;
+    Ok(Float32Array::from(v.as_slice()))
+}
+
+#[wasm_bindgen]
+impl StepFrame {
+    /// `{step, t, done, total, xy}`, `xy` the plane coordinates as a Float32Array of n * 2.
+    pub async fn read_xy(self) -> Result<JsValue, JsError> {
+        let xy = read(self.frame.xy).await?;
+        let o = js_sys::Object::new();
+        let set = |k: &str, v: JsValue| js_sys::Reflect::set(&o, &JsValue::from_str(k), &v).map(|_| ()).map_err(|_| js_err("could not build the frame object"));
+        set("step", JsValue::from(self.frame.step as f64))?;
+        set("t", JsValue::from(self.frame.t))?;
+        set("done", JsValue::from(self.done))?;
+        set("total", JsValue::from(self.total as f64))?;
+        set("xy", xy.into())?;
+        Ok(o.into())
+    }
+
+    /// The full positions, n * D values.
+    pub async fn read_full(self) -> Result<Float32Array, JsError> {
+        read(self.frame.u).await
+    }
+}
+
+/// Metrics of samples (rows of `dim` values) for the lift with `projection_seed`.
+#[wasm_bindgen]
+pub fn metrics(samples: &[f32], dim: usize, projection_seed: f64) -> Result<JsValue, JsError> {
+    let proj = Projection::new(dim, projection_seed as u64).map_err(js_err)?;
+    let m = metrics::compute(samples, &proj).map_err(js_err)?;
+    to_js(&m)
+}
+
+/// What a checkpoint's header says, without loading it: `{config, training}`.
+#[wasm_bindgen]
+pub fn inspect_checkpoint(bytes: &[u8]) -> Result<JsValue, JsError> {
+    let h = checkpoint::inspect(bytes).map_err(js_err)?;
+    to_js(&serde_json::json!({"config": h.config, "training": h.training}))
+}

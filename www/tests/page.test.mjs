@@ -1,0 +1,160 @@
+// The page in a real browser: Debian's Chromium, headless, driven by playwright-core.
+// WebGPU runs on SwiftShader there (a correctness target, not a speed one), so WebGPU runs are
+// kept to a few steps; the CPU path runs full short samplings and is checked against the CLI.
+//
+// Needs: www/pkg and www/pretrained built (./build.sh wasm), GEONOISE_BIN = the native CLI.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const www = path.resolve(here, "..");
+const repo = path.resolve(www, "..");
+const artifacts = path.join(here, "artifacts");
+fs.mkdirSync(artifacts, { recursive: true });
+
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".json": "application/json" };
+// Paths the server answers wrongly on purpose: {path: "404" | "garbage"}.
+const faults = new Map();
+
+let server;
+let base;
+let browser;
+
+before(async () => {
+  server = http.createServer((req, res) => {
+    const url = new URL(req.url, "http://x");
+    const fault = faults.get(url.pathname);
+    if (fault === "404") return res.writeHead(404).end("not found");
+    if (fault === "garbage") return res.writeHead(200, { "content-type": "application/octet-stream" }).end(Buffer.from("this is not a checkpoint".repeat(40)));
+    const file = path.join(www, decodeURIComponent(url.pathname === "/" ? "/index.html" : url.pathname));
+    if (!file.startsWith(www) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) return res.writeHead(404).end();
+    const body = fs.readFileSync(file);
+    res.writeHead(200, { "content-type": TYPES[path.extname(file)] || "application/octet-stream", "content-length": body.length });
+    res.end(body);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  base = `http://127.0.0.1:${server.address().port}/`;
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--headless=new", "--enable-unsafe-webgpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+/** Opens the page; collects uncaught errors and console errors. */
+async function open(query) {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 1300 } });
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(`console: ${m.text()}`);
+  });
+  await page.goto(base + query);
+  return { page, problems };
+}
+
+
+async function waitDone(page, ids, timeout) {
+  await page.waitForFunction((ids) => ids.every((id) => window.geonoise.panels.get(id)?.done), ids, { timeout, polling: 250 });
+}
+
+async function exportJson(page, id) {
+  await page.evaluate((id) => {
+    window.geonoise.lastExport = null;
+    document.querySelector(`[data-panel="${id}"] [data-x="json"]`).click();
+  }, id);
+  await page.waitForFunction(() => window.geonoise.lastExport, null, { timeout: 30000 });
+  return JSON.parse(await page.evaluate(() => window.geonoise.lastExport.text));
+}
+
+function cli(args) {
+  const bin = process.env.GEONOISE_BIN;
+  assert.ok(bin, "GEONOISE_BIN must point at the native CLI");
+  return JSON.parse(execFileSync(bin, args, { cwd: repo, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], maxBuffer: 1 << 28 }));
+}
+
+function close(a, b, what) {
+  const tol = 1e-3 + 1e-3 * Math.abs(b);
+  assert.ok(Math.abs(a - b) <= tol, `${what}: page ${a} vs CLI ${b}`);
+}
+
+test("CPU path: FM Blind and DDPM Blind at D=128 sample fully and match the native CLI", async () => {
+  const { page, problems } = await open("?backend=cpu&d=128&n=300&steps=40&speed=10");
+  await page.waitForFunction(() => window.geonoise.backend === "cpu", null, { timeout: 60000 });
+  await waitDone(page, ["fm-blind", "ddpm-blind"], 240000);
+  for (const id of ["fm-blind", "ddpm-blind"]) {
+    const exported = await exportJson(page, id);
+    assert.equal(exported.dim, 128);
+    assert.equal(exported.samples.length, 300);
+    const file = `pretrained/${id}-d128.safetensors`;
+    const native = cli(["sample", "--checkpoint", file, "--n", "300", "--steps", "40", "--seed", "0", "--out", "/dev/null"]);
+    for (const k of ["radial_error_median", "radial_error_mean", "off_manifold_mean", "inner_fraction", "diverged_fraction"]) {
+      close(exported.metrics[k], native.metrics[k], `${id} ${k}`);
+    }
+    // The exported file is the CLI's samples format: the CLI's metrics command reads it.
+    const saved = path.join(artifacts, `${id}-d128.json`);
+    fs.writeFileSync(saved, JSON.stringify(exported));
+    const again = cli(["metrics", "--samples", saved]);
+    close(again.radial_error_median, native.metrics.radial_error_median, `${id} metrics of the exported file`);
+  }
+  await page.screenshot({ path: path.join(artifacts, "page-cpu-d128.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("WebGPU forced: initialises on SwiftShader and streams a few steps in both panels", async () => {
+  const { page, problems } = await open("?backend=webgpu&d=8&n=64&steps=6&speed=1");
+  await page.waitForFunction(() => window.geonoise.backend !== null, null, { timeout: 120000 });
+  assert.equal(await page.evaluate(() => window.geonoise.backend), "webgpu", await page.locator("#backend-reason").textContent());
+  assert.equal(await page.locator("#backend").textContent(), "WebGPU");
+  await page.waitForFunction(() => ["fm-blind", "ddpm-blind"].every((id) => (window.geonoise.panels.get(id)?.frames.length || 0) >= 3), null, { timeout: 240000, polling: 500 });
+  const steps = await page.evaluate(() => ["fm-blind", "ddpm-blind"].map((id) => window.geonoise.panels.get(id).frames.at(-1).step));
+  assert.ok(steps.every((s) => s >= 2), `steps reached: ${steps}`);
+  await page.screenshot({ path: path.join(artifacts, "page-webgpu-d8.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("a broken checkpoint shows its error in its panel and the other panel still runs", async () => {
+  faults.set("/pretrained/ddpm-blind-d32.safetensors", "garbage");
+  faults.set("/pretrained/fm-cond-d32.safetensors", "404");
+  try {
+    const { page, problems } = await open("?backend=cpu&d=32&n=100&steps=10&speed=10&twins=1");
+    await waitDone(page, ["fm-blind", "ddpm-cond"], 120000);
+    const err = (id) => page.locator(`[data-panel="${id}"] .error`).textContent();
+    await page.waitForFunction(() => document.querySelectorAll(".panel.failed").length === 2, null, { timeout: 60000 });
+    assert.match(await err("ddpm-blind"), /not a readable checkpoint/);
+    assert.match(await err("fm-cond"), /HTTP 404/);
+    assert.equal(await page.locator('[data-panel="fm-blind"] .error').isHidden(), true);
+    await page.screenshot({ path: path.join(artifacts, "page-broken-checkpoint.png"), fullPage: true });
+    assert.deepEqual(problems, []);
+    await page.close();
+  } finally {
+    faults.clear();
+  }
+});
+
+test("out-of-range URL parameters are clamped with a message", async () => {
+  const { page, problems } = await open("?backend=cpu&d=7&n=1e9&steps=-3&seed=abc&speed=2");
+  await page.waitForFunction(() => window.geonoise.backend === "cpu", null, { timeout: 60000 });
+  const notice = await page.locator("#notice").textContent();
+  assert.match(notice, /D=7 has no pretrained models/);
+  assert.match(notice, /n=1e9 is outside/);
+  const state = await page.evaluate(() => window.geonoise.state);
+  assert.equal(state.d, 128);
+  assert.equal(state.n, 5000);
+  assert.equal(state.steps, 1);
+  assert.equal(state.seed, 0);
+  assert.deepEqual(problems, []);
+  await page.close();
+});

@@ -1,0 +1,103 @@
+// One panel: a canvas with the data circles, the samples and their fading trails, and the
+// panel's live metrics. Knows the DOM, nothing about the engine.
+
+const R_INNER = 2 / Math.sqrt(5);
+const R_OUTER = 4 / Math.sqrt(5);
+const EXTENT = 2.6; // half-width of the plotted square, in data units
+const TRAIL = 10; // frames kept for the fading trails
+
+export class PanelView {
+  constructor(parent, panel, onExport) {
+    this.panel = panel;
+    this.trail = [];
+    const el = document.createElement("section");
+    el.className = "panel";
+    el.dataset.panel = panel.id;
+    el.innerHTML = `
+      <header><h2>${panel.title}</h2><span class="status" role="status"></span></header>
+      <div class="progress" hidden><div></div></div>
+      <canvas width="420" height="420" aria-label="${panel.title} samples in the data plane"></canvas>
+      <p class="error" hidden></p>
+      <dl class="metrics">
+        <div><dt>radial error</dt><dd data-m="radial">–</dd></div>
+        <div><dt>off-manifold</dt><dd data-m="off">–</dd></div>
+        <div><dt>diverged</dt><dd data-m="div">–</dd></div>
+        <div><dt>step</dt><dd data-m="step">–</dd></div>
+      </dl>
+      <div class="exports"><button data-x="json">Export JSON</button><button data-x="csv">Samples CSV</button><button data-x="traj">Trajectories CSV</button></div>`;
+    parent.appendChild(el);
+    this.el = el;
+    this.canvas = el.querySelector("canvas");
+    this.ctx = this.canvas.getContext("2d");
+    for (const b of el.querySelectorAll(".exports button")) b.addEventListener("click", () => onExport(panel, b.dataset.x));
+    this.clear();
+  }
+
+  setStatus(text) {
+    this.el.querySelector(".status").textContent = text;
+  }
+
+  setProgress(fraction) {
+    const bar = this.el.querySelector(".progress");
+    bar.hidden = fraction === null;
+    if (fraction !== null) bar.firstElementChild.style.width = `${Math.round(100 * Math.max(0, Math.min(1, fraction)))}%`;
+  }
+
+  setError(text) {
+    const p = this.el.querySelector(".error");
+    p.hidden = !text;
+    p.textContent = text || "";
+    this.el.classList.toggle("failed", !!text);
+  }
+
+  setMetrics(m, step, total) {
+    const f = (v, d = 3) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(d));
+    const q = (k) => this.el.querySelector(`[data-m="${k}"]`);
+    q("radial").textContent = m ? `${f(m.radial_error_median)} (median)` : "–";
+    q("off").textContent = m ? f(m.off_manifold_mean) : "–";
+    q("div").textContent = m ? `${(100 * m.diverged_fraction).toFixed(1)}% (${m.diverged})` : "–";
+    q("step").textContent = step === undefined ? "–" : `${step} / ${total}`;
+  }
+
+  toPixel(x) {
+    return ((x + EXTENT) / (2 * EXTENT)) * this.canvas.width;
+  }
+
+  clear() {
+    this.trail = [];
+    this.draw();
+  }
+
+  push(xy) {
+    this.trail.push(xy);
+    if (this.trail.length > TRAIL) this.trail.shift();
+    this.draw();
+  }
+
+  draw() {
+    const { ctx, canvas } = this;
+    const w = canvas.width;
+    ctx.fillStyle = "#fbfbfb";
+    ctx.fillRect(0, 0, w, w);
+    ctx.strokeStyle = "#b8b8b8";
+    ctx.lineWidth = 1;
+    for (const r of [R_INNER, R_OUTER]) {
+      ctx.beginPath();
+      ctx.arc(w / 2, w / 2, (r / (2 * EXTENT)) * w, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
+    const k = this.trail.length;
+    this.trail.forEach((xy, i) => {
+      const last = i === k - 1;
+      ctx.fillStyle = last ? "rgba(31, 90, 180, 0.75)" : `rgba(31, 90, 180, ${(0.25 * (i + 1)) / k})`;
+      const s = last ? 2.2 : 1.2;
+      for (let j = 0; j < xy.length; j += 2) {
+        const x = xy[j];
+        const y = xy[j + 1];
+        // Diverged samples (non-finite or far outside) are counted in the metrics, never drawn.
+        if (!Number.isFinite(x) || !Number.isFinite(y) || Math.abs(x) > EXTENT || Math.abs(y) > EXTENT) continue;
+        ctx.fillRect(this.toPixel(x) - s / 2, this.toPixel(-y) - s / 2, s, s);
+      }
+    });
+  }
+}

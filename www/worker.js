@@ -1,0 +1,151 @@
+// The engine's worker: all model work happens here, so the page never freezes.
+//
+// Protocol (every message is an object with a `type`; `panel` names the panel it is about):
+//   page -> worker
+//     {type: "init", backend: "auto" | "webgpu" | "cpu"}
+//     {type: "load", panel, url}                      fetch and load a checkpoint
+//     {type: "start", panel, config: {n, steps, solver, seed}}   (re)start sampling from step 0
+//     {type: "advance", panel, k}                     take k steps, answer with one frame
+//     {type: "export", panel}                         the current full positions
+//     {type: "drop", panel}                           forget the panel's model and run
+//   worker -> page
+//     {type: "ready", backend, reason}                reason: why this backend (fallbacks included)
+//     {type: "progress", panel, loaded, total}        checkpoint download progress (total 0 if unknown)
+//     {type: "loaded", panel, config}
+//     {type: "frame", panel, step, total, t, done, xy: Float32Array (transferred), metrics}
+//     {type: "export", panel, dim, projection_seed, config, samples: Float32Array, xy: Float32Array}
+//     {type: "error", panel?, message, fatal?}        fatal: the engine itself is unusable
+import init, { Engine, metrics } from "./pkg/geonoise.js";
+
+let engine = null;
+const models = new Map(); // panel -> LoadedModel
+const runs = new Map(); // panel -> {run, config}
+let queue = Promise.resolve(); // messages are handled one at a time, in order
+
+const post = (msg, transfer = []) => self.postMessage(msg, transfer);
+const message = (e) => (e && e.message) || String(e);
+
+async function chooseBackend(wanted) {
+  if (wanted === "cpu") return { backend: "cpu", reason: "CPU chosen" };
+  if (!self.navigator.gpu) return { backend: "cpu", reason: "this browser has no WebGPU" };
+  let adapter = null;
+  try {
+    adapter = await self.navigator.gpu.requestAdapter();
+  } catch (e) {
+    return { backend: "cpu", reason: `WebGPU adapter request failed: ${message(e)}` };
+  }
+  if (!adapter) return { backend: "cpu", reason: "no WebGPU adapter" };
+  const info = adapter.info || {};
+  const software = adapter.isFallbackAdapter || info.architecture === "swiftshader" || /swiftshader|llvmpipe|lavapipe/i.test(`${info.vendor} ${info.description}`);
+  if (software && wanted === "auto") return { backend: "cpu", reason: `the WebGPU adapter is a software one (${info.architecture || info.vendor || "fallback"}); CPU is faster` };
+  return { backend: "webgpu", reason: wanted === "webgpu" ? "WebGPU chosen" : `WebGPU adapter: ${info.vendor || "unknown"} ${info.architecture || ""}`.trim() };
+}
+
+async function handleInit({ backend }) {
+  await init();
+  const choice = await chooseBackend(backend || "auto");
+  try {
+    engine = await Engine.create(choice.backend);
+  } catch (e) {
+    if (choice.backend !== "webgpu") throw e;
+    engine = await Engine.create("cpu");
+    choice.backend = "cpu";
+    choice.reason = `WebGPU failed (${message(e)}); using the CPU`;
+  }
+  post({ type: "ready", backend: engine.backend, reason: choice.reason });
+}
+
+async function fetchBytes(panel, url) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`could not fetch ${url}: HTTP ${res.status}`);
+  const total = Number(res.headers.get("content-length")) || 0;
+  if (!res.body) return new Uint8Array(await res.arrayBuffer());
+  const reader = res.body.getReader();
+  const parts = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    loaded += value.length;
+    post({ type: "progress", panel, loaded, total });
+  }
+  const bytes = new Uint8Array(loaded);
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return bytes;
+}
+
+function dropPanel(panel) {
+  const r = runs.get(panel);
+  if (r) r.run.free();
+  runs.delete(panel);
+  const m = models.get(panel);
+  if (m) m.free();
+  models.delete(panel);
+}
+
+async function handleLoad({ panel, url }) {
+  dropPanel(panel);
+  const bytes = await fetchBytes(panel, url);
+  let model;
+  try {
+    model = engine.load_checkpoint(bytes);
+  } catch (e) {
+    throw new Error(`${url}: ${message(e)}`);
+  }
+  models.set(panel, model);
+  post({ type: "loaded", panel, config: model.config() });
+}
+
+function handleStart({ panel, config }) {
+  const model = models.get(panel);
+  if (!model) throw new Error("no model loaded");
+  const old = runs.get(panel);
+  if (old) old.run.free();
+  runs.set(panel, { run: engine.sampler(model, config), config });
+}
+
+async function frameMessage(panel, frame, r) {
+  const f = await frame.read_xy();
+  const model = models.get(panel);
+  const full = await r.run.current().read_full();
+  const m = metrics(full, model.dim, model.projection_seed);
+  return { type: "frame", panel, step: f.step, total: f.total, t: f.t, done: f.done, xy: f.xy, metrics: m };
+}
+
+async function handleAdvance({ panel, k }) {
+  const r = runs.get(panel);
+  if (!r) return; // dropped meanwhile
+  const frame = k === 0 ? r.run.current() : r.run.advance(k);
+  const msg = await frameMessage(panel, frame, r);
+  post(msg, [msg.xy.buffer]);
+}
+
+async function handleExport({ panel }) {
+  const r = runs.get(panel);
+  const model = models.get(panel);
+  if (!r || !model) throw new Error("nothing to export yet");
+  const samples = await r.run.current().read_full();
+  const f = await r.run.current().read_xy();
+  post({ type: "export", panel, dim: model.dim, projection_seed: model.projection_seed, config: model.config(), sample: r.config, samples, xy: f.xy }, [samples.buffer, f.xy.buffer]);
+}
+
+const handlers = { init: handleInit, load: handleLoad, start: handleStart, advance: handleAdvance, export: handleExport, drop: ({ panel }) => dropPanel(panel) };
+
+self.onmessage = (e) => {
+  const msg = e.data;
+  queue = queue.then(async () => {
+    const h = handlers[msg.type];
+    if (!h) return post({ type: "error", message: `unknown message type '${msg.type}'` });
+    if (msg.type !== "init" && !engine) return post({ type: "error", panel: msg.panel, message: "the engine is not ready" });
+    try {
+      await h(msg);
+    } catch (err) {
+      post({ type: "error", panel: msg.panel, message: message(err), fatal: msg.type === "init" });
+    }
+  });
+};
