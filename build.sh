@@ -5,9 +5,11 @@
 #                     then the page in headless Chromium (WebGPU on SwiftShader and the CPU path)
 #   ./build.sh demo   the paper's claim from the closed-form fields, as a table (native)
 #   ./build.sh wasm   build www/pkg (wasm-bindgen output, wasm-opt'd) and www/pretrained
+#   ./build.sh bench  sizes and speeds: native training/sampling per device, wasm size, page first frame
 #   ./build.sh cli    build the native CLI
 # Installs what it needs on a fresh Debian machine: the wasm32 target, wasm-bindgen-cli at the
-# version Cargo.lock pins, binaryen (wasm-opt), Mesa lavapipe, Chromium, and the npm test deps.
+# version Cargo.lock pins, Mesa lavapipe, Chromium, and the npm packages in www/tests (binaryen's
+# wasm-opt, playwright-core).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -46,7 +48,10 @@ setup_wasm() {
     log "installing wasm-bindgen-cli $want (about 5 minutes, once)"
     cargo install wasm-bindgen-cli --version "$want"
   fi
-  need_apt binaryen
+  # wasm-opt from npm's binaryen: Debian's (version 108) breaks wasm-bindgen's reference-types
+  # tables ("WebAssembly.Table.set(): Argument 1 is invalid for table").
+  command -v npm >/dev/null || need_apt nodejs npm
+  (cd www/tests && npm ci --no-audit --no-fund >/dev/null)
 }
 
 build_wasm() {
@@ -55,8 +60,11 @@ build_wasm() {
   cargo build --locked --profile wasm-release --target wasm32-unknown-unknown -p geonoise --lib
   rm -rf www/pkg
   wasm-bindgen --target web --no-typescript --out-dir www/pkg "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/geonoise.wasm"
-  wasm-opt -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals www/pkg/geonoise_bg.wasm -o www/pkg/geonoise_bg.wasm
+  log "wasm-opt -Oz (about 3 minutes)"
+  # binaryen.js reads paths relative to its working directory.
+  (cd www/pkg && ../tests/node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers --enable-simd --enable-bulk-memory \
+    --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    geonoise_bg.wasm -o geonoise_bg.opt.wasm && mv geonoise_bg.opt.wasm geonoise_bg.wasm)
   # The page fetches checkpoints relative to itself.
   rm -rf www/pretrained && mkdir -p www/pretrained && cp pretrained/*.safetensors pretrained/manifest.json www/pretrained/
   printf 'wasm: %s bytes, %s gzipped\n' "$(stat -c %s www/pkg/geonoise_bg.wasm)" "$(gzip -9c www/pkg/geonoise_bg.wasm | wc -c)" >&2
@@ -91,7 +99,6 @@ cmd_test() {
     build_wasm
     need_apt chromium
     log "browser tests (Debian Chromium, headless; WebGPU on SwiftShader)"
-    (cd www/tests && npm ci --no-audit --no-fund >/dev/null)
     set +e
     GEONOISE_BIN="$BIN" node --test --test-concurrency=1 www/tests/ 2>&1 | tee -a "$out"
     rc=${PIPESTATUS[0]}
@@ -130,11 +137,20 @@ print("| %d | %s %s | %.4f | %.4f | %.5f | %.1f%% |" % (c["dim"], c["model"].upp
   done
 }
 
+cmd_bench() {
+  build_cli
+  "$BIN" bench
+  build_wasm
+  need_apt chromium
+  node www/tests/bench.mjs
+}
+
 case "${1:-}" in
   serve) cmd_serve ;;
+  bench) cmd_bench ;;
   wasm) build_wasm ;;
   demo) cmd_demo ;;
   test) cmd_test ;;
   cli) build_cli ;;
-  *) echo "usage: $0 serve|test|demo|wasm|cli" >&2; exit 2 ;;
+  *) echo "usage: $0 serve|test|bench|demo|wasm|cli" >&2; exit 2 ;;
 esac

@@ -81,6 +81,7 @@ function restartRuns() {
     p.frames = [];
     p.done = false;
     p.pending = false;
+    p.startMs = p.doneMs = undefined;
     p.gen = generation;
     p.view.clear();
     worker.postMessage({ type: "start", panel: p.panel.id, config: sampleConfig() });
@@ -127,6 +128,9 @@ function onMessage(msg) {
         request(p, 0);
         break;
       }
+      if (window.geonoise.firstFrameMs === undefined) window.geonoise.firstFrameMs = performance.now();
+      if (msg.done && p.doneMs === undefined) p.doneMs = performance.now();
+      if (p.startMs === undefined) p.startMs = performance.now();
       p.frames.push({ step: msg.step, t: msg.t, xy: msg.xy });
       p.metrics = msg.metrics;
       p.done = msg.done;

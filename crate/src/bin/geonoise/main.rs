@@ -511,7 +511,20 @@ fn cmd_bench(dim: usize, batch: usize, steps: usize, n: usize, sample_steps: usi
         );
         results.push(r);
     }
-    emit(&json!({"dim": dim, "batch": batch, "width": 256, "depth": 4, "trajectories": n, "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), "results": results}), pretty);
+    // Checkpoint loading (the page and CLI load one per panel): time each shipped file on Flex.
+    let dir = PathBuf::from("pretrained");
+    let mut loads = vec![];
+    if let Some(m) = read_manifest(&dir)? {
+        for e in &m.entries {
+            let t = Instant::now();
+            let bytes = read_file(&dir.join(&e.file))?;
+            checkpoint::load(&bytes, &Device::flex(), None).map_err(|err| format!("{}: {err}", e.file))?;
+            loads.push(json!({"file": e.file, "ms": 1e3 * t.elapsed().as_secs_f64()}));
+        }
+        let max = loads.iter().filter_map(|l| l["ms"].as_f64()).fold(0.0, f64::max);
+        eprintln!("checkpoint load (read + validate + apply, Flex): {} files, slowest {max:.1} ms", loads.len());
+    }
+    emit(&json!({"dim": dim, "batch": batch, "width": 256, "depth": 4, "trajectories": n, "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), "results": results, "checkpoint_loads": loads}), pretty);
     Ok(())
 }
 
