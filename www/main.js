@@ -152,6 +152,7 @@ function onMessage(msg) {
         showNotice(msg.message);
       }
       if (msg.fatal && state.backend !== "cpu") {
+        showNotice(`WebGPU failed (${msg.message}); restarting on the CPU.`);
         state.backend = "cpu";
         writeUrl();
         syncControls();

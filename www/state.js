@@ -7,7 +7,7 @@ export const BACKENDS = ["auto", "webgpu", "cpu"];
 export const LIMITS = { n: [1, 5000], steps: [1, 1000], seed: [0, 2 ** 31 - 1], speed: [1, 10] };
 
 export const DEFAULTS = Object.freeze({
-  d: 128, // ambient dimension
+  d: 32, // ambient dimension
   twins: false, // also show the conditional twins (2x2 grid)
   n: 1000, // samples per panel
   solver: "euler",

@@ -14,7 +14,8 @@
 //     {type: "loaded", panel, config}
 //     {type: "frame", panel, step, total, t, done, xy: Float32Array (transferred), metrics}
 //     {type: "export", panel, dim, projection_seed, config, samples: Float32Array, xy: Float32Array}
-//     {type: "error", panel?, message, fatal?}        fatal: the engine itself is unusable
+//     {type: "error", panel?, message, fatal?}        fatal: the engine itself is unusable (init failed,
+//                                                     or WebGPU failed mid-run: the page restarts on the CPU)
 import init, { Engine, metrics } from "./pkg/geonoise.js";
 
 let engine = null;
@@ -145,7 +146,10 @@ self.onmessage = (e) => {
     try {
       await h(msg);
     } catch (err) {
-      post({ type: "error", panel: msg.panel, message: message(err), fatal: msg.type === "init" });
+      // On WebGPU, a failure while sampling is the device's (lost, out of memory, driver reset):
+      // the page restarts the engine on the CPU rather than leave the panel dead.
+      const deviceFault = engine?.backend === "webgpu" && (msg.type === "advance" || msg.type === "export");
+      post({ type: "error", panel: msg.panel, message: message(err), fatal: msg.type === "init" || deviceFault });
     }
   });
 };

@@ -151,7 +151,7 @@ test("out-of-range URL parameters are clamped with a message", async () => {
   assert.match(notice, /D=7 has no pretrained models/);
   assert.match(notice, /n=1e9 is outside/);
   const state = await page.evaluate(() => window.geonoise.state);
-  assert.equal(state.d, 128);
+  assert.equal(state.d, 32);
   assert.equal(state.n, 5000);
   assert.equal(state.steps, 1);
   assert.equal(state.seed, 0);
