@@ -1,31 +1,22 @@
 // Page benchmark (reported, never asserted): wasm size, time from navigation to the first
 // streamed frame, and sampling steps/s of FM Blind + DDPM Blind on each backend.
 // Usage: node www/tests/bench.mjs   (after ./build.sh wasm)
-import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { serve, CHROMIUM } from "./serve.mjs";
 
 const www = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".json": "application/json" };
-const server = http.createServer((req, res) => {
-  const u = new URL(req.url, "http://x");
-  const f = path.join(www, u.pathname === "/" ? "/index.html" : u.pathname);
-  if (!f.startsWith(www) || !fs.existsSync(f) || fs.statSync(f).isDirectory()) return res.writeHead(404).end();
-  res.writeHead(200, { "content-type": TYPES[path.extname(f)] || "application/octet-stream", "cache-control": "max-age=3600" });
-  res.end(fs.readFileSync(f));
-});
-await new Promise((r) => server.listen(0, "127.0.0.1", r));
-const base = `http://127.0.0.1:${server.address().port}/`;
+const { server, base } = await serve(www);
 
 const wasm = fs.readFileSync(path.join(www, "pkg/geonoise_bg.wasm"));
 console.log(`machine: ${os.cpus().length} x ${os.cpus()[0].model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
 console.log(`wasm: ${(wasm.length / 1e6).toFixed(2)} MB raw, ${(zlib.gzipSync(wasm, { level: 9 }).length / 1e6).toFixed(2)} MB gzip`);
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox", "--headless=new", "--enable-unsafe-webgpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
+const browser = await chromium.launch(CHROMIUM);
 const context = await browser.newContext();
 for (const [backend, n, steps] of [["cpu", 2000, 100], ["webgpu", 256, 10]]) {
   for (const cached of [false, true]) {

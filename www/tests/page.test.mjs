@@ -5,12 +5,12 @@
 // Needs: www/pkg and www/pretrained built (./build.sh wasm), GEONOISE_BIN = the native CLI.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { serve, CHROMIUM } from "./serve.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const www = path.resolve(here, "..");
@@ -18,7 +18,6 @@ const repo = path.resolve(www, "..");
 const artifacts = path.join(here, "artifacts");
 fs.mkdirSync(artifacts, { recursive: true });
 
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".json": "application/json" };
 // Paths the server answers wrongly on purpose: {path: "404" | "garbage"}.
 const faults = new Map();
 
@@ -27,23 +26,8 @@ let base;
 let browser;
 
 before(async () => {
-  server = http.createServer((req, res) => {
-    const url = new URL(req.url, "http://x");
-    const fault = faults.get(url.pathname);
-    if (fault === "404") return res.writeHead(404).end("not found");
-    if (fault === "garbage") return res.writeHead(200, { "content-type": "application/octet-stream" }).end(Buffer.from("this is not a checkpoint".repeat(40)));
-    const file = path.join(www, decodeURIComponent(url.pathname === "/" ? "/index.html" : url.pathname));
-    if (!file.startsWith(www) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) return res.writeHead(404).end();
-    const body = fs.readFileSync(file);
-    res.writeHead(200, { "content-type": TYPES[path.extname(file)] || "application/octet-stream", "content-length": body.length });
-    res.end(body);
-  });
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  base = `http://127.0.0.1:${server.address().port}/`;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--headless=new", "--enable-unsafe-webgpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  ({ server, base } = await serve(www, faults));
+  browser = await chromium.launch(CHROMIUM);
 });
 
 after(async () => {
