@@ -80,7 +80,7 @@ function restartRuns() {
     if (!p.loaded) continue;
     p.frames = [];
     p.done = false;
-    p.pending = false;
+    p.pending = false; // a frame still in flight carries the old gen and is dropped
     p.startMs = p.doneMs = undefined;
     p.gen = generation;
     p.view.clear();
@@ -92,7 +92,7 @@ function restartRuns() {
 function request(p, k) {
   if (p.pending || !p.loaded) return;
   p.pending = true;
-  worker.postMessage({ type: "advance", panel: p.panel.id, k });
+  worker.postMessage({ type: "advance", panel: p.panel.id, k, gen: p.gen });
 }
 
 function pump(p) {
@@ -123,11 +123,8 @@ function onMessage(msg) {
       break;
     case "frame":
       if (!p) break;
+      if (msg.gen !== p.gen) break; // a frame of a run that was restarted meanwhile
       p.pending = false;
-      if (p.gen !== generation) {
-        request(p, 0);
-        break;
-      }
       if (window.geonoise.firstFrameMs === undefined) window.geonoise.firstFrameMs = performance.now();
       if (msg.done && p.doneMs === undefined) p.doneMs = performance.now();
       if (p.startMs === undefined) p.startMs = performance.now();

@@ -5,14 +5,14 @@
 //     {type: "init", backend: "auto" | "webgpu" | "cpu"}
 //     {type: "load", panel, url}                      fetch and load a checkpoint
 //     {type: "start", panel, config: {n, steps, solver, seed}}   (re)start sampling from step 0
-//     {type: "advance", panel, k}                     take k steps, answer with one frame
+//     {type: "advance", panel, k, gen}                take k steps, answer with one frame (gen echoed)
 //     {type: "export", panel}                         the current full positions
 //     {type: "drop", panel}                           forget the panel's model and run
 //   worker -> page
 //     {type: "ready", backend, reason}                reason: why this backend (fallbacks included)
 //     {type: "progress", panel, loaded, total}        checkpoint download progress (total 0 if unknown)
 //     {type: "loaded", panel, config}
-//     {type: "frame", panel, step, total, t, done, xy: Float32Array (transferred), metrics}
+//     {type: "frame", panel, gen, step, total, t, done, xy: Float32Array (transferred), metrics}
 //     {type: "export", panel, dim, projection_seed, config, samples: Float32Array, xy: Float32Array}
 //     {type: "error", panel?, message, fatal?}        fatal: the engine itself is unusable (init failed,
 //                                                     or WebGPU failed mid-run: the page restarts on the CPU)
@@ -110,19 +110,19 @@ function handleStart({ panel, config }) {
   runs.set(panel, { run: engine.sampler(model, config), config });
 }
 
-async function frameMessage(panel, frame, r) {
+async function frameMessage(panel, frame, r, gen) {
   const f = await frame.read_xy();
   const model = models.get(panel);
   const full = await r.run.current().read_full();
   const m = metrics(full, model.dim, model.projection_seed);
-  return { type: "frame", panel, step: f.step, total: f.total, t: f.t, done: f.done, xy: f.xy, metrics: m };
+  return { type: "frame", panel, gen, step: f.step, total: f.total, t: f.t, done: f.done, xy: f.xy, metrics: m };
 }
 
-async function handleAdvance({ panel, k }) {
+async function handleAdvance({ panel, k, gen }) {
   const r = runs.get(panel);
   if (!r) return; // dropped meanwhile
   const frame = k === 0 ? r.run.current() : r.run.advance(k);
-  const msg = await frameMessage(panel, frame, r);
+  const msg = await frameMessage(panel, frame, r, gen);
   post(msg, [msg.xy.buffer]);
 }
 
