@@ -250,17 +250,13 @@ fn oracle_from(args: &OracleArgs, device: &Device) -> Res<(Oracle, Projection, b
     Ok((o, proj, args.blind))
 }
 
-fn cmd_train(mut config: TrainConfig, conditional: bool, out: PathBuf, log_every: usize, eval_samples: usize, dev: &Device, pretty: bool) -> Res<()> {
-    if !config.model.blind && !conditional {
-        return Err("say --blind or --conditional".into());
-    }
-    config.model.blind = !conditional;
-    let mut tr = Trainer::new(config.clone(), dev)?;
+/// Runs `tr` to its last step, reading the loss back every `every` steps (each read waits for the
+/// device) and showing progress on stderr. Returns the loss curve, and the step and loss of the
+/// first non-finite loss if training diverged (it stops there).
+fn drive(tr: &mut Trainer, every: usize, label: &str) -> (Vec<(usize, f32)>, Option<(usize, f32)>) {
     let start = Instant::now();
+    let every = every.max(1);
     let mut curve = vec![];
-    let mut last = None;
-    let every = log_every.max(1);
-    let label = config.model.label();
     while !tr.finished() {
         tr.step();
         let k = tr.steps_done();
@@ -268,26 +264,40 @@ fn cmd_train(mut config: TrainConfig, conditional: bool, out: PathBuf, log_every
             let loss = tr.loss().unwrap_or(f32::NAN);
             if !loss.is_finite() {
                 eprintln!();
-                let msg = match tr.last_good_model() {
-                    Some((good_k, m)) => {
-                        let info = TrainingInfo { train: tr.config.clone(), steps_done: good_k, final_loss: last };
-                        let bytes = checkpoint::save(&m, Some(&info)).map_err(|e| e.to_string())?;
-                        write_file(&out, &bytes)?;
-                        format!("training diverged at step {k} (loss {loss}); saved the weights of step {good_k}, the last finite loss, to {}", out.display())
-                    }
-                    None => format!("training diverged at step {k} (loss {loss}) before any finite loss was read; nothing saved"),
-                };
-                return Err(msg);
+                return (curve, Some((k, loss)));
             }
-            last = Some(loss);
-            curve.push(json!([k, loss]));
-            let secs = start.elapsed().as_secs_f64();
-            let rate = k as f64 / secs.max(1e-9);
-            let eta = (config.steps - k) as f64 / rate.max(1e-9);
-            eprint!("\r{label}: step {k}/{}  loss {loss:.5}  {rate:.0} steps/s  eta {eta:.0}s   ", config.steps);
+            curve.push((k, loss));
+            let rate = k as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            let eta = (tr.config.steps - k) as f64 / rate.max(1e-9);
+            eprint!("\r{label}: step {k}/{}  loss {loss:.5}  {rate:.0} steps/s  eta {eta:.0}s   ", tr.config.steps);
         }
     }
     eprintln!();
+    (curve, None)
+}
+
+fn cmd_train(mut config: TrainConfig, conditional: bool, out: PathBuf, log_every: usize, eval_samples: usize, dev: &Device, pretty: bool) -> Res<()> {
+    if !config.model.blind && !conditional {
+        return Err("say --blind or --conditional".into());
+    }
+    config.model.blind = !conditional;
+    let mut tr = Trainer::new(config.clone(), dev)?;
+    let start = Instant::now();
+    let label = config.model.label();
+    let (curve, diverged) = drive(&mut tr, log_every, &label);
+    let last = curve.last().map(|(_, l)| *l);
+    if let Some((k, loss)) = diverged {
+        let msg = match tr.last_good_model() {
+            Some((good_k, m)) => {
+                let info = TrainingInfo { train: tr.config.clone(), steps_done: good_k, final_loss: last };
+                let bytes = checkpoint::save(&m, Some(&info)).map_err(|e| e.to_string())?;
+                write_file(&out, &bytes)?;
+                format!("training diverged at step {k} (loss {loss}); saved the weights of step {good_k}, the last finite loss, to {}", out.display())
+            }
+            None => format!("training diverged at step {k} (loss {loss}) before any finite loss was read; nothing saved"),
+        };
+        return Err(msg);
+    }
     let secs = start.elapsed().as_secs_f64();
     let model = tr.model();
     let info = TrainingInfo { train: tr.config.clone(), steps_done: tr.steps_done(), final_loss: last };
@@ -301,7 +311,7 @@ fn cmd_train(mut config: TrainConfig, conditional: bool, out: PathBuf, log_every
         "seconds": secs,
         "steps_per_second": tr.steps_done() as f64 / secs.max(1e-9),
         "bytes": bytes.len(),
-        "loss_curve": curve,
+        "loss_curve": curve.iter().map(|(k, l)| json!([k, l])).collect::<Vec<_>>(),
     });
     if eval_samples > 0 {
         let cfg = SampleConfig { n: eval_samples, ..Default::default() };
@@ -578,19 +588,11 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
                 eprintln!("[{done}/{total}] {label}: training {} steps", config.steps);
                 let start = Instant::now();
                 let mut tr = Trainer::new(config.clone(), dev)?;
-                let mut last = None;
-                while !tr.finished() {
-                    tr.step();
-                    if tr.steps_done() % 500 == 0 || tr.finished() {
-                        let loss = tr.loss().unwrap_or(f32::NAN);
-                        if !loss.is_finite() {
-                            return Err(format!("{label}: loss is {loss} at step {}; grid stopped, earlier cells are kept", tr.steps_done()));
-                        }
-                        last = Some(loss);
-                        eprint!("\r  step {}/{} loss {loss:.5} ({:.0}s)   ", tr.steps_done(), config.steps, start.elapsed().as_secs_f64());
-                    }
+                let (curve, diverged) = drive(&mut tr, 500, &format!("  {label}"));
+                if let Some((k, loss)) = diverged {
+                    return Err(format!("{label}: loss is {loss} at step {k}; grid stopped, earlier cells are kept"));
                 }
-                eprintln!();
+                let last = curve.last().map(|(_, l)| *l);
                 let secs = start.elapsed().as_secs_f64();
                 let info = TrainingInfo { train: tr.config.clone(), steps_done: tr.steps_done(), final_loss: last };
                 let bytes = checkpoint::save_as(&tr.model(), Some(&info), recipe.precision).map_err(|e| e.to_string())?;
