@@ -69,6 +69,16 @@ impl Parameterization {
         }
     }
 
+    /// The name as the paper writes it (FM, DDPM, EDM, EqM).
+    pub fn display_name(&self) -> &'static str {
+        match self {
+            Parameterization::Fm => "FM",
+            Parameterization::Ddpm => "DDPM",
+            Parameterization::Edm => "EDM",
+            Parameterization::Eqm => "EqM",
+        }
+    }
+
     pub fn schedule(&self) -> Schedule {
         match self {
             Parameterization::Fm | Parameterization::Eqm => Schedule::Linear,

@@ -22,7 +22,7 @@ pub enum Slot {
     Missing(String),
 }
 
-const CELL: u32 = 220;
+const CELL: u32 = 170;
 const LEFT: u32 = 120;
 const TOP: u32 = 70;
 const EXTENT: f64 = 2.6;
@@ -55,7 +55,7 @@ pub fn draw(out: &Path, title: &str, rows: &[String], dims: &[usize], slots: &[S
     for (idx, slot) in slots.iter().enumerate() {
         let (i, j) = (idx / dims.len(), idx % dims.len());
         let (x0, y0) = ((LEFT + CELL * j as u32) as i32, (TOP + CELL * i as u32) as i32);
-        let area = root.clone().shrink((x0 + 4, y0 + 4), (CELL - 8, CELL - 8));
+        let area = root.clone().shrink((x0 + 3, y0 + 3), (CELL - 6, CELL - 6));
         area.fill(&RGBColor(248, 248, 248)).map_err(|x| e(&x))?;
         let mut chart = ChartBuilder::on(&area)
             .build_cartesian_2d(-EXTENT..EXTENT, -EXTENT..EXTENT)
@@ -73,7 +73,7 @@ pub fn draw(out: &Path, title: &str, rows: &[String], dims: &[usize], slots: &[S
                     .draw_series(pts.filter(|(x, y)| x.abs() < EXTENT && y.abs() < EXTENT).map(|(x, y)| Circle::new((x, y), 1, RGBColor(31, 90, 180).mix(0.5).filled())))
                     .map_err(|x| e(&x))?;
                 let note = format!("r.err {:.3}  div {:.0}%", c.metrics.radial_error_median, 100.0 * c.metrics.diverged_fraction);
-                area.draw(&Text::new(note, (6, CELL as i32 - 26), ("sans-serif", 13).into_font())).map_err(|x| e(&x))?;
+                area.draw(&Text::new(note, (5, CELL as i32 - 22), ("sans-serif", 12).into_font())).map_err(|x| e(&x))?;
             }
         }
     }

@@ -641,7 +641,7 @@ fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, table: bool
     let mut slots = vec![];
     for &model in &models {
         for &blind in &[false, true] {
-            let row = format!("{} {}", model.name().to_uppercase(), if blind { "Blind" } else { "Cond" });
+            let row = format!("{} {}", model.display_name(), if blind { "Blind" } else { "Cond" });
             rows.push(row.clone());
             for &dim in &dims {
                 let proj = Projection::new(dim, manifest.as_ref().map(|m| m.recipe.projection_seed).unwrap_or(0))?;
