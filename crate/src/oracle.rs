@@ -11,11 +11,11 @@
 //! f*(u)        = E[c/a] u + lambdabar grad E_marg + Cov_{t|u}(lambda, grad E_t)
 //! ```
 //!
-//! Everything is in log space; `||u - a x_i||^2 = ||u||^2 - 2a<u,x_i> + a^2||x_i||^2` makes the
-//! heavy part one product `U X^T` shared by every `t`. The `||u||^2` term is constant in `i`,
-//! so it is left out of the softmax over `i` (it would only cost precision) and added back to
-//! `log p(u|t)`. Each posterior-weighted quantity is a weighted sum of the `w_i` followed by a
-//! single product with `X`, evaluated for many grid points at once as a batched matmul.
+//! Everything is in log space. The squared distances for every grid level come from products
+//! shared by all `t` (`U X^T`, `W X^T`, and pairwise tables of the data), expanded around each
+//! row's nearest data point so float32 keeps its precision at small `b` (see `dist2`). Each
+//! posterior-weighted quantity is a weighted sum of the `w_i` followed by a single product with
+//! `X`, evaluated for many grid points at once as a batched matmul.
 
 use crate::data::{discrete_circles_2d, host_tensor, Projection};
 use crate::sample::Field;
@@ -159,7 +159,7 @@ impl Oracle {
     /// `||w + delta x_r||^2` (the pairwise tables are exactly zero on their diagonals).
     fn dist2(&self, u: &Tensor<2>, ts: &[f64]) -> Tensor<3> {
         let p = self.param;
-        let (m, k, n, d) = (u.dims()[0], ts.len(), self.n, self.dim);
+        let (m, k, n) = (u.dims()[0], ts.len(), self.n);
         let g = u.clone().matmul(self.data.clone().transpose()); // [M, N]
         let r = (self.data_norm2.clone() - g.mul_scalar(2.0)).argmin(1); // [M, 1] nearest data point
         let r1 = r.clone().reshape([m]);
@@ -180,7 +180,6 @@ impl Oracle {
         let delta2 = col(&|t| (1.0 - p.a(t)).powi(2));
         let two_a = col(&|t| 2.0 * p.a(t));
         let a2 = col(&|t| p.a(t) * p.a(t));
-        let _ = d;
         let vv = s0.unsqueeze_dim::<3>(1) + hr.unsqueeze_dim::<3>(1) * two_delta + s2.unsqueeze_dim::<3>(1) * delta2; // [M,K,1]
         let cross = (e.unsqueeze_dim::<3>(1) + f.unsqueeze_dim::<3>(1) * delta) * two_a; // [M,K,N]
         (vv + cross + d2.unsqueeze_dim::<3>(1) * a2).clamp_min(0.0).reshape([m, k, n])
@@ -223,13 +222,12 @@ impl Oracle {
     /// `sum_k post[m,k] beta_j(t_k) w[m,k,:]` for each coefficient row `beta_j`, then times `X`:
     /// returns `[M, J, D]` flattened as J tensors [M, D].
     fn weighted_denoise(&self, post: &Tensor<2>, w: Tensor<3>, betas: &[Tensor<2>]) -> Vec<Tensor<2>> {
-        let [m, k] = post.dims();
+        let m = post.dims()[0];
         let j = betas.len();
         let b = Tensor::cat(betas.to_vec(), 0); // [J, K]
         let pb = post.clone().unsqueeze_dim::<3>(1) * b.unsqueeze_dim::<3>(0); // [M, J, K]
         let wsum = pb.matmul(w); // [M, J, N]
         let out = wsum.reshape([m * j, self.n]).matmul(self.data.clone()).reshape([m, j, self.dim]);
-        let _ = k;
         (0..j).map(|jj| out.clone().slice([0..m, jj..jj + 1, 0..self.dim]).reshape([m, self.dim])).collect()
     }
 
@@ -319,9 +317,7 @@ impl Oracle {
 
     /// The optimal denoiser `xhat(u, t)` at one noise level, [M, D].
     pub fn denoiser(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
-        let p = self.param;
-        let (a, b) = (p.a(t), p.b(t));
-        let _ = a;
+        let b = self.param.b(t);
         self.chunked(u, |o, u| {
             let m = u.dims()[0];
             let logits = o.dist2(&u, &[t]).reshape([m, o.n]).mul_scalar(-1.0 / (2.0 * b * b));
