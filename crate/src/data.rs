@@ -111,10 +111,7 @@ pub fn host_tensor(values: Vec<f32>, cols: usize, device: &Device) -> Tensor<2> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn read(t: Tensor<2>) -> Vec<f32> {
-        t.into_data().try_to_vec::<f32>().unwrap()
-    }
+    use crate::sample::read_f32 as read;
 
     #[test]
     fn projection_has_orthonormal_columns_at_every_supported_dim() {

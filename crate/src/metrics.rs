@@ -14,6 +14,7 @@
 //!   `exp(-||y - y'||^2 / (2 * 0.2^2))`. 0 for identical distributions.
 
 use crate::data::{discrete_circles_2d, host_tensor, Projection, R_INNER, R_OUTER};
+use crate::sample::read_f32 as read;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -32,10 +33,6 @@ pub struct Metrics {
     pub off_manifold_mean: f64,
     pub inner_fraction: f64,
     pub mmd: f64,
-}
-
-fn read(t: Tensor<2>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 data")
 }
 
 /// Pairwise RBF kernel mean between two sets of 2-D rows.

@@ -209,13 +209,7 @@ impl Model {
     /// `f_theta(u, t)` for a whole batch at one noise level (`t` is ignored by a blind model).
     pub fn eval(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
         let n = u.dims()[0];
-        let device = u.device();
-        let emb = if self.config.blind {
-            Tensor::zeros([n, TIME_FEATURES], &device)
-        } else {
-            let row = time_features(self.config.model.time_input(t)).to_vec();
-            Tensor::<2>::from_data(TensorData::new(row, [1, TIME_FEATURES]), &device).repeat_dim(0, n)
-        };
+        let emb = time_embedding(&self.config, &[t], &u.device()).repeat_dim(0, n);
         self.net.forward(u, emb)
     }
 

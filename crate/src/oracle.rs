@@ -172,9 +172,7 @@ impl Oracle {
         let s2 = xr.square().sum_dim(1); // [M, 1]
         let f = self.cross.clone().select(0, r1.clone()); // [M, N]
         let d2 = self.pair_dist2.clone().select(0, r1); // [M, N]
-        let col = |f: &dyn Fn(f64) -> f64| {
-            Tensor::<3>::from_data(TensorData::new(ts.iter().map(|&t| f(t) as f32).collect::<Vec<_>>(), [1, k, 1]), &self.device)
-        };
+        let col = |f: &dyn Fn(f64) -> f64| row_tensor(ts.iter().map(|&t| f(t)).collect(), &self.device).reshape([1, k, 1]);
         let delta = col(&|t| 1.0 - p.a(t));
         let two_delta = col(&|t| 2.0 * (1.0 - p.a(t)));
         let delta2 = col(&|t| (1.0 - p.a(t)).powi(2));

@@ -51,8 +51,10 @@ pub enum Solver {
     Descent,
 }
 
-/// One sampling job. Shared by the CLI flags and the browser worker's messages.
+/// One sampling job. Shared by the CLI flags and the browser worker's messages (where a field
+/// left out takes its default).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(not(target_family = "wasm"), derive(clap::Args))]
 pub struct SampleConfig {
     /// Number of samples.
@@ -326,6 +328,13 @@ mod tests {
         assert_eq!(count, 7);
         assert!(Sampler::new(field.clone(), SampleConfig { n: 0, ..cfg.clone() }, &proj, &device).is_err());
         assert!(Sampler::new(field.clone(), cfg, &Projection::new(4, 0).unwrap(), &device).is_err());
+    }
+
+    #[test]
+    fn a_partial_config_takes_defaults_for_the_rest() {
+        let cfg: SampleConfig = serde_json::from_str(r#"{"n": 5, "solver": "heun"}"#).unwrap();
+        assert_eq!(cfg, SampleConfig { n: 5, solver: Solver::Heun, ..Default::default() });
+        assert!(serde_json::from_str::<SampleConfig>(r#"{"solver": "rk4"}"#).is_err());
     }
 
     #[test]

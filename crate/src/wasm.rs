@@ -76,15 +76,7 @@ impl Engine {
         let cfg: SampleConfig = if config.is_undefined() || config.is_null() {
             SampleConfig::default()
         } else {
-            let base = serde_json::to_value(SampleConfig::default()).map_err(js_err)?;
-            let given: serde_json::Value = serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("sample config: {e}")))?;
-            let mut merged = base;
-            if let (Some(m), Some(g)) = (merged.as_object_mut(), given.as_object()) {
-                for (k, v) in g {
-                    m.insert(k.clone(), v.clone());
-                }
-            }
-            serde_json::from_value(merged).map_err(|e| js_err(format!("sample config: {e}")))?
+            serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("sample config: {e}")))?
         };
         let c = &model.model.config;
         let proj = Projection::new(c.dim, c.projection_seed).map_err(js_err)?;
