@@ -1,8 +1,9 @@
 // The page: state <-> URL, controls, the engine worker, and the panels.
 // Every handler does: change state -> write the URL -> apply.
-import { DIMS, DEFAULTS, LIMITS, parseState, serializeState, panelsFor, checkpointUrl } from "./state.js";
+import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, parseState, serializeState, panelsFor, trainPanels, trainConfig, checkpointUrl } from "./state.js";
 import { samplesCsv, trajectoryCsv, samplesJson } from "./export.js";
 import { PanelView } from "./view.js";
+import { LossChart } from "./chart.js";
 
 const parsed = parseState(location.search);
 let state = parsed.state;
@@ -19,8 +20,21 @@ let playing = true;
 let generation = 0; // bumps on every restart; stale frames are ignored
 const panels = new Map(); // id -> {panel, view, frames, metrics, loaded, done, pending}
 
+let training = false; // Train tab: runs are stepping (not paused)
+const chart = new LossChart($("#loss"));
+const COLORS = ["#1f5ab4", "#c0392b"];
+const PREVIEW = { n: 500, steps: 50 }; // the quick look at a model in training
+
 // What tests read (and a person can poke at from the console).
-window.geonoise = { get state() { return { ...state }; }, get backend() { return backend; }, panels, errors: [] };
+window.geonoise = {
+  get state() { return { ...state }; },
+  get backend() { return backend; },
+  get training() { return training; },
+  panels,
+  errors: [],
+  memory: () => new Promise((resolve) => { memoryWaiters.push(resolve); worker.postMessage({ type: "memory" }); }),
+};
+const memoryWaiters = [];
 
 function showNotice(text) {
   notice.hidden = !text;
@@ -63,10 +77,11 @@ function buildPanels() {
     p.view.el.remove();
   }
   panels.clear();
+  if (state.mode === "train") return buildTrainPanels();
   const list = panelsFor(state);
   grid.className = `panels n${list.length}`;
   for (const panel of list) {
-    const view = new PanelView(grid, panel, exportPanel);
+    const view = new PanelView(grid, panel, { onExport: exportPanel });
     panels.set(panel.id, { panel, view, frames: [], metrics: null, loaded: false, done: false, pending: false, gen: generation });
     view.setStatus("loading…");
     view.setProgress(0);
@@ -99,16 +114,238 @@ function pump(p) {
   if (playing && !p.done) setTimeout(() => request(p, state.speed), 16);
 }
 
+// --- the Train tab ----------------------------------------------------------------------------
+function buildTrainPanels() {
+  training = false;
+  chart.clear();
+  chart.setMaxStep(state.tsteps);
+  grid.className = "panels n2";
+  trainPanels(state).forEach((panel, i) => {
+    const view = new PanelView(grid, panel, { onExport: exportPanel, onDownload: downloadCheckpoint, onImport: importCheckpoint });
+    const p = { panel, view, frames: [], metrics: null, loaded: false, done: false, pending: false, gen: generation, color: COLORS[i], train: null };
+    panels.set(panel.id, p);
+    view.setStatus(`D = ${state.tdim}, width ${state.width}, depth ${state.depth}`);
+    view.setTraining("not trained yet: press Start");
+  });
+  syncTrainButtons();
+}
+
+/** Trained weights that were not downloaded: what leaving or switching would lose. */
+function unsavedTraining() {
+  return [...panels.values()].some((p) => p.train && p.train.step > 0 && p.train.downloadedStep !== p.train.step);
+}
+
+function confirmDiscard(what) {
+  return !unsavedTraining() || window.confirm(`${what} discards the models trained on this page (download their checkpoints first to keep them). Go on?`);
+}
+
+function freshTrain(p) {
+  p.train = { step: 0, total: state.tsteps, loss: null, history: [], k: 4, computeMs: 0, wallMs: 0, sentAt: 0, pending: false, nextPreview: state.every, finished: false, saved: null, downloadedStep: null, config: trainConfig(p.panel, state) };
+  p.loaded = false;
+  p.done = false;
+  p.frames = [];
+  p.view.clear();
+  p.view.setError("");
+  p.view.setDownloadable(false);
+  chart.reset(p.panel.id, p.panel.title, p.color);
+}
+
+function trainStart() {
+  if (!backend || !confirmDiscard("Starting again")) return;
+  generation++;
+  chart.setMaxStep(state.tsteps);
+  for (const p of panels.values()) {
+    p.gen = generation;
+    freshTrain(p);
+    p.view.setStatus(`D = ${state.tdim}, width ${state.width}, depth ${state.depth}`);
+    p.view.setTraining("starting…");
+    worker.postMessage({ type: "train-start", panel: p.panel.id, config: p.train.config });
+  }
+  training = true;
+  syncTrainButtons();
+}
+
+function trainPump(p) {
+  const t = p.train;
+  if (!training || !t || t.pending || t.finished || !t.started) return;
+  const k = Math.max(1, Math.min(t.k, t.nextPreview - t.step, t.total - t.step));
+  t.pending = true;
+  t.sentAt = performance.now();
+  worker.postMessage({ type: "train-step", panel: p.panel.id, k, gen: p.gen });
+}
+
+function showTrainLine(p) {
+  const t = p.train;
+  const rate = t.computeMs > 0 ? `${((1000 * t.step) / t.computeMs).toFixed(0)} steps/s` : "";
+  const loss = t.loss === null ? "" : `loss ${t.loss.toPrecision(3)}`;
+  const state_ = t.finished ? "done" : training ? "training" : "paused";
+  p.view.setTraining(`${state_}: step ${t.step} / ${t.total} · ${loss} · ${rate} · ${(t.wallMs / 1000).toFixed(1)} s`);
+}
+
+function onTrainProgress(p, msg) {
+  const t = p.train;
+  t.pending = false;
+  t.step = msg.step;
+  if (msg.loss !== undefined) t.loss = msg.loss;
+  t.computeMs += msg.ms;
+  t.wallMs += performance.now() - t.sentAt;
+  // Chunks of about 100 ms of work: few messages, a responsive pause button.
+  const per = msg.ms / Math.max(1, msg.chunk);
+  t.k = Math.max(1, Math.min(200, Math.round(100 / Math.max(per, 0.05))));
+  if (msg.loss !== undefined) t.history.push([t.step, msg.loss]);
+  chart.add(p.panel.id, t.step, t.loss);
+  if (t.step >= t.nextPreview || t.step >= t.total) {
+    worker.postMessage({ type: "train-preview", panel: p.panel.id, gen: p.gen, ...PREVIEW, seed: state.seed });
+    // Keep a copy of the weights outside the GPU and the worker: what a lost device or a crash keeps.
+    worker.postMessage({ type: "train-export", panel: p.panel.id, loss: t.loss, purpose: "autosave" });
+    while (t.nextPreview <= t.step) t.nextPreview += state.every;
+  }
+  if (t.step >= t.total) finishTraining(p, `trained ${t.step} steps, final loss ${t.loss?.toPrecision(3)}`);
+  showTrainLine(p);
+  trainPump(p);
+  syncTrainButtons();
+}
+
+/** The run is over (done, or stopped by a NaN): sample the weights it has with the panel settings. */
+function finishTraining(p, text) {
+  p.train.finished = true;
+  p.view.setStatus(text);
+  worker.postMessage({ type: "train-use", panel: p.panel.id });
+  if ([...panels.values()].every((q) => !q.train || q.train.finished)) training = false;
+}
+
+function onTrainNan(p, msg) {
+  const t = p.train;
+  t.pending = false;
+  t.step = msg.good ?? 0;
+  const kept = msg.good === null ? "no finite loss was read before, so there are no weights to keep" : `the weights of step ${msg.good} (the last finite loss read) are kept: they are sampled below and can be downloaded`;
+  p.view.setError(`The loss became ${msg.loss} at step ${msg.step}; training stopped. ${kept}. A lower learning rate usually helps.`);
+  window.geonoise.errors.push(`train-nan ${p.panel.id} ${msg.step}`);
+  if (msg.good === null) {
+    t.finished = true;
+    if ([...panels.values()].every((q) => !q.train || q.train.finished)) training = false;
+  } else {
+    worker.postMessage({ type: "train-export", panel: p.panel.id, loss: t.loss, purpose: "autosave" });
+    finishTraining(p, `stopped at step ${msg.step} (loss ${msg.loss})`);
+  }
+  showTrainLine(p);
+  syncTrainButtons();
+}
+
+function onCheckpoint(p, msg) {
+  if (!p.train) return;
+  p.train.saved = { step: msg.step, bytes: msg.bytes };
+  p.view.setDownloadable(true);
+  if (msg.purpose === "download") saveCheckpoint(p);
+}
+
+function checkpointName(p, step) {
+  const c = p.train.config.model;
+  return `geonoise-${c.model}-${c.blind ? "blind" : "cond"}-d${c.dim}-${step}steps.safetensors`;
+}
+
+function saveCheckpoint(p) {
+  const { step, bytes } = p.train.saved;
+  const file = checkpointName(p, step);
+  p.train.downloadedStep = step;
+  window.geonoise.lastCheckpoint = { panel: p.panel.id, file, step, size: bytes.length };
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
+  a.download = file;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+function downloadCheckpoint(panel) {
+  const p = panels.get(panel.id);
+  if (!p?.train) return;
+  // Fresh weights unless the copy in hand is of the current step.
+  if (p.train.saved && p.train.saved.step === p.train.step) saveCheckpoint(p);
+  else worker.postMessage({ type: "train-export", panel: panel.id, loss: p.train.loss, purpose: "download" });
+}
+
+async function importCheckpoint(panel, file) {
+  const p = panels.get(panel.id);
+  if (p.train && !p.train.finished && p.train.step > 0 && !window.confirm(`Loading ${file.name} replaces the model in training on this panel. Go on?`)) return;
+  p.train = null;
+  p.loaded = false;
+  p.done = false;
+  p.pending = false;
+  p.frames = [];
+  p.gen = ++generation; // frames of the panel's earlier run are dropped
+  p.view.clear();
+  p.view.setError("");
+  p.view.setDownloadable(false);
+  p.view.setTraining(`loading ${file.name}…`);
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  worker.postMessage({ type: "import", panel: panel.id, bytes, name: file.name }, [bytes.buffer]);
+}
+
+/** After the engine restarted (lost GPU, crash): each run goes on from its last saved weights. */
+function recoverTraining() {
+  for (const p of panels.values()) {
+    p.pending = false;
+    const t = p.train;
+    if (!t) continue;
+    t.pending = false;
+    t.started = false;
+    if (t.saved) {
+      t.step = t.saved.step;
+      const copy = t.saved.bytes.slice();
+      worker.postMessage({ type: "train-resume", panel: p.panel.id, config: t.config, bytes: copy, step: t.saved.step }, [copy.buffer]);
+      p.view.setTraining(`going on from the weights saved at step ${t.saved.step} on the ${backend === "webgpu" ? "GPU" : "CPU"}…`);
+    } else {
+      t.step = 0;
+      worker.postMessage({ type: "train-start", panel: p.panel.id, config: t.config });
+    }
+    if (t.finished) worker.postMessage({ type: "train-use", panel: p.panel.id });
+  }
+}
+
+function syncTrainButtons() {
+  const any = [...panels.values()].some((p) => p.train && !p.train.finished);
+  $("#train-pause").disabled = !any;
+  $("#train-pause").textContent = training || !any ? "Pause" : "Resume";
+}
+
 function onMessage(msg) {
   const p = msg.panel ? panels.get(msg.panel) : null;
   switch (msg.type) {
-    case "ready":
+    case "ready": {
+      const recovering = state.mode === "train" && [...panels.values()].some((q) => q.train);
       backend = msg.backend;
       badge.textContent = msg.backend === "webgpu" ? "WebGPU" : "CPU";
       badge.className = `badge ${msg.backend}`;
       badge.title = msg.reason;
       $("#backend-reason").textContent = msg.reason;
-      buildPanels();
+      if (recovering) recoverTraining();
+      else buildPanels();
+      break;
+    }
+    case "train-started":
+      if (!p?.train) break;
+      p.train.started = true;
+      if (msg.resumed === undefined) p.view.setTraining("training…");
+      trainPump(p);
+      break;
+    case "train-progress":
+      if (p?.train && msg.gen === p.gen) onTrainProgress(p, msg);
+      break;
+    case "train-nan":
+      if (p?.train && msg.gen === p.gen) onTrainNan(p, msg);
+      break;
+    case "train-preview":
+      if (!p || msg.gen !== p.gen || p.loaded) break;
+      p.view.clear();
+      p.view.push(msg.xy);
+      p.view.setMetrics(msg.metrics, undefined, undefined);
+      p.previewStep = msg.step;
+      break;
+    case "checkpoint":
+      if (p) onCheckpoint(p, msg);
+      break;
+    case "memory":
+      for (const w of memoryWaiters.splice(0)) w(msg.bytes);
       break;
     case "progress":
       if (p) p.view.setProgress(msg.total ? msg.loaded / msg.total : null);
@@ -117,7 +354,8 @@ function onMessage(msg) {
       if (!p) break;
       p.loaded = true;
       p.view.setProgress(null);
-      p.view.setStatus(`D = ${msg.config.dim}, width ${msg.config.width}, depth ${msg.config.depth}`);
+      if (msg.trained === undefined) p.view.setStatus(`D = ${msg.config.dim}, width ${msg.config.width}, depth ${msg.config.depth}`);
+      if (msg.imported) p.view.setTraining(`imported ${msg.imported}: ${msg.config.model} ${msg.config.blind ? "blind" : "conditional"}, D = ${msg.config.dim}, width ${msg.config.width}, depth ${msg.config.depth}`);
       worker.postMessage({ type: "start", panel: msg.panel, config: sampleConfig() });
       request(p, 0);
       break;
@@ -140,6 +378,12 @@ function onMessage(msg) {
       break;
     case "error":
       window.geonoise.errors.push(msg.message);
+      if (p?.train && msg.source?.startsWith("train") && !msg.fatal) {
+        // A training run that failed here (not the device's fault) stops; its weights stay.
+        p.train.pending = false;
+        p.train.finished = true;
+        syncTrainButtons();
+      }
       if (p) {
         p.pending = false;
         p.view.setProgress(null);
@@ -180,6 +424,8 @@ function download(p, msg) {
 }
 
 // --- controls -------------------------------------------------------------------------------
+const TRAIN_INT = ["tdim", "width", "depth", "batch", "tsteps", "every"];
+
 function syncControls() {
   $("#d").value = String(state.d);
   $("#twins").checked = state.twins;
@@ -190,63 +436,114 @@ function syncControls() {
   $("#speed").value = String(state.speed);
   $("#backend-choice").value = state.backend;
   $("#play").textContent = playing ? "Pause" : "Play";
+  for (const key of [...TRAIN_INT, "lr", "a", "b"]) $(`#${key}`).value = String(state[key]);
+  const train = state.mode === "train";
+  $("#train-controls").hidden = !train;
+  $("#train-chart").hidden = !train;
+  for (const el of [$("#d").parentElement, $("#twins").parentElement]) el.hidden = train;
+  for (const tab of document.querySelectorAll(".tabs button")) tab.setAttribute("aria-selected", String(tab.dataset.mode === state.mode));
+}
+
+/** Reads a number control: clamps it into range (with a notice) and stores it; false if unchanged. */
+function readNumber(key, el) {
+  const [lo, hi] = LIMITS[key] || FLOATS[key];
+  const raw = el.value;
+  let v = Number(raw);
+  const whole = key in LIMITS;
+  if (raw.trim() === "" || !Number.isFinite(v) || (whole && !Number.isInteger(v))) v = state[key];
+  const c = Math.min(hi, Math.max(lo, v));
+  showNotice(String(c) !== raw ? `${key} must be ${whole ? "a whole number" : "a number"} in ${lo}..${hi}; using ${c}` : "");
+  const changed = c !== state[key];
+  state[key] = c;
+  writeUrl();
+  syncControls();
+  return changed;
 }
 
 function setupControls() {
   $("#d").innerHTML = DIMS.map((d) => `<option value="${d}">${d}</option>`).join("");
-  for (const [key, [lo, hi]] of Object.entries(LIMITS)) {
+  const label = (k) => { const [m, kind] = k.split("-"); return `${m.toUpperCase().replace("EQM", "EqM")} ${kind === "blind" ? "Blind" : "Cond"}`; };
+  for (const id of ["a", "b"]) $(`#${id}`).innerHTML = TRAIN_MODELS.map((k) => `<option value="${k}">${label(k)}</option>`).join("");
+  for (const [key, [lo, hi]] of Object.entries({ ...LIMITS, ...FLOATS })) {
     const el = $(`#${key}`);
     el.min = lo;
     el.max = hi;
   }
-  const numeric = (key, then) => {
-    $(`#${key}`).addEventListener("change", (e) => {
-      const [lo, hi] = LIMITS[key];
-      let v = Number(e.target.value);
-      if (!Number.isInteger(v)) v = DEFAULTS[key];
-      const c = Math.min(hi, Math.max(lo, v));
-      showNotice(c !== Number(e.target.value) ? `${key} must be a whole number in ${lo}..${hi}; using ${c}` : "");
-      state[key] = c;
-      writeUrl();
-      syncControls();
-      then();
+  const on = (id, event, fn) => $(`#${id}`).addEventListener(event, fn);
+  for (const key of ["n", "steps", "seed", "speed"]) on(key, "change", (e) => readNumber(key, e.target) && key !== "speed" && restartRuns());
+  // Train settings apply when Start is pressed; D and the two models also rebuild the panels,
+  // which discards trained weights, so that asks first.
+  for (const key of [...TRAIN_INT, "lr"]) {
+    on(key, "change", (e) => {
+      if (key === "tdim" && !confirmDiscard("Changing D")) return syncControls();
+      if (readNumber(key, e.target) && key === "tdim") buildPanels();
+      if (!training && key === "tsteps") chart.setMaxStep(state.tsteps);
     });
-  };
-  numeric("n", restartRuns);
-  numeric("steps", restartRuns);
-  numeric("seed", restartRuns);
-  numeric("speed", () => {});
-  $("#d").addEventListener("change", (e) => {
+  }
+  for (const key of ["a", "b"]) {
+    on(key, "change", (e) => {
+      if (!confirmDiscard("Changing the models")) return syncControls();
+      state[key] = e.target.value;
+      writeUrl();
+      buildPanels();
+    });
+  }
+  on("d", "change", (e) => {
     state.d = Number(e.target.value);
     writeUrl();
     buildPanels();
   });
-  $("#twins").addEventListener("change", (e) => {
+  on("twins", "change", (e) => {
     state.twins = e.target.checked;
     writeUrl();
     buildPanels();
   });
-  $("#solver").addEventListener("change", (e) => {
+  on("solver", "change", (e) => {
     state.solver = e.target.value;
     writeUrl();
     restartRuns();
   });
-  $("#backend-choice").addEventListener("change", (e) => {
+  on("backend-choice", "change", (e) => {
+    if (!confirmDiscard("Switching the backend")) return syncControls();
     state.backend = e.target.value;
     writeUrl();
+    for (const p of panels.values()) p.train = null;
     startWorker();
   });
-  $("#play").addEventListener("click", () => {
+  on("play", "click", () => {
     playing = !playing;
     syncControls();
     if (playing) for (const p of panels.values()) pump(p);
   });
-  $("#step").addEventListener("click", () => {
+  on("step", "click", () => {
     playing = false;
     syncControls();
     for (const p of panels.values()) if (!p.done) request(p, 1);
   });
-  $("#reset").addEventListener("click", restartRuns);
+  on("reset", "click", restartRuns);
+  for (const tab of document.querySelectorAll(".tabs button")) {
+    tab.addEventListener("click", () => {
+      if (tab.dataset.mode === state.mode || !confirmDiscard("Leaving the Train tab")) return;
+      state.mode = tab.dataset.mode;
+      writeUrl();
+      syncControls();
+      if (backend) buildPanels();
+    });
+  }
+  on("train-start", "click", trainStart);
+  on("train-pause", "click", () => {
+    training = !training;
+    syncTrainButtons();
+    for (const p of panels.values()) if (p.train) (training ? trainPump(p) : showTrainLine(p));
+  });
+  on("train-reset", "click", () => {
+    if (confirmDiscard("Reset")) buildPanels();
+  });
+  window.addEventListener("beforeunload", (e) => {
+    if (!unsavedTraining()) return;
+    e.preventDefault();
+    e.returnValue = "";
+  });
 }
 
 setupControls();

@@ -4,7 +4,15 @@
 export const DIMS = [2, 8, 32, 128, 512];
 export const SOLVERS = ["euler", "heun"];
 export const BACKENDS = ["auto", "webgpu", "cpu"];
-export const LIMITS = { n: [1, 5000], steps: [1, 1000], seed: [0, 2 ** 31 - 1], speed: [1, 10] };
+export const MODES = ["view", "train"];
+export const TRAIN_MODELS = ["fm-blind", "ddpm-blind", "edm-blind", "eqm-blind", "fm-cond", "ddpm-cond", "edm-cond", "eqm-cond"];
+// Whole-number settings and their ranges. tdim..every belong to the Train tab.
+export const LIMITS = {
+  n: [1, 5000], steps: [1, 1000], seed: [0, 2 ** 31 - 1], speed: [1, 10],
+  tdim: [2, 1024], width: [4, 1024], depth: [0, 16], batch: [1, 4096], tsteps: [1, 200000], every: [10, 100000],
+};
+// Real-valued settings and their ranges.
+export const FLOATS = { lr: [1e-6, 1] };
 
 export const DEFAULTS = Object.freeze({
   d: 32, // ambient dimension
@@ -15,6 +23,16 @@ export const DEFAULTS = Object.freeze({
   seed: 0,
   speed: 3, // solver steps per drawn frame
   backend: "auto",
+  mode: "view", // "view": the pretrained models; "train": train two models here
+  tdim: 32, // D of the models trained on the page (any 2..1024)
+  a: "fm-blind", // the two models trained side by side
+  b: "ddpm-blind",
+  width: 128,
+  depth: 3,
+  batch: 256,
+  lr: 5e-3,
+  tsteps: 3000,
+  every: 250, // a quick sample of the models in training every this many steps
 });
 
 /** Parses a query string into a state; returns {state, notes} where notes say what was fixed. */
@@ -36,6 +54,14 @@ export function parseState(query) {
     state[key] = c;
   };
   for (const key of Object.keys(LIMITS)) int(key);
+  for (const [key, [lo, hi]] of Object.entries(FLOATS)) {
+    if (!params.has(key)) continue;
+    const raw = params.get(key);
+    const v = Number(raw);
+    if (!Number.isFinite(v) || raw.trim() === "") notes.push(`${key}=${raw} is not a number; using ${state[key]}`);
+    else if (v < lo || v > hi) notes.push(`${key}=${raw} is outside ${lo}..${hi}; using ${(state[key] = Math.min(hi, Math.max(lo, v)))}`);
+    else state[key] = v;
+  }
   if (params.has("d")) {
     const v = Number(params.get("d"));
     if (DIMS.includes(v)) state.d = v;
@@ -49,6 +75,9 @@ export function parseState(query) {
   };
   pick("solver", SOLVERS);
   pick("backend", BACKENDS);
+  pick("mode", MODES);
+  pick("a", TRAIN_MODELS);
+  pick("b", TRAIN_MODELS);
   if (params.has("twins")) state.twins = ["1", "true", "yes"].includes(params.get("twins"));
   return { state, notes };
 }
@@ -76,6 +105,29 @@ export function panelsFor(state) {
     { id: "fm-cond", model: "fm", blind: false, title: "FM Cond" },
     { id: "ddpm-cond", model: "ddpm", blind: false, title: "DDPM Cond" },
   ];
+}
+
+/** The two panels of the Train tab. */
+export function trainPanels(state) {
+  return [state.a, state.b].map((key, i) => {
+    const [model, kind] = key.split("-");
+    const id = i === 0 ? "train-a" : "train-b";
+    return { id, model, blind: kind === "blind", title: `${model.toUpperCase().replace("EQM", "EqM")} ${kind === "blind" ? "Blind" : "Cond"}` };
+  });
+}
+
+/** The `TrainConfig` the worker gets for a Train-tab panel (the CLI's `geonoise train` flags). */
+export function trainConfig(panel, state) {
+  return {
+    model: { model: panel.model, blind: panel.blind, dim: state.tdim, width: state.width, depth: state.depth, t_min: null, t_max: null, projection_seed: 0 },
+    steps: state.tsteps,
+    batch: state.batch,
+    lr: state.lr,
+    optimizer: "adam",
+    weight_decay: 0,
+    grad_clip: 1,
+    seed: state.seed,
+  };
 }
 
 /** Checkpoint file of a panel at D, as named by `geonoise train-grid`. */

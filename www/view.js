@@ -7,7 +7,9 @@ const EXTENT = 2.6; // half-width of the plotted square, in data units
 const TRAIL = 10; // frames kept for the fading trails
 
 export class PanelView {
-  constructor(parent, panel, onExport) {
+  /** `actions`: {onExport(panel, kind)}, and for a Train-tab panel also
+   *  {onDownload(panel), onImport(panel, file)}. */
+  constructor(parent, panel, actions) {
     this.panel = panel;
     this.trail = [];
     const el = document.createElement("section");
@@ -24,12 +26,22 @@ export class PanelView {
         <div><dt>diverged</dt><dd data-m="div">–</dd></div>
         <div><dt>step</dt><dd data-m="step">–</dd></div>
       </dl>
-      <div class="exports"><button data-x="json">Export JSON</button><button data-x="csv">Samples CSV</button><button data-x="traj">Trajectories CSV</button></div>`;
+      <div class="exports"><button data-x="json">Export JSON</button><button data-x="csv">Samples CSV</button><button data-x="traj">Trajectories CSV</button></div>
+      ${actions.onDownload ? `<div class="exports"><button data-t="download" disabled>Download checkpoint</button>
+        <label class="file">Load checkpoint… <input type="file" accept=".safetensors"></label></div>` : ""}`;
     parent.appendChild(el);
     this.el = el;
     this.canvas = el.querySelector("canvas");
     this.ctx = this.canvas.getContext("2d");
-    for (const b of el.querySelectorAll(".exports button")) b.addEventListener("click", () => onExport(panel, b.dataset.x));
+    for (const b of el.querySelectorAll("[data-x]")) b.addEventListener("click", () => actions.onExport(panel, b.dataset.x));
+    if (actions.onDownload) {
+      el.querySelector("[data-t=download]").addEventListener("click", () => actions.onDownload(panel));
+      const input = el.querySelector("input[type=file]");
+      input.addEventListener("change", () => {
+        if (input.files[0]) actions.onImport(panel, input.files[0]);
+        input.value = "";
+      });
+    }
     this.clear();
   }
 
@@ -48,6 +60,23 @@ export class PanelView {
     p.hidden = !text;
     p.textContent = text || "";
     this.el.classList.toggle("failed", !!text);
+  }
+
+  /** Enables the Download checkpoint button (Train tab). */
+  setDownloadable(on) {
+    const b = this.el.querySelector("[data-t=download]");
+    if (b) b.disabled = !on;
+  }
+
+  /** One line of training progress under the title (Train tab). */
+  setTraining(text) {
+    let p = this.el.querySelector(".training");
+    if (!p) {
+      p = document.createElement("p");
+      p.className = "training";
+      this.el.querySelector("header").after(p);
+    }
+    p.textContent = text;
   }
 
   setMetrics(m, step, total) {

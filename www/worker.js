@@ -7,19 +7,36 @@
 //     {type: "start", panel, config: {n, steps, solver, seed}}   (re)start sampling from step 0
 //     {type: "advance", panel, k, gen}                take k steps, answer with one frame (gen echoed)
 //     {type: "export", panel}                         the current full positions
-//     {type: "drop", panel}                           forget the panel's model and run
+//     {type: "drop", panel}                           forget the panel's model, run and training
+//     {type: "import", panel, bytes, name}            load a checkpoint file the person chose
+//     {type: "train-start", panel, config}            a new training run (a TrainConfig)
+//     {type: "train-resume", panel, config, bytes, step}   go on from saved weights (e.g. after a lost GPU)
+//     {type: "train-step", panel, k, gen}             k optimizer steps, then one async loss read
+//     {type: "train-preview", panel, gen, n, steps, seed}  sample the model in training (Euler)
+//     {type: "train-export", panel, loss, purpose}    the weights as a checkpoint file
+//     {type: "train-use", panel}                      make the trained weights the panel's model
+//     {type: "memory"}                                wasm memory size
 //   worker -> page
 //     {type: "ready", backend, reason}                reason: why this backend (fallbacks included)
 //     {type: "progress", panel, loaded, total}        checkpoint download progress (total 0 if unknown)
 //     {type: "loaded", panel, config}
 //     {type: "frame", panel, gen, step, total, t, done, xy: Float32Array (transferred), metrics}
 //     {type: "export", panel, dim, projection_seed, config, samples: Float32Array, xy: Float32Array}
+//     {type: "train-started", panel, config}
+//     {type: "train-progress", panel, gen, step, chunk, total, loss, ms}   ms: time the chunk of steps took
+//     {type: "train-nan", panel, gen, step, loss, good}   the loss went non-finite at step; the weights
+//                                                     of step `good` were put back (null: none)
+//     {type: "train-preview", panel, gen, step, xy, metrics}
+//     {type: "checkpoint", panel, step, purpose, bytes: Uint8Array (transferred)}
+//     {type: "memory", bytes}
 //     {type: "error", panel?, message, fatal?}        fatal: the engine itself is unusable (init failed,
 //                                                     or WebGPU failed mid-run: the page restarts on the CPU)
 import init, { Engine, metrics } from "./pkg/geonoise.js";
 
 let engine = null;
+let wasm = null; // the module's exports (its memory, for the soak benchmark)
 const models = new Map(); // panel -> LoadedModel
+const trainers = new Map(); // panel -> TrainRun
 const runs = new Map(); // panel -> {run, config}
 let queue = Promise.resolve(); // messages are handled one at a time, in order
 
@@ -43,7 +60,7 @@ async function chooseBackend(wanted) {
 }
 
 async function handleInit({ backend }) {
-  await init();
+  wasm = await init();
   const choice = await chooseBackend(backend || "auto");
   try {
     engine = await Engine.create(choice.backend);
@@ -87,6 +104,9 @@ function dropPanel(panel) {
   const m = models.get(panel);
   if (m) m.free();
   models.delete(panel);
+  const t = trainers.get(panel);
+  if (t) t.free();
+  trainers.delete(panel);
 }
 
 async function handleLoad({ panel, url }) {
@@ -100,6 +120,85 @@ async function handleLoad({ panel, url }) {
   }
   models.set(panel, model);
   post({ type: "loaded", panel, config: model.config() });
+}
+
+function handleImport({ panel, bytes, name }) {
+  dropPanel(panel);
+  let model;
+  try {
+    model = engine.load_checkpoint(bytes);
+  } catch (e) {
+    throw new Error(`${name}: ${message(e)}`);
+  }
+  models.set(panel, model);
+  post({ type: "loaded", panel, config: model.config(), imported: name });
+}
+
+// --- training ---------------------------------------------------------------------------------
+function trainerOf(panel) {
+  const t = trainers.get(panel);
+  if (!t) throw new Error("no training run on this panel");
+  return t;
+}
+
+function handleTrainStart({ panel, config }) {
+  dropPanel(panel);
+  trainers.set(panel, engine.trainer(config));
+  post({ type: "train-started", panel, config: trainers.get(panel).config() });
+}
+
+function handleTrainResume({ panel, config, bytes, step }) {
+  dropPanel(panel);
+  trainers.set(panel, engine.resume_trainer(config, bytes, step));
+  post({ type: "train-started", panel, config: trainers.get(panel).config(), resumed: step });
+}
+
+async function handleTrainStep({ panel, k, gen }) {
+  const tr = trainers.get(panel);
+  if (!tr) return; // dropped meanwhile
+  const t0 = performance.now();
+  const before = tr.steps_done;
+  const step = tr.step(k);
+  const loss = await tr.loss(); // the only read: one number, async
+  const ms = performance.now() - t0;
+  if (loss !== undefined && !Number.isFinite(loss)) {
+    const good = tr.restore_last_good();
+    post({ type: "train-nan", panel, gen, step, loss: String(loss), good: good ?? null });
+    return;
+  }
+  post({ type: "train-progress", panel, gen, step, chunk: step - before, total: tr.config().steps, loss, ms });
+}
+
+async function handleTrainPreview({ panel, gen, n, steps, seed }) {
+  const tr = trainers.get(panel);
+  if (!tr) return;
+  const model = tr.model();
+  const run = engine.sampler(model, { n, steps, solver: "euler", seed });
+  try {
+    const f = await run.advance(steps).read_xy();
+    const full = await run.current().read_full();
+    const m = metrics(full, model.dim, model.projection_seed);
+    post({ type: "train-preview", panel, gen, step: tr.steps_done, xy: f.xy, metrics: m }, [f.xy.buffer]);
+  } finally {
+    run.free();
+    model.free();
+  }
+}
+
+async function handleTrainExport({ panel, loss, purpose }) {
+  const tr = trainerOf(panel);
+  const step = tr.steps_done;
+  const bytes = await tr.export(Number.isFinite(loss) ? loss : undefined);
+  post({ type: "checkpoint", panel, step, purpose, bytes }, [bytes.buffer]);
+}
+
+function handleTrainUse({ panel }) {
+  const tr = trainerOf(panel);
+  const old = models.get(panel);
+  if (old) old.free();
+  const model = tr.model();
+  models.set(panel, model);
+  post({ type: "loaded", panel, config: model.config(), trained: tr.steps_done });
 }
 
 function handleStart({ panel, config }) {
@@ -135,7 +234,24 @@ async function handleExport({ panel }) {
   post({ type: "export", panel, dim: model.dim, projection_seed: model.projection_seed, config: model.config(), sample: r.config, samples, xy: f.xy }, [samples.buffer, f.xy.buffer]);
 }
 
-const handlers = { init: handleInit, load: handleLoad, start: handleStart, advance: handleAdvance, export: handleExport, drop: ({ panel }) => dropPanel(panel) };
+const handlers = {
+  init: handleInit,
+  load: handleLoad,
+  import: handleImport,
+  start: handleStart,
+  advance: handleAdvance,
+  export: handleExport,
+  drop: ({ panel }) => dropPanel(panel),
+  "train-start": handleTrainStart,
+  "train-resume": handleTrainResume,
+  "train-step": handleTrainStep,
+  "train-preview": handleTrainPreview,
+  "train-export": handleTrainExport,
+  "train-use": handleTrainUse,
+  memory: () => post({ type: "memory", bytes: wasm.memory.buffer.byteLength }),
+};
+// Work that touches the device: on WebGPU a failure there is the device's.
+const DEVICE_WORK = new Set(["advance", "export", "train-step", "train-preview", "train-export"]);
 
 self.onmessage = (e) => {
   const msg = e.data;
@@ -148,8 +264,8 @@ self.onmessage = (e) => {
     } catch (err) {
       // On WebGPU, a failure while sampling is the device's (lost, out of memory, driver reset):
       // the page restarts the engine on the CPU rather than leave the panel dead.
-      const deviceFault = engine?.backend === "webgpu" && (msg.type === "advance" || msg.type === "export");
-      post({ type: "error", panel: msg.panel, message: message(err), fatal: msg.type === "init" || deviceFault });
+      const deviceFault = engine?.backend === "webgpu" && DEVICE_WORK.has(msg.type);
+      post({ type: "error", panel: msg.panel, source: msg.type, message: message(err), fatal: msg.type === "init" || deviceFault });
     }
   });
 };

@@ -23,7 +23,7 @@ use crate::target::Parameterization;
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::activation::silu;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData, Transaction};
 use serde::{Deserialize, Serialize};
 
 /// Number of sinusoidal frequencies; the embedding has twice as many features (sin and cos).
@@ -132,6 +132,16 @@ pub(crate) fn linear(rng: &mut Rng, d_in: usize, d_out: usize, zero: bool, devic
 }
 
 impl Net {
+    /// Every layer, in the order `to_device_async` rebuilds them.
+    pub(crate) fn linears(&self) -> Vec<&Linear> {
+        let mut v = vec![&self.input];
+        for b in &self.blocks {
+            v.extend([&b.fc1, &b.time, &b.fc2]);
+        }
+        v.extend([&self.output, &self.gain]);
+        v
+    }
+
     /// A freshly initialised network for `config`, weights drawn from `seed`.
     pub fn init(config: &ModelConfig, seed: u64, device: &Device) -> Net {
         let mut rng = Rng::derive(seed, "init");
@@ -216,6 +226,36 @@ impl Model {
     pub fn num_params(&self) -> usize {
         self.net.num_params()
     }
+
+    /// The same model with its weights copied to `device`, read back in one asynchronous
+    /// transaction: the only way to get weights off WebGPU in a browser (saving a checkpoint
+    /// from there goes through this, onto Flex). Natively it also works with `pollster`.
+    pub async fn to_device_async(&self, device: &Device) -> Result<Model, String> {
+        let layers = self.net.linears();
+        let mut tx = Transaction::default();
+        for l in &layers {
+            tx = tx.register(l.weight.val());
+            tx = tx.register(l.bias.as_ref().expect("every layer has a bias").val());
+        }
+        let data = tx.execute_async().await.map_err(|e| format!("reading the weights back failed: {e:?}"))?;
+        let mut data = data.into_iter();
+        let mut next = || -> Linear {
+            let w = data.next().expect("one weight per layer");
+            let b = data.next().expect("one bias per layer");
+            Linear {
+                weight: Param::from_tensor(Tensor::from_data(w.convert::<f32>(), device)),
+                bias: Some(Param::from_tensor(Tensor::from_data(b.convert::<f32>(), device))),
+            }
+        };
+        let net = Net {
+            // The order of `linears()`.
+            input: next(),
+            blocks: (0..self.net.blocks.len()).map(|_| Block { fc1: next(), time: next(), fc2: next() }).collect(),
+            output: next(),
+            gain: next(),
+        };
+        Ok(Model { config: self.config.clone(), net })
+    }
 }
 
 #[cfg(test)]
@@ -246,6 +286,22 @@ mod tests {
             let b = m.eval(u.clone(), 0.9).into_data().try_to_vec::<f32>().unwrap();
             assert_eq!(a != b, should_differ, "blind={blind}");
         }
+    }
+
+    #[test]
+    fn async_copy_keeps_every_weight() {
+        let device = Device::flex();
+        let cfg = ModelConfig { width: 16, depth: 2, ..ModelConfig::new(Parameterization::Ddpm, false, 4) };
+        let m = Model::new(cfg, 5, &device).unwrap();
+        let c = pollster::block_on(m.to_device_async(&device)).unwrap();
+        let v = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+        let (a, b) = (m.net.linears(), c.net.linears());
+        assert_eq!(a.len(), 1 + 3 * 2 + 2);
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(v(x.weight.val().flatten(0, 1)), v(y.weight.val().flatten(0, 1)));
+            assert_eq!(v(x.bias.as_ref().unwrap().val()), v(y.bias.as_ref().unwrap().val()));
+        }
+        assert_eq!(c.config, m.config);
     }
 
     #[test]

@@ -114,9 +114,27 @@ impl Trainer {
     /// `device` is the plain device (Flex or wgpu); the trainer wraps it with autodiff.
     pub fn new(config: TrainConfig, device: &Device) -> Result<Trainer, String> {
         config.validate()?;
+        let net = Net::init(&config.model, config.seed, &device.clone().autodiff());
+        Self::with_net(config, net, 0, device)
+    }
+
+    /// Goes on training `model` (e.g. a checkpoint saved at step `step`) under `config`. The
+    /// optimizer's moments start afresh and the batches come from a stream of their own, so a
+    /// resumed run is a faithful continuation but not bit-identical to an uninterrupted one.
+    pub fn resume(config: TrainConfig, model: &Model, step: usize, device: &Device) -> Result<Trainer, String> {
+        config.validate()?;
+        if model.config.resolved() != config.model.resolved() {
+            return Err(format!("the weights are a {} model, the run trains {}", model.config.label(), config.model.label()));
+        }
+        let net = model.net.clone().to_device(device).train();
+        let mut tr = Self::with_net(config, net, step, device)?;
+        tr.rng = Rng::derive(tr.config.seed, &format!("batches from step {step}"));
+        Ok(tr)
+    }
+
+    fn with_net(config: TrainConfig, net: Net, step: usize, device: &Device) -> Result<Trainer, String> {
         let config = TrainConfig { model: config.model.resolved(), ..config };
         let device = device.clone().autodiff();
-        let net = Net::init(&config.model, config.seed, &device);
         let clip = (config.grad_clip > 0.0).then(|| GradientClippingConfig::Norm(config.grad_clip as f32));
         let optim = match config.optimizer {
             OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-8).with_grad_clipping(clip).init(),
@@ -138,7 +156,7 @@ impl Trainer {
             projection,
             projection_t,
             rng,
-            step: 0,
+            step,
             last_loss: None,
         })
     }
@@ -191,7 +209,14 @@ impl Trainer {
         self.step += 1;
     }
 
-    fn note_loss(&mut self, loss: f32) -> f32 {
+    /// The last step's loss, still on the device (for a caller that reads it its own way, then
+    /// reports the value with `note_loss`).
+    pub fn pending_loss(&self) -> Option<Tensor<1>> {
+        self.last_loss.clone()
+    }
+
+    /// Records a loss value read back: a finite one marks the current weights as good.
+    pub fn note_loss(&mut self, loss: f32) -> f32 {
         if loss.is_finite() {
             if let Some(net) = &self.net {
                 self.last_good = Some((self.step, net.clone()));
@@ -227,6 +252,14 @@ impl Trainer {
             .map(|(k, net)| (*k, Model { config: self.config.model.clone(), net: net.valid() }))
     }
 
+    /// Puts back the weights of the last finite loss read (after a loss went NaN or infinite);
+    /// returns the step they were read at, or `None` if no loss was ever finite.
+    pub fn restore_last_good(&mut self) -> Option<usize> {
+        let (k, net) = self.last_good.clone()?;
+        self.net = Some(net);
+        Some(k)
+    }
+
     pub fn device(&self) -> Device {
         self.device.clone().inner()
     }
@@ -256,6 +289,61 @@ mod tests {
         let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
         let (first, last) = (mean(&a[..10]), mean(&a[a.len() - 30..]));
         assert!(last < 0.9 * first, "loss did not fall: first steps {first}, last steps {last}");
+    }
+
+    /// Every weight and bias of a model, in layer order.
+    fn weights(m: &Model) -> Vec<f32> {
+        let mut v = vec![];
+        for l in m.net.linears() {
+            v.extend(l.weight.val().flatten::<1>(0, 1).into_data().try_to_vec::<f32>().unwrap());
+            v.extend(l.bias.as_ref().unwrap().val().into_data().try_to_vec::<f32>().unwrap());
+        }
+        v
+    }
+
+    #[test]
+    fn resumed_run_continues_from_the_saved_weights() {
+        let device = Device::flex();
+        let mc = ModelConfig { width: 32, depth: 1, ..ModelConfig::new(Parameterization::Fm, true, 4) };
+        let cfg = TrainConfig { steps: 200, batch: 128, lr: 3e-3, ..TrainConfig::new(mc) };
+        let mut tr = Trainer::new(cfg.clone(), &device).unwrap();
+        let mut first = vec![];
+        for _ in 0..100 {
+            tr.step();
+            first.push(tr.loss().unwrap());
+        }
+        let bytes = crate::checkpoint::save(&tr.model(), None).unwrap();
+        let (model, _) = crate::checkpoint::load(&bytes, &device, None).unwrap();
+        let mut back = Trainer::resume(cfg.clone(), &model, 100, &device).unwrap();
+        assert_eq!(back.steps_done(), 100);
+        let mut rest = vec![];
+        while !back.finished() {
+            back.step();
+            rest.push(back.loss().unwrap());
+        }
+        assert_eq!(rest.len(), 100);
+        assert!(weights(&back.model()) != weights(&model), "the resumed run must update the weights");
+        let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
+        // Continuing from trained weights, not from scratch: the loss stays at the trained level.
+        assert!(mean(&rest[..10]) < 0.9 * mean(&first[..10]), "{} vs {}", mean(&rest[..10]), mean(&first[..10]));
+        let other = ModelConfig { dim: 8, ..cfg.model.clone() };
+        assert!(Trainer::resume(TrainConfig { model: other, ..cfg }, &model, 0, &device).is_err());
+    }
+
+    #[test]
+    fn last_good_weights_come_back_after_a_bad_loss() {
+        let device = Device::flex();
+        let mc = ModelConfig { width: 16, depth: 1, ..ModelConfig::new(Parameterization::Ddpm, true, 4) };
+        let mut tr = Trainer::new(TrainConfig { steps: 10, batch: 32, ..TrainConfig::new(mc) }, &device).unwrap();
+        assert_eq!(tr.restore_last_good(), None);
+        tr.step();
+        tr.loss().unwrap();
+        let good = weights(&tr.model());
+        tr.step();
+        tr.note_loss(f32::NAN);
+        assert!(weights(&tr.model()) != good);
+        assert_eq!(tr.restore_last_good(), Some(1));
+        assert!(weights(&tr.model()) == good);
     }
 
     #[test]

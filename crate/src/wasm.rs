@@ -10,19 +10,28 @@
 //! const {step, t, done, xy} = await frame.read_xy();      // xy: Float32Array [n * 2]
 //! const full   = await run.current().read_full();          // Float32Array [n * D], for export
 //! const m      = metrics(full, model.dim, model.projection_seed);
+//!
+//! const tr     = engine.trainer({model: {model: "fm", blind: true, dim: 8, width: 128, depth: 3},
+//!                                steps: 2000, batch: 256, lr: 5e-3, seed: 0});
+//! tr.step(20);                                            // 20 optimizer steps, nothing read back
+//! const loss   = await tr.loss();                         // async read; NaN stops a run
+//! const snap   = tr.model();                              // a LoadedModel to sample from
+//! const bytes  = await tr.export();                       // checkpoint (Uint8Array), as the CLI writes
 //! ```
 //!
 //! Every export returns `Result<_, JsError>`: a bad checkpoint or config is an error the page can
 //! show, never a panic. All reads of device memory are async (the only kind WebGPU allows).
 
-use crate::checkpoint;
+use crate::checkpoint::{self, TrainingInfo};
 use crate::data::Projection;
 use crate::metrics;
 use crate::model::Model;
 use crate::sample::{Field, Frame, SampleConfig, Sampler};
+use crate::train::{TrainConfig, Trainer};
 use burn::tensor::{Device, Tensor};
 use js_sys::Float32Array;
 use serde::Serialize;
+use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
@@ -83,6 +92,106 @@ impl Engine {
         let field: Rc<dyn Field> = model.model.clone();
         let sampler = Sampler::new(field, cfg, &proj, &self.device).map_err(js_err)?;
         Ok(Run { sampler })
+    }
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Starts a training run; `config` is a `TrainConfig` object (see the module docs).
+    pub fn trainer(&self, config: JsValue) -> Result<TrainRun, JsError> {
+        let cfg = train_config(config)?;
+        let trainer = Trainer::new(cfg, &self.device).map_err(js_err)?;
+        Ok(TrainRun { trainer: Rc::new(RefCell::new(trainer)) })
+    }
+
+    /// Goes on with a run from a checkpoint's bytes saved at step `step` (after a lost GPU, or a
+    /// checkpoint imported from disk).
+    pub fn resume_trainer(&self, config: JsValue, bytes: &[u8], step: usize) -> Result<TrainRun, JsError> {
+        let cfg = train_config(config)?;
+        let (model, _) = checkpoint::load(bytes, &self.device, Some(&cfg.model)).map_err(js_err)?;
+        let trainer = Trainer::resume(cfg, &model, step, &self.device).map_err(js_err)?;
+        Ok(TrainRun { trainer: Rc::new(RefCell::new(trainer)) })
+    }
+}
+
+fn train_config(config: JsValue) -> Result<TrainConfig, JsError> {
+    serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("training config: {e}")))
+}
+
+/// A training run in progress. Shared with the promises it hands out, so a read in flight never
+/// holds a borrow across an `await`.
+#[wasm_bindgen]
+pub struct TrainRun {
+    trainer: Rc<RefCell<Trainer>>,
+}
+
+#[wasm_bindgen]
+impl TrainRun {
+    /// Issues up to `k` optimizer steps (never past the configured total); returns the steps done.
+    pub fn step(&mut self, k: u32) -> usize {
+        let mut tr = self.trainer.borrow_mut();
+        for _ in 0..k {
+            if tr.finished() {
+                break;
+            }
+            tr.step();
+        }
+        tr.steps_done()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn steps_done(&self) -> usize {
+        self.trainer.borrow().steps_done()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn finished(&self) -> bool {
+        self.trainer.borrow().finished()
+    }
+
+    /// The `TrainConfig` as a plain object (time range resolved).
+    pub fn config(&self) -> Result<JsValue, JsError> {
+        to_js(&self.trainer.borrow().config)
+    }
+
+    /// The last step's loss, read asynchronously: resolves to a number (NaN or ±Infinity when the
+    /// run blew up; the weights of the last finite read stay available), or `undefined` before
+    /// the first step.
+    pub fn loss(&self) -> js_sys::Promise {
+        let trainer = self.trainer.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let Some(t) = trainer.borrow().pending_loss() else { return Ok(JsValue::UNDEFINED) };
+            let data = t.into_data_async().await.map_err(|e| JsValue::from(js_err(format!("reading the loss failed: {e:?}"))))?;
+            let v = data.convert::<f32>().try_to_vec::<f32>().map_err(|e| JsValue::from(js_err(format!("{e:?}"))))?;
+            let loss = v.first().copied().unwrap_or(f32::NAN);
+            trainer.borrow_mut().note_loss(loss);
+            Ok(JsValue::from(loss))
+        })
+    }
+
+    /// Puts back the weights of the last finite loss read; returns their step, or `undefined`.
+    pub fn restore_last_good(&mut self) -> Option<usize> {
+        self.trainer.borrow_mut().restore_last_good()
+    }
+
+    /// The model as trained so far, to sample from (shares the weights; nothing is copied).
+    pub fn model(&self) -> LoadedModel {
+        LoadedModel { model: Rc::new(self.trainer.borrow().model()) }
+    }
+
+    /// The model as a checkpoint file (f32, with the training config and step in its metadata),
+    /// the same format `geonoise train` writes. Every parameter is read back asynchronously
+    /// first, so this works on WebGPU.
+    pub fn export(&self, final_loss: Option<f32>) -> js_sys::Promise {
+        let (model, info) = {
+            let tr = self.trainer.borrow();
+            (tr.model(), TrainingInfo { train: tr.config.clone(), steps_done: tr.steps_done(), final_loss })
+        };
+        wasm_bindgen_futures::future_to_promise(async move {
+            let host = model.to_device_async(&Device::flex()).await.map_err(|e| JsValue::from(js_err(e)))?;
+            let bytes = checkpoint::save(&host, Some(&info)).map_err(|e| JsValue::from(js_err(e)))?;
+            Ok(js_sys::Uint8Array::from(bytes.as_slice()).into())
+        })
     }
 }
 

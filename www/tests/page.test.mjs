@@ -142,3 +142,71 @@ test("out-of-range URL parameters are clamped with a message", async () => {
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+/** Every value of two sample sets (rows of D) agrees to float32 accuracy. */
+function sameSamples(page, native, what) {
+  assert.equal(page.length, native.length, `${what}: sample count`);
+  let worst = 0;
+  page.forEach((row, i) => row.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - native[i][j]) / (1 + Math.abs(native[i][j]))))));
+  assert.ok(worst < 1e-3, `${what}: page and CLI samples differ by up to ${worst}`);
+  return worst;
+}
+
+const trained = (page, ids) => page.waitForFunction((ids) => ids.every((id) => window.geonoise.panels.get(id)?.train?.finished), ids, { timeout: 600000, polling: 500 });
+
+test("Train tab, CPU: FM Blind and DDPM Blind at D=8 learn; the downloaded checkpoint samples the same natively and imports back", async () => {
+  const { page, problems } = await open("?mode=train&backend=cpu&tdim=8&tsteps=400&every=200&width=64&depth=2&n=200&steps=20&seed=3");
+  await page.waitForFunction(() => window.geonoise.backend === "cpu" && window.geonoise.panels.size === 2, null, { timeout: 60000 });
+  await page.click("#train-start");
+  await trained(page, ["train-a", "train-b"]);
+  await waitDone(page, ["train-a", "train-b"], 120000); // then both sample with the panel settings
+  for (const id of ["train-a", "train-b"]) {
+    const h = await page.evaluate((id) => window.geonoise.panels.get(id).train.history, id);
+    assert.equal(h.at(-1)[0], 400, `${id} trained every step`);
+    const mean = (xs) => xs.reduce((a, [, l]) => a + l, 0) / xs.length;
+    const [first, last] = [mean(h.slice(0, 3)), mean(h.slice(-3))];
+    assert.ok(h.every(([, l]) => Number.isFinite(l)), `${id}: a loss was not finite`);
+    assert.ok(last < 0.8 * first, `${id}: loss did not fall (${first} -> ${last})`);
+  }
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click('[data-panel="train-a"] [data-t="download"]')]);
+  assert.equal(download.suggestedFilename(), "geonoise-fm-blind-d8-400steps.safetensors");
+  const file = path.join(artifacts, download.suggestedFilename());
+  await download.saveAs(file);
+  const exported = await exportJson(page, "train-a");
+  const out = path.join(artifacts, "trained-fm-blind-d8-native.json");
+  const native = cli(["sample", "--checkpoint", file, "--n", "200", "--steps", "20", "--seed", "3", "--sampler", "euler", "--out", out]);
+  const worst = sameSamples(exported.samples, JSON.parse(fs.readFileSync(out, "utf8")).samples, "trained FM Blind");
+  close(exported.metrics.radial_error_median, native.metrics.radial_error_median, "trained FM Blind radial error");
+  console.log(`# trained in the page, sampled natively: largest relative difference ${worst.toExponential(2)}`);
+  await page.screenshot({ path: path.join(artifacts, "page-train-cpu-d8.png"), fullPage: true });
+
+  // The file imports back into the other panel and samples there.
+  await page.setInputFiles('[data-panel="train-b"] input[type="file"]', file);
+  await page.waitForFunction(() => /imported geonoise-fm-blind-d8/.test(document.querySelector('[data-panel="train-b"] .training').textContent), null, { timeout: 60000 });
+  await waitDone(page, ["train-b"], 120000);
+  const again = await exportJson(page, "train-b");
+  sameSamples(again.samples, exported.samples, "imported checkpoint");
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("Train tab, WebGPU: a handful of steps on SwiftShader give finite losses, and the weights read back into a checkpoint", async () => {
+  const { page, problems } = await open("?mode=train&backend=webgpu&tdim=8&tsteps=6&every=3&width=32&depth=1&batch=64&n=32&steps=4");
+  await page.waitForFunction(() => window.geonoise.backend !== null && window.geonoise.panels.size === 2, null, { timeout: 120000 });
+  assert.equal(await page.evaluate(() => window.geonoise.backend), "webgpu", await page.locator("#backend-reason").textContent());
+  await page.click("#train-start");
+  await trained(page, ["train-a", "train-b"]);
+  for (const id of ["train-a", "train-b"]) {
+    const h = await page.evaluate((id) => window.geonoise.panels.get(id).train.history, id);
+    assert.equal(h.at(-1)[0], 6);
+    assert.ok(h.length >= 2 && h.every(([, l]) => Number.isFinite(l) && l > 0), `${id} losses: ${JSON.stringify(h)}`);
+  }
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click('[data-panel="train-b"] [data-t="download"]')]);
+  const file = path.join(artifacts, `webgpu-${download.suggestedFilename()}`);
+  await download.saveAs(file);
+  const native = cli(["sample", "--checkpoint", file, "--n", "16", "--steps", "2", "--out", "/dev/null"]);
+  assert.equal(native.metrics.n, 16);
+  await page.screenshot({ path: path.join(artifacts, "page-train-webgpu-d8.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await page.close();
+});

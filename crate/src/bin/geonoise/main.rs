@@ -102,6 +102,7 @@ enum Command {
         /// Ambient dimensions, comma separated.
         #[arg(long, value_delimiter = ',', default_value = "2,8,32,128,512")]
         dims: Vec<usize>,
+        /// One step count for every D (the recipe trains longer from D = 128 on).
         #[arg(long)]
         steps: Option<usize>,
         #[arg(long)]
@@ -554,15 +555,24 @@ fn read_manifest(dir: &Path) -> Res<Option<Manifest>> {
 #[allow(clippy::too_many_arguments)]
 fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>, steps: Option<usize>, width: Option<usize>, depth: Option<usize>, precision: Option<Precision>, force: bool, dev: &Device, pretty: bool) -> Res<()> {
     let mut recipe = GridRecipe::default();
-    recipe.steps = steps.unwrap_or(recipe.steps);
+    if let Some(steps) = steps {
+        // One step count for every D.
+        recipe.steps = steps;
+        recipe.long_steps = 0;
+    }
     recipe.width = width.unwrap_or(recipe.width);
     recipe.depth = depth.unwrap_or(recipe.depth);
     recipe.precision = precision.unwrap_or(recipe.precision);
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut manifest = match read_manifest(&out)? {
-        Some(m) if m.recipe == recipe => m,
-        _ => Manifest::new(command.clone(), recipe.clone()),
+        // Entries whose config still matches the recipe are kept (and skipped below); the rest
+        // are retrained. The manifest then records the recipe every entry follows.
+        Some(mut m) => {
+            m.recipe = recipe.clone();
+            m
+        }
+        None => Manifest::new(command.clone(), recipe.clone()),
     };
     manifest.command = command;
     let eval = pretrained::eval_config();
