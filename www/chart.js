@@ -29,6 +29,13 @@ export class LossChart {
     this.draw();
   }
 
+  /** Drops the points of `id` past `step` (a run that went back to saved weights). */
+  truncate(id, step) {
+    const s = this.series.get(id);
+    if (s) s.points = s.points.filter(([k]) => k <= step);
+    this.draw();
+  }
+
   add(id, step, loss) {
     const s = this.series.get(id);
     if (!s || !Number.isFinite(loss) || loss <= 0) return;

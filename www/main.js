@@ -32,6 +32,8 @@ window.geonoise = {
   get training() { return training; },
   panels,
   errors: [],
+  injectNan: (id) => worker.postMessage({ type: "train-fault", panel: id }), // test hooks
+  loseDevice: () => worker.postMessage({ type: "lose-device" }),
   memory: () => new Promise((resolve) => { memoryWaiters.push(resolve); worker.postMessage({ type: "memory" }); }),
 };
 const memoryWaiters = [];
@@ -218,7 +220,7 @@ function onTrainNan(p, msg) {
   const t = p.train;
   t.pending = false;
   t.step = msg.good ?? 0;
-  const kept = msg.good === null ? "no finite loss was read before, so there are no weights to keep" : `the weights of step ${msg.good} (the last finite loss read) are kept: they are sampled below and can be downloaded`;
+  const kept = msg.good === null ? "No finite loss was read before, so there are no weights to keep" : `The weights of step ${msg.good} (the last finite loss read) are kept: they are sampled below and can be downloaded`;
   p.view.setError(`The loss became ${msg.loss} at step ${msg.step}; training stopped. ${kept}. A lower learning rate usually helps.`);
   window.geonoise.errors.push(`train-nan ${p.panel.id} ${msg.step}`);
   if (msg.good === null) {
@@ -289,13 +291,18 @@ function recoverTraining() {
     if (!t) continue;
     t.pending = false;
     t.started = false;
+    p.view.setError(""); // the notice above says what happened
     if (t.saved) {
       t.step = t.saved.step;
+      t.history = t.history.filter(([k]) => k <= t.step);
+      chart.truncate(p.panel.id, t.step);
       const copy = t.saved.bytes.slice();
       worker.postMessage({ type: "train-resume", panel: p.panel.id, config: t.config, bytes: copy, step: t.saved.step }, [copy.buffer]);
       p.view.setTraining(`going on from the weights saved at step ${t.saved.step} on the ${backend === "webgpu" ? "GPU" : "CPU"}…`);
     } else {
       t.step = 0;
+      t.history = [];
+      chart.truncate(p.panel.id, 0);
       worker.postMessage({ type: "train-start", panel: p.panel.id, config: t.config });
     }
     if (t.finished) worker.postMessage({ type: "train-use", panel: p.panel.id });

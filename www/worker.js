@@ -16,6 +16,8 @@
 //     {type: "train-export", panel, loss, purpose}    the weights as a checkpoint file
 //     {type: "train-use", panel}                      make the trained weights the panel's model
 //     {type: "memory"}                                wasm memory size
+//     {type: "train-fault", panel}                    test hook: the panel's next batch holds a NaN
+//     {type: "lose-device"}                           test hook: destroy the GPU device
 //   worker -> page
 //     {type: "ready", backend, reason}                reason: why this backend (fallbacks included)
 //     {type: "progress", panel, loaded, total}        checkpoint download progress (total 0 if unknown)
@@ -33,6 +35,20 @@
 //                                                     or WebGPU failed mid-run: the page restarts on the CPU)
 import init, { Engine, metrics } from "./pkg/geonoise.js";
 
+// The GPU devices this worker opened (burn opens them through the browser's WebGPU): watched for
+// loss, so a lost device is reported at once even when no work is in flight, and reachable by a
+// test hook that destroys them.
+const gpuDevices = [];
+if (self.GPUAdapter) {
+  const requestDevice = self.GPUAdapter.prototype.requestDevice;
+  self.GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    gpuDevices.push(device);
+    device.lost.then((info) => post({ type: "error", message: `the GPU device was lost (${info.reason || "unknown"}: ${info.message || "no message"})`, fatal: true }));
+    return device;
+  };
+}
+
 let engine = null;
 let wasm = null; // the module's exports (its memory, for the soak benchmark)
 const models = new Map(); // panel -> LoadedModel
@@ -41,7 +57,12 @@ const runs = new Map(); // panel -> {run, config}
 let queue = Promise.resolve(); // messages are handled one at a time, in order
 
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
-const message = (e) => (e && e.message) || String(e);
+// One line per error: burn's device errors come as "Caused by:" chains with a backtrace note.
+const message = (e) => {
+  const lines = String((e && e.message) || e).split("\n").map((l) => l.trim());
+  const kept = lines.filter((l, i) => l && !/^(Backtrace:|No backtrace available|Caused by:)/.test(l) && lines.indexOf(l) === i);
+  return kept.join("; ");
+};
 
 async function chooseBackend(wanted) {
   if (wanted === "cpu") return { backend: "cpu", reason: "CPU chosen" };
@@ -248,6 +269,8 @@ const handlers = {
   "train-preview": handleTrainPreview,
   "train-export": handleTrainExport,
   "train-use": handleTrainUse,
+  "train-fault": ({ panel }) => trainerOf(panel).inject_nan(),
+  "lose-device": () => gpuDevices.forEach((d) => d.destroy()),
   memory: () => post({ type: "memory", bytes: wasm.memory.buffer.byteLength }),
 };
 // Work that touches the device: on WebGPU a failure there is the device's.
@@ -255,6 +278,7 @@ const DEVICE_WORK = new Set(["advance", "export", "train-step", "train-preview",
 
 self.onmessage = (e) => {
   const msg = e.data;
+  if (msg.type === "lose-device") return handlers[msg.type](msg);
   queue = queue.then(async () => {
     const h = handlers[msg.type];
     if (!h) return post({ type: "error", message: `unknown message type '${msg.type}'` });

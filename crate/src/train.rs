@@ -108,6 +108,8 @@ pub struct Trainer {
     rng: Rng,
     step: usize,
     last_loss: Option<Tensor<1>>,
+    /// Fault injection: the next batch carries a NaN (see `inject_nan`).
+    poison: bool,
 }
 
 impl Trainer {
@@ -158,6 +160,7 @@ impl Trainer {
             rng,
             step,
             last_loss: None,
+            poison: false,
         })
     }
 
@@ -183,7 +186,10 @@ impl Trainer {
 
         // Host-side batch: clean points in the plane, noise, noise levels and their coefficients.
         let x2 = sample_circles_2d(&mut self.rng, b);
-        let eps = self.rng.normals_f32(b * d);
+        let mut eps = self.rng.normals_f32(b * d);
+        if std::mem::take(&mut self.poison) {
+            eps[0] = f32::NAN;
+        }
         let ts: Vec<f64> = (0..b).map(|_| prior.quantile(self.rng.uniform(), lo, hi)).collect();
         let mut coeffs = Vec::with_capacity(4 * b);
         for &t in &ts {
@@ -252,11 +258,19 @@ impl Trainer {
             .map(|(k, net)| (*k, Model { config: self.config.model.clone(), net: net.valid() }))
     }
 
+    /// Fault injection for tests of the NaN path: the next step's batch holds a NaN, so its loss
+    /// and every weight it updates become NaN, as a blown-up run's would.
+    pub fn inject_nan(&mut self) {
+        self.poison = true;
+    }
+
     /// Puts back the weights of the last finite loss read (after a loss went NaN or infinite);
     /// returns the step they were read at, or `None` if no loss was ever finite.
     pub fn restore_last_good(&mut self) -> Option<usize> {
         let (k, net) = self.last_good.clone()?;
         self.net = Some(net);
+        self.step = k; // the run is back where those weights were
+        self.last_loss = None;
         Some(k)
     }
 
@@ -339,11 +353,13 @@ mod tests {
         tr.step();
         tr.loss().unwrap();
         let good = weights(&tr.model());
+        tr.inject_nan();
         tr.step();
-        tr.note_loss(f32::NAN);
-        assert!(weights(&tr.model()) != good);
+        assert!(tr.loss().unwrap().is_nan());
+        assert!(weights(&tr.model()).iter().any(|w| w.is_nan()), "a NaN batch spoils the weights");
         assert_eq!(tr.restore_last_good(), Some(1));
         assert!(weights(&tr.model()) == good);
+        assert_eq!(tr.steps_done(), 1);
     }
 
     #[test]

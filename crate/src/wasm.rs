@@ -174,6 +174,11 @@ impl TrainRun {
         self.trainer.borrow_mut().restore_last_good()
     }
 
+    /// Fault injection (tests): the next step's batch holds a NaN.
+    pub fn inject_nan(&mut self) {
+        self.trainer.borrow_mut().inject_nan();
+    }
+
     /// The model as trained so far, to sample from (shares the weights; nothing is copied).
     pub fn model(&self) -> LoadedModel {
         LoadedModel { model: Rc::new(self.trainer.borrow().model()) }

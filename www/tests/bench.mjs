@@ -1,5 +1,6 @@
 // Page benchmark (reported, never asserted): wasm size, time from navigation to the first
-// streamed frame, and sampling steps/s of FM Blind + DDPM Blind on each backend.
+// streamed frame, sampling steps/s of FM Blind + DDPM Blind on each backend, training steps/s on
+// each backend, and the wasm memory over a 5,000-step training run.
 // Usage: node www/tests/bench.mjs   (after ./build.sh wasm)
 import fs from "node:fs";
 import path from "node:path";
@@ -28,6 +29,29 @@ for (const [backend, n, steps] of [["cpu", 2000, 100], ["webgpu", 256, 10]]) {
     console.log(`${r.backend} D=128 n=${n}${cached ? " (cached)" : ""}: first frame ${r.first.toFixed(0)} ms after navigation; ${rate} (both panels share the worker)`);
     await page.close();
   }
+}
+// Training in the page: steps/s of both models (compute time in the worker), and for the long
+// run the wasm memory after the first chunk and at the end (growth would be a leak).
+for (const [backend, dim, steps, soak] of [["cpu", 128, 300, false], ["webgpu", 128, 20, false], ["cpu", 8, 5000, true]]) {
+  const page = await context.newPage();
+  await page.goto(`${base}?mode=train&backend=${backend}&tdim=${dim}&tsteps=${steps}&every=${Math.max(10, Math.floor(steps / 2))}`);
+  await page.waitForFunction(() => window.geonoise.backend !== null && window.geonoise.panels.size === 2, null, { timeout: 120000 });
+  await page.click("#train-start");
+  let start = null;
+  if (soak) {
+    await page.waitForFunction(() => window.geonoise.panels.get("train-a").train?.step > 0, null, { timeout: 120000, polling: 100 });
+    start = await page.evaluate(() => window.geonoise.memory());
+  }
+  await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.train?.finished), null, { timeout: 1800000, polling: 500 });
+  const r = await page.evaluate(() => ({ backend: window.geonoise.backend, runs: [...window.geonoise.panels.values()].map((p) => ({ title: p.panel.title, steps: p.train.step, ms: p.train.computeMs, wall: p.train.wallMs, loss: p.train.loss })) }));
+  const rate = r.runs.map((x) => `${x.title} ${((1000 * x.steps) / x.ms).toFixed(1)} steps/s (final loss ${x.loss.toPrecision(3)})`).join(", ");
+  console.log(`train ${r.backend} D=${dim} width 128 depth 3 batch 256, ${steps} steps: ${rate}`);
+  if (soak) {
+    await page.waitForTimeout(2000);
+    const end = await page.evaluate(() => window.geonoise.memory());
+    console.log(`train soak: wasm memory ${(start / 2 ** 20).toFixed(1)} MiB after the first chunk, ${(end / 2 ** 20).toFixed(1)} MiB after ${steps} steps of each model`);
+  }
+  await page.close();
 }
 await browser.close();
 server.close();

@@ -210,3 +210,63 @@ test("Train tab, WebGPU: a handful of steps on SwiftShader give finite losses, a
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+test("Train tab: pause holds, resume goes on; a NaN stops its run with a message and keeps the last good weights", async () => {
+  const { page, problems } = await open("?mode=train&backend=cpu&tdim=8&tsteps=600&every=100&width=32&depth=1&n=100&steps=10");
+  await page.waitForFunction(() => window.geonoise.backend === "cpu" && window.geonoise.panels.size === 2, null, { timeout: 60000 });
+  await page.click("#train-start");
+  const stepOf = (id) => page.evaluate((id) => window.geonoise.panels.get(id).train.step, id);
+  await page.waitForFunction(() => window.geonoise.panels.get("train-a").train.step >= 50, null, { timeout: 60000, polling: 100 });
+  await page.click("#train-pause");
+  assert.equal(await page.locator("#train-pause").textContent(), "Resume");
+  await page.waitForTimeout(500); // a chunk in flight lands
+  const held = await stepOf("train-a");
+  await page.waitForTimeout(1000);
+  assert.equal(await stepOf("train-a"), held, "paused training must not step");
+  await page.click("#train-pause");
+  await page.waitForFunction((held) => window.geonoise.panels.get("train-a").train.step > held + 20, held, { timeout: 60000, polling: 100 });
+
+  await page.evaluate(() => window.geonoise.injectNan("train-a"));
+  await trained(page, ["train-a"]);
+  const error = await page.locator('[data-panel="train-a"] .error').textContent();
+  assert.match(error, /The loss became NaN at step \d+; training stopped\. The weights of step \d+ \(the last finite loss read\) are kept/);
+  const kept = Number(error.match(/weights of step (\d+)/)[1]);
+  assert.ok(kept >= 50, `kept weights of step ${kept}`);
+  // The kept weights sample cleanly, download, and load natively; the other run carries on to its end.
+  await waitDone(page, ["train-a"], 120000);
+  const exported = await exportJson(page, "train-a");
+  assert.equal(exported.metrics.diverged, 0, "the restored weights are finite");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click('[data-panel="train-a"] [data-t="download"]')]);
+  assert.equal(download.suggestedFilename(), `geonoise-fm-blind-d8-${kept}steps.safetensors`);
+  const file = path.join(artifacts, `nan-${download.suggestedFilename()}`);
+  await download.saveAs(file);
+  assert.equal(cli(["sample", "--checkpoint", file, "--n", "50", "--steps", "5", "--out", "/dev/null"]).metrics.diverged, 0);
+  await trained(page, ["train-b"]);
+  assert.equal(await stepOf("train-b"), 600);
+  assert.equal(await page.locator('[data-panel="train-b"] .error').isHidden(), true);
+  await page.screenshot({ path: path.join(artifacts, "page-train-nan.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("Train tab: a GPU device lost mid-training restarts the engine on the CPU, and training goes on from the saved weights", async () => {
+  const { page, problems } = await open("?mode=train&backend=webgpu&tdim=8&tsteps=40&every=10&width=32&depth=1&batch=64&n=32&steps=4");
+  await page.waitForFunction(() => window.geonoise.backend !== null && window.geonoise.panels.size === 2, null, { timeout: 120000 });
+  assert.equal(await page.evaluate(() => window.geonoise.backend), "webgpu");
+  await page.click("#train-start");
+  await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.train?.saved && p.train.step > p.train.saved.step), null, { timeout: 300000, polling: 200 });
+  const saved = await page.evaluate(() => [...window.geonoise.panels.values()].map((p) => p.train.saved.step));
+  await page.evaluate(() => window.geonoise.loseDevice());
+  await page.waitForFunction(() => window.geonoise.backend === "cpu", null, { timeout: 120000, polling: 200 });
+  assert.match(await page.locator("#notice").textContent(), /WebGPU failed \(.*staging buffer could not be mapped.*\); restarting on the CPU/);
+  await trained(page, ["train-a", "train-b"]);
+  const runs = await page.evaluate(() => [...window.geonoise.panels.values()].map((p) => ({ step: p.train.step, history: p.train.history })));
+  runs.forEach((r, i) => {
+    assert.equal(r.step, 40);
+    assert.ok(r.history.every(([, l]) => Number.isFinite(l)));
+    assert.ok(saved[i] >= 10, `weights were saved before the loss (step ${saved[i]})`);
+  });
+  await page.screenshot({ path: path.join(artifacts, "page-train-device-lost.png"), fullPage: true });
+  assert.deepEqual(problems.filter((p) => !/device was lost|WebGPU|GPU/i.test(p)), []);
+  await page.close();
+});
