@@ -130,21 +130,8 @@ function dropPanel(panel) {
   trainers.delete(panel);
 }
 
-async function handleLoad({ panel, url }) {
-  dropPanel(panel);
-  const bytes = await fetchBytes(panel, url);
-  let model;
-  try {
-    model = engine.load_checkpoint(bytes);
-  } catch (e) {
-    throw new Error(`${url}: ${message(e)}`);
-  }
-  models.set(panel, model);
-  post({ type: "loaded", panel, config: model.config() });
-}
-
-function handleImport({ panel, bytes, name }) {
-  dropPanel(panel);
+/** Loads checkpoint bytes as the panel's model; `name` labels errors (URL or file name). */
+function loadBytes(panel, bytes, name, extra = {}) {
   let model;
   try {
     model = engine.load_checkpoint(bytes);
@@ -152,7 +139,17 @@ function handleImport({ panel, bytes, name }) {
     throw new Error(`${name}: ${message(e)}`);
   }
   models.set(panel, model);
-  post({ type: "loaded", panel, config: model.config(), imported: name });
+  post({ type: "loaded", panel, config: model.config(), ...extra });
+}
+
+async function handleLoad({ panel, url }) {
+  dropPanel(panel);
+  loadBytes(panel, await fetchBytes(panel, url), url);
+}
+
+function handleImport({ panel, bytes, name }) {
+  dropPanel(panel);
+  loadBytes(panel, bytes, name, { imported: name });
 }
 
 // --- training ---------------------------------------------------------------------------------

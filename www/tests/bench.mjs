@@ -17,9 +17,11 @@ const wasm = fs.readFileSync(path.join(www, "pkg/geonoise_bg.wasm"));
 console.log(`machine: ${os.cpus().length} x ${os.cpus()[0].model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
 console.log(`wasm: ${(wasm.length / 1e6).toFixed(2)} MB raw, ${(zlib.gzipSync(wasm, { level: 9 }).length / 1e6).toFixed(2)} MB gzip`);
 
+// `node bench.mjs [sample] [train] [soak]` runs only those parts (default: all).
+const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["sample", "train", "soak"];
 const browser = await chromium.launch(CHROMIUM);
 const context = await browser.newContext();
-for (const [backend, n, steps] of [["cpu", 2000, 100], ["webgpu", 256, 10]]) {
+for (const [backend, n, steps] of parts.includes("sample") ? [["cpu", 2000, 100], ["webgpu", 256, 10]] : []) {
   for (const cached of [false, true]) {
     const page = await context.newPage();
     await page.goto(`${base}?backend=${backend}&d=128&n=${n}&steps=${steps}&speed=10`);
@@ -32,15 +34,24 @@ for (const [backend, n, steps] of [["cpu", 2000, 100], ["webgpu", 256, 10]]) {
 }
 // Training in the page: steps/s of both models (compute time in the worker), and for the long
 // run the wasm memory after the first chunk and at the end (growth would be a leak).
-for (const [backend, dim, steps, soak] of [["cpu", 128, 300, false], ["webgpu", 128, 20, false], ["cpu", 8, 5000, true]]) {
+const runs = [["cpu", 128, 300, false], ["webgpu", 128, 20, false], ["cpu", 8, 5000, true]].filter(([, , , soak]) => parts.includes(soak ? "soak" : "train"));
+for (const [backend, dim, steps, soak] of runs) {
   const page = await context.newPage();
   await page.goto(`${base}?mode=train&backend=${backend}&tdim=${dim}&tsteps=${steps}&every=${Math.max(10, Math.floor(steps / 2))}`);
   await page.waitForFunction(() => window.geonoise.backend !== null && window.geonoise.panels.size === 2, null, { timeout: 120000 });
   await page.click("#train-start");
-  let start = null;
+  // The soak samples the wasm memory every 500 steps of the first model: growth that levels off
+  // is the allocator reaching its working set; growth that keeps going is a leak.
+  const series = [];
   if (soak) {
-    await page.waitForFunction(() => window.geonoise.panels.get("train-a").train?.step > 0, null, { timeout: 120000, polling: 100 });
-    start = await page.evaluate(() => window.geonoise.memory());
+    for (let next = 0; next <= steps; ) {
+      const step = await page.evaluate(() => window.geonoise.panels.get("train-a").train?.step || 0);
+      if (step >= Math.max(1, next)) {
+        series.push([step, await page.evaluate(() => window.geonoise.memory())]);
+        next += 500;
+      } else await page.waitForTimeout(200);
+      if (step >= steps) break;
+    }
   }
   await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.train?.finished), null, { timeout: 1800000, polling: 500 });
   const r = await page.evaluate(() => ({ backend: window.geonoise.backend, runs: [...window.geonoise.panels.values()].map((p) => ({ title: p.panel.title, steps: p.train.step, ms: p.train.computeMs, wall: p.train.wallMs, loss: p.train.loss })) }));
@@ -48,8 +59,8 @@ for (const [backend, dim, steps, soak] of [["cpu", 128, 300, false], ["webgpu", 
   console.log(`train ${r.backend} D=${dim} width 128 depth 3 batch 256, ${steps} steps: ${rate}`);
   if (soak) {
     await page.waitForTimeout(2000);
-    const end = await page.evaluate(() => window.geonoise.memory());
-    console.log(`train soak: wasm memory ${(start / 2 ** 20).toFixed(1)} MiB after the first chunk, ${(end / 2 ** 20).toFixed(1)} MiB after ${steps} steps of each model`);
+    series.push(["end", await page.evaluate(() => window.geonoise.memory())]);
+    console.log(`train soak, wasm memory (MiB) at step: ${series.map(([k, b]) => `${k}: ${(b / 2 ** 20).toFixed(1)}`).join(", ")}`);
   }
   await page.close();
 }

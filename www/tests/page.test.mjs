@@ -245,6 +245,25 @@ test("Train tab: pause holds, resume goes on; a NaN stops its run with a message
   assert.equal(await stepOf("train-b"), 600);
   assert.equal(await page.locator('[data-panel="train-b"] .error').isHidden(), true);
   await page.screenshot({ path: path.join(artifacts, "page-train-nan.png"), fullPage: true });
+
+  // Trained weights not downloaded (train-b): changing D asks first; declining keeps everything.
+  const dialogs = [];
+  let answer = false;
+  page.on("dialog", (d) => {
+    dialogs.push(d.message());
+    answer ? d.accept() : d.dismiss();
+  });
+
+  await page.fill("#tdim", "16");
+  await page.locator("#tdim").dispatchEvent("change");
+  assert.match(dialogs.at(-1) || "", /Changing D discards the models trained on this page/);
+  assert.equal(await page.inputValue("#tdim"), "8");
+  assert.equal(await stepOf("train-b"), 600, "declining keeps the trained run");
+  answer = true;
+  await page.fill("#tdim", "16");
+  await page.locator("#tdim").dispatchEvent("change");
+  assert.equal(dialogs.length, 2);
+  await page.waitForFunction(() => window.geonoise.state.tdim === 16 && !window.geonoise.panels.get("train-b").train, null, { timeout: 10000 });
   assert.deepEqual(problems, []);
   await page.close();
 });
