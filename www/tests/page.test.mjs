@@ -167,6 +167,7 @@ test("Train tab, CPU: FM Blind and DDPM Blind at D=8 learn; the downloaded check
     const [first, last] = [mean(h.slice(0, 3)), mean(h.slice(-3))];
     assert.ok(h.every(([, l]) => Number.isFinite(l)), `${id}: a loss was not finite`);
     assert.ok(last < 0.8 * first, `${id}: loss did not fall (${first} -> ${last})`);
+    console.log(`# ${id}: loss ${first.toFixed(3)} (first 3 reads) -> ${last.toFixed(3)} (last 3 reads)`);
   }
   const [download] = await Promise.all([page.waitForEvent("download"), page.click('[data-panel="train-a"] [data-t="download"]')]);
   assert.equal(download.suggestedFilename(), "geonoise-fm-blind-d8-400steps.safetensors");
