@@ -1,6 +1,6 @@
 // The page: state <-> URL, controls, the engine worker, and the panels.
 // Every handler does: change state -> write the URL -> apply.
-import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, parseState, serializeState, panelsFor, trainPanels, trainConfig, checkpointUrl } from "./state.js";
+import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, checkpointUrl } from "./state.js";
 import { samplesCsv, trajectoryCsv, samplesJson } from "./export.js";
 import { PanelView } from "./view.js";
 import { LossChart } from "./chart.js";
@@ -208,12 +208,17 @@ function onTrainProgress(p, msg) {
   syncTrainButtons();
 }
 
+/** Training stops stepping once no run is left to train. */
+function stopWhenAllFinished() {
+  if ([...panels.values()].every((q) => !q.train || q.train.finished)) training = false;
+}
+
 /** The run is over (done, or stopped by a NaN): sample the weights it has with the panel settings. */
 function finishTraining(p, text) {
   p.train.finished = true;
   p.view.setStatus(text);
   worker.postMessage({ type: "train-use", panel: p.panel.id });
-  if ([...panels.values()].every((q) => !q.train || q.train.finished)) training = false;
+  stopWhenAllFinished();
 }
 
 function onTrainNan(p, msg) {
@@ -225,7 +230,7 @@ function onTrainNan(p, msg) {
   window.geonoise.errors.push(`train-nan ${p.panel.id} ${msg.step}`);
   if (msg.good === null) {
     t.finished = true;
-    if ([...panels.values()].every((q) => !q.train || q.train.finished)) training = false;
+    stopWhenAllFinished();
   } else {
     worker.postMessage({ type: "train-export", panel: p.panel.id, loss: t.loss, purpose: "autosave" });
     finishTraining(p, `stopped at step ${msg.step} (loss ${msg.loss})`);
@@ -469,8 +474,7 @@ function readNumber(key, el) {
 
 function setupControls() {
   $("#d").innerHTML = DIMS.map((d) => `<option value="${d}">${d}</option>`).join("");
-  const label = (k) => { const [m, kind] = k.split("-"); return `${m.toUpperCase().replace("EQM", "EqM")} ${kind === "blind" ? "Blind" : "Cond"}`; };
-  for (const id of ["a", "b"]) $(`#${id}`).innerHTML = TRAIN_MODELS.map((k) => `<option value="${k}">${label(k)}</option>`).join("");
+  for (const id of ["a", "b"]) $(`#${id}`).innerHTML = TRAIN_MODELS.map((k) => `<option value="${k}">${modelTitle(k)}</option>`).join("");
   for (const [key, [lo, hi]] of Object.entries({ ...LIMITS, ...FLOATS })) {
     const el = $(`#${key}`);
     el.min = lo;

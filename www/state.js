@@ -107,12 +107,17 @@ export function panelsFor(state) {
   ];
 }
 
+/** How the paper names a model key such as "eqm-blind": "EqM Blind". */
+export function modelTitle(key) {
+  const [model, kind] = key.split("-");
+  return `${model.toUpperCase().replace("EQM", "EqM")} ${kind === "blind" ? "Blind" : "Cond"}`;
+}
+
 /** The two panels of the Train tab. */
 export function trainPanels(state) {
   return [state.a, state.b].map((key, i) => {
     const [model, kind] = key.split("-");
-    const id = i === 0 ? "train-a" : "train-b";
-    return { id, model, blind: kind === "blind", title: `${model.toUpperCase().replace("EQM", "EqM")} ${kind === "blind" ? "Blind" : "Cond"}` };
+    return { id: i === 0 ? "train-a" : "train-b", model, blind: kind === "blind", title: modelTitle(key) };
   });
 }
 

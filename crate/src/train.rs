@@ -2,8 +2,9 @@
 //!
 //! The same `Trainer::step` serves the native loop (`geonoise train`) and an async browser loop
 //! that pumps a few steps per animation frame. A step issues work only: it never reads a tensor
-//! back. The loss stays on the device until someone asks for it (`loss`, `loss_async`), so a
-//! caller decides how often to pay for a readback.
+//! back. The loss stays on the device until someone asks for it (`loss` reads it synchronously;
+//! the browser reads `pending_loss` asynchronously and reports it with `note_loss`), so a caller
+//! decides how often to pay for a readback.
 //!
 //! Batches are drawn on the host from the deterministic generator and uploaded, so a seed gives
 //! the same run on every backend.
@@ -235,13 +236,6 @@ impl Trainer {
     pub fn loss(&mut self) -> Option<f32> {
         let t = self.last_loss.clone()?;
         let v = t.into_data().try_to_vec::<f32>().ok()?.first().copied()?;
-        Some(self.note_loss(v))
-    }
-
-    /// The last step's loss, read asynchronously (the only read that works on WebGPU in a browser).
-    pub async fn loss_async(&mut self) -> Option<f32> {
-        let t = self.last_loss.clone()?;
-        let v = t.into_data_async().await.ok()?.try_to_vec::<f32>().ok()?.first().copied()?;
         Some(self.note_loss(v))
     }
 
