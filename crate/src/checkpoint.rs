@@ -17,10 +17,11 @@
 //! wrong D, a wrong shape, a truncated or foreign file is a specific error, never a panic.
 
 use crate::model::{Model, ModelConfig, Net, TIME_FEATURES};
+use crate::target::Parameterization;
 use crate::train::TrainConfig;
 use burn::store::{FloatCastAdapter, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{DType, Device};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -58,6 +59,8 @@ pub enum CheckpointError {
     MissingTensor(String),
     UnexpectedTensor(String),
     Dtype { name: String, found: String },
+    /// A tensor holds NaN or infinite values: the file was saved from a diverged run or damaged.
+    NonFinite { name: String, count: usize },
     Load(String),
     Save(String),
 }
@@ -77,6 +80,7 @@ impl fmt::Display for CheckpointError {
             MissingTensor(n) => write!(f, "tensor '{n}' is missing from the checkpoint"),
             UnexpectedTensor(n) => write!(f, "tensor '{n}' is not part of this architecture"),
             Dtype { name, found } => write!(f, "tensor '{name}' is stored as {found}; checkpoints hold F32 or F16"),
+            NonFinite { name, count } => write!(f, "tensor '{name}' holds {count} NaN or infinite values: the weights are damaged or come from a run that diverged"),
             Load(e) => write!(f, "could not load the weights: {e}"),
             Save(e) => write!(f, "could not save the checkpoint: {e}"),
         }
@@ -100,6 +104,55 @@ pub fn expected_tensors(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     v.push(("gain.weight".to_string(), vec![w, 1]));
     v.push(("gain.bias".to_string(), vec![1]));
     v
+}
+
+/// What a caller needs a checkpoint to be; `None` fields accept anything. The page asks a
+/// pretrained file for its panel's model and D, and a resumed training run for its whole
+/// architecture.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Expected {
+    pub model: Option<Parameterization>,
+    pub blind: Option<bool>,
+    pub dim: Option<usize>,
+    pub width: Option<usize>,
+    pub depth: Option<usize>,
+}
+
+impl Expected {
+    /// Any checkpoint.
+    pub fn any() -> Self {
+        Expected::default()
+    }
+
+    /// Exactly the architecture of `config` (everything but the time range and projection seed).
+    pub fn config(config: &ModelConfig) -> Self {
+        Expected { model: Some(config.model), blind: Some(config.blind), dim: Some(config.dim), width: Some(config.width), depth: Some(config.depth) }
+    }
+
+    /// Checks a file's config; the error names what differs.
+    pub fn check(&self, file: &ModelConfig) -> Result<(), CheckpointError> {
+        if let Some(d) = self.dim {
+            if d != file.dim {
+                return Err(CheckpointError::WrongDim { file: file.dim, expected: d });
+            }
+        }
+        let kind = |m: Parameterization, b: bool| format!("{m} {}", if b { "blind" } else { "conditional" });
+        let model = self.model.unwrap_or(file.model);
+        let blind = self.blind.unwrap_or(file.blind);
+        if (model, blind) != (file.model, file.blind) {
+            return Err(CheckpointError::Mismatch(format!("the file holds a {} model, expected {}", kind(file.model, file.blind), kind(model, blind))));
+        }
+        let width = self.width.unwrap_or(file.width);
+        let depth = self.depth.unwrap_or(file.depth);
+        if (width, depth) != (file.width, file.depth) {
+            return Err(CheckpointError::Mismatch(format!(
+                "the file's network has width {} and depth {}, expected width {width} and depth {depth}",
+                file.width, file.depth
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// How weights are stored on disk. Loading always gives float32 weights.
@@ -142,14 +195,38 @@ pub struct Header {
     pub training: Option<TrainingInfo>,
 }
 
+/// Says in words what a safetensors parse error means for the person holding the file.
+fn unreadable(e: SafeTensorError) -> CheckpointError {
+    use SafeTensorError::*;
+    let why = match &e {
+        HeaderTooSmall | HeaderTooLarge | InvalidHeaderLength | InvalidHeader(_) | InvalidHeaderDeserialization(_) | JsonError(_) => {
+            "it does not start with a safetensors header"
+        }
+        MetadataIncompleteBuffer | InvalidOffset(_) | TensorInvalidInfo | InvalidTensorView(..) | ValidationOverflow | MisalignedSlice => {
+            "its tensor data does not match its header (a truncated or damaged file?)"
+        }
+        _ => "it could not be parsed",
+    };
+    CheckpointError::NotSafetensors(format!("{why}: {e}"))
+}
+
+/// Counts the non-finite values of a stored F32 or F16 tensor without decoding it.
+fn non_finite(dtype: Dtype, bytes: &[u8]) -> usize {
+    match dtype {
+        Dtype::F32 => bytes.chunks_exact(4).filter(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & 0x7f80_0000 == 0x7f80_0000).count(),
+        Dtype::F16 => bytes.chunks_exact(2).filter(|c| u16::from_le_bytes([c[0], c[1]]) & 0x7c00 == 0x7c00).count(),
+        _ => 0,
+    }
+}
+
 /// Reads and validates the header: format, version, config, and every tensor's name, shape and
-/// dtype against the architecture the config describes.
+/// dtype against the architecture the config describes, and that every weight is finite.
 pub fn inspect(bytes: &[u8]) -> Result<Header, CheckpointError> {
     if bytes.is_empty() {
         return Err(CheckpointError::Empty);
     }
-    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::NotSafetensors(format!("{e:?}")))?;
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| CheckpointError::NotSafetensors(format!("{e:?}")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(unreadable)?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(unreadable)?;
     let md: HashMap<String, String> = meta.metadata().clone().unwrap_or_default();
     if md.get(KEY_FORMAT).map(String::as_str) != Some(FORMAT) {
         return Err(CheckpointError::NotGeonoise);
@@ -178,6 +255,10 @@ pub fn inspect(bytes: &[u8]) -> Result<Header, CheckpointError> {
         if !matches!(view.dtype(), Dtype::F32 | Dtype::F16) {
             return Err(CheckpointError::Dtype { name: name.clone(), found: format!("{:?}", view.dtype()) });
         }
+        let bad = non_finite(view.dtype(), view.data());
+        if bad > 0 {
+            return Err(CheckpointError::NonFinite { name: name.clone(), count: bad });
+        }
     }
     if let Some(extra) = found.keys().find(|k| !expected.iter().any(|(n, _)| n == *k)) {
         return Err(CheckpointError::UnexpectedTensor(extra.clone()));
@@ -185,22 +266,10 @@ pub fn inspect(bytes: &[u8]) -> Result<Header, CheckpointError> {
     Ok(Header { config, training })
 }
 
-/// Loads a checkpoint onto `device`. With `expect`, the file must match its D (and, where given,
-/// its parameterization and blindness).
-pub fn load(bytes: &[u8], device: &Device, expect: Option<&ModelConfig>) -> Result<(Model, Header), CheckpointError> {
+/// Loads a checkpoint onto `device`; the file must be what `expect` asks for.
+pub fn load(bytes: &[u8], device: &Device, expect: &Expected) -> Result<(Model, Header), CheckpointError> {
     let header = inspect(bytes)?;
-    if let Some(want) = expect {
-        if want.dim != header.config.dim {
-            return Err(CheckpointError::WrongDim { file: header.config.dim, expected: want.dim });
-        }
-        if want.model != header.config.model || want.blind != header.config.blind {
-            return Err(CheckpointError::Mismatch(format!(
-                "file holds {}, expected {}",
-                header.config.label(),
-                want.label()
-            )));
-        }
-    }
+    expect.check(&header.config)?;
     let mut net = Net::init(&header.config, 0, device);
     let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()))
         .validate(true)
@@ -240,7 +309,7 @@ mod tests {
         let m = model(&cfg, 3);
         let info = TrainingInfo { train: TrainConfig::new(cfg.clone()), steps_done: 12, final_loss: Some(0.5) };
         let bytes = save(&m, Some(&info)).unwrap();
-        let (back, header) = load(&bytes, &Device::flex(), Some(&cfg)).unwrap();
+        let (back, header) = load(&bytes, &Device::flex(), &Expected::config(&cfg)).unwrap();
         assert_eq!(header.config, cfg.resolved());
         assert_eq!(header.training.unwrap().steps_done, 12);
         let u = Tensor::<2>::ones([3, 8], &Device::flex());
@@ -254,7 +323,7 @@ mod tests {
         let full = save(&m, None).unwrap();
         let half = save_as(&m, None, Precision::F16).unwrap();
         assert!(half.len() < full.len() * 6 / 10, "{} vs {}", half.len(), full.len());
-        let (back, _) = load(&half, &Device::flex(), None).unwrap();
+        let (back, _) = load(&half, &Device::flex(), &Expected::any()).unwrap();
         let u = Tensor::<2>::ones([4, 8], &Device::flex());
         let a = read_f32(m.eval(u.clone(), 0.2));
         let b = read_f32(back.eval(u, 0.2));
@@ -282,7 +351,7 @@ mod tests {
         let cfg = small(Parameterization::Fm, true, 8);
         let bytes = save(&model(&cfg, 1), None).unwrap();
         let dev = Device::flex();
-        let err = |b: &[u8], e: Option<&ModelConfig>| load(b, &dev, e).err().expect("should fail");
+        let err = |b: &[u8], e: Option<&ModelConfig>| load(b, &dev, &e.map(Expected::config).unwrap_or_default()).err().expect("should fail");
 
         assert_eq!(err(&[], None), CheckpointError::Empty);
         assert!(matches!(err(&bytes[..bytes.len() / 2], None), CheckpointError::NotSafetensors(_)));
@@ -316,30 +385,189 @@ mod tests {
         let future = with_metadata(&bytes, |m| {
             m.insert(KEY_VERSION.into(), "99".into());
         });
-        assert!(matches!(load(&future, &dev, None).err().unwrap(), CheckpointError::FutureVersion { .. }));
+        assert!(matches!(load(&future, &dev, &Expected::any()).err().unwrap(), CheckpointError::FutureVersion { .. }));
         // Config claims D = 16 while the weights are for D = 8.
         let lying = with_metadata(&bytes, |m| {
             let mut c: ModelConfig = serde_json::from_str(&m[KEY_CONFIG]).unwrap();
             c.dim = 16;
             m.insert(KEY_CONFIG.into(), serde_json::to_string(&c).unwrap());
         });
-        let e = load(&lying, &dev, None).err().unwrap();
+        let e = load(&lying, &dev, &Expected::any()).err().unwrap();
         assert!(matches!(&e, CheckpointError::Shape { name, .. } if name == "input.weight"), "{e}");
         let wider = with_metadata(&bytes, |m| {
             let mut c: ModelConfig = serde_json::from_str(&m[KEY_CONFIG]).unwrap();
             c.depth = 3;
             m.insert(KEY_CONFIG.into(), serde_json::to_string(&c).unwrap());
         });
-        assert!(matches!(load(&wider, &dev, None).err().unwrap(), CheckpointError::MissingTensor(_)));
+        assert!(matches!(load(&wider, &dev, &Expected::any()).err().unwrap(), CheckpointError::MissingTensor(_)));
         let broken = with_metadata(&bytes, |m| {
             m.insert(KEY_CONFIG.into(), "{not json".into());
         });
-        assert!(matches!(load(&broken, &dev, None).err().unwrap(), CheckpointError::BadConfig(_)));
+        assert!(matches!(load(&broken, &dev, &Expected::any()).err().unwrap(), CheckpointError::BadConfig(_)));
         let bad_dim = with_metadata(&bytes, |m| {
             let mut c: ModelConfig = serde_json::from_str(&m[KEY_CONFIG]).unwrap();
             c.dim = 0;
             m.insert(KEY_CONFIG.into(), serde_json::to_string(&c).unwrap());
         });
-        assert!(matches!(load(&bad_dim, &dev, None).err().unwrap(), CheckpointError::BadConfig(_)));
+        assert!(matches!(load(&bad_dim, &dev, &Expected::any()).err().unwrap(), CheckpointError::BadConfig(_)));
+    }
+
+    #[test]
+    fn wrong_architecture_and_damaged_weights_are_named() {
+        let cfg = small(Parameterization::Fm, true, 8);
+        let bytes = save(&model(&cfg, 1), None).unwrap();
+        let dev = Device::flex();
+        let e = load(&bytes, &dev, &Expected { width: Some(32), ..Expected::any() }).err().unwrap();
+        assert_eq!(e.to_string(), "the checkpoint does not match: the file's network has width 16 and depth 2, expected width 32 and depth 2");
+        let e = load(&bytes, &dev, &Expected { depth: Some(3), ..Expected::any() }).err().unwrap();
+        assert!(e.to_string().contains("expected width 16 and depth 3"), "{e}");
+        let e = load(&bytes, &dev, &Expected { model: Some(Parameterization::Ddpm), blind: Some(false), ..Expected::any() }).err().unwrap();
+        assert_eq!(e.to_string(), "the checkpoint does not match: the file holds a fm blind model, expected ddpm conditional");
+        // Only what is asked for is checked.
+        assert!(load(&bytes, &dev, &Expected { dim: Some(8), ..Expected::any() }).is_ok());
+
+        // A NaN written into the weights (f32 and f16 files alike).
+        for precision in [Precision::F32, Precision::F16] {
+            let bytes = save_as(&model(&cfg, 1), None, precision).unwrap();
+            let st = SafeTensors::deserialize(&bytes).unwrap();
+            let view = st.tensor("blocks.1.fc2.weight").unwrap();
+            let at = view.data().as_ptr() as usize - bytes.as_ptr() as usize;
+            let mut bad = bytes.clone();
+            let nan: &[u8] = if precision == Precision::F32 { &f32::NAN.to_le_bytes() } else { &[0x00, 0x7e] };
+            bad[at..at + nan.len()].copy_from_slice(nan);
+            let e = load(&bad, &dev, &Expected::any()).err().unwrap();
+            assert_eq!(e, CheckpointError::NonFinite { name: "blocks.1.fc2.weight".into(), count: 1 }, "{precision:?}");
+        }
+    }
+
+    #[test]
+    fn unreadable_files_say_why_in_words() {
+        let cfg = small(Parameterization::Fm, true, 8);
+        let bytes = save(&model(&cfg, 1), None).unwrap();
+        let dev = Device::flex();
+        let msg = |b: &[u8]| load(b, &dev, &Expected::any()).err().unwrap().to_string();
+        assert!(msg(&bytes[..bytes.len() - 10]).contains("does not match its header (a truncated or damaged file?)"), "{}", msg(&bytes[..bytes.len() - 10]));
+        assert!(msg(&bytes[..5]).contains("does not start with a safetensors header"));
+        assert!(msg(b"<!doctype html><html>not found</html>").contains("does not start with a safetensors header"));
+        assert_eq!(msg(&[]), "the checkpoint file is empty");
+    }
+
+    /// 100 MB inputs: random bytes, and a well-formed geonoise file whose one tensor is huge.
+    /// Both are refused from the header, without touching (or copying) the data.
+    #[test]
+    fn hundred_megabyte_files_are_refused_quickly() {
+        let dev = Device::flex();
+        let mut rng = crate::rng::Rng::new(7);
+        let mut big: Vec<u8> = vec![0; 100 << 20];
+        for c in big.chunks_mut(8) {
+            c.copy_from_slice(&rng.next_u64().to_le_bytes()[..c.len()]);
+        }
+        let t = std::time::Instant::now();
+        assert!(matches!(load(&big, &dev, &Expected::any()).err().unwrap(), CheckpointError::NotSafetensors(_)));
+        let cfg = small(Parameterization::Fm, true, 8);
+        let saved = save(&model(&cfg, 1), None).unwrap();
+        let (_, meta) = SafeTensors::read_metadata(&saved).unwrap();
+        let huge = vec![0u8; 100 << 20];
+        let view = safetensors::tensor::TensorView::new(Dtype::F32, vec![25 << 20], &huge).unwrap();
+        let file = safetensors::serialize([("input.weight", view)], meta.metadata().clone()).unwrap();
+        let e = load(&file, &dev, &Expected::any()).err().unwrap();
+        assert!(matches!(&e, CheckpointError::Shape { name, .. } if name == "input.weight"), "{e}");
+        // Generous: this guards against a parse that copies or decodes the data, not for speed.
+        assert!(t.elapsed().as_secs() < 30, "{:?}", t.elapsed());
+    }
+
+    mod fuzz {
+        //! The loader against mutated real checkpoints: any input gives `Ok` or an error, never a
+        //! panic (a panic in the browser kills the engine). `PROPTEST_CASES` sets the count.
+        use super::*;
+        use proptest::prelude::*;
+        use std::sync::OnceLock;
+
+        /// Real files: f32 and f16, blind and conditional, with training info.
+        fn seeds() -> &'static Vec<Vec<u8>> {
+            static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+            SEEDS.get_or_init(|| {
+                let a = small(Parameterization::Fm, true, 4);
+                let b = ModelConfig { depth: 1, ..small(Parameterization::Ddpm, false, 3) };
+                let info = TrainingInfo { train: TrainConfig::new(b.clone()), steps_done: 9, final_loss: Some(0.25) };
+                vec![
+                    save(&model(&a, 1), None).unwrap(),
+                    save_as(&model(&b, 2), Some(&info), Precision::F16).unwrap(),
+                ]
+            })
+        }
+
+        #[derive(Clone, Debug)]
+        enum Edit {
+            /// Overwrite one byte (positions past the end wrap).
+            Set(usize, u8),
+            /// Swap one ASCII digit of the JSON header for another: shapes, offsets, D, width...
+            Digit(usize, u8),
+            Truncate(usize),
+            Insert(usize, Vec<u8>),
+            Remove(usize, usize),
+        }
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            // Length-keeping edits weigh most: they get past the safetensors layer into ours.
+            prop_oneof![
+                4 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Set(i, b)),
+                4 => (any::<usize>(), 0u8..10).prop_map(|(i, d)| Edit::Digit(i, d)),
+                1 => any::<usize>().prop_map(Edit::Truncate),
+                1 => (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16)).prop_map(|(i, v)| Edit::Insert(i, v)),
+                1 => (any::<usize>(), 1usize..64).prop_map(|(i, n)| Edit::Remove(i, n)),
+            ]
+        }
+
+        fn apply(bytes: &mut Vec<u8>, e: &Edit) {
+            let n = bytes.len().max(1);
+            match e {
+                Edit::Set(i, b) => {
+                    if !bytes.is_empty() {
+                        bytes[i % n] = *b
+                    }
+                }
+                Edit::Digit(i, d) => {
+                    let header = bytes.get(..8).map(|h| u64::from_le_bytes(h.try_into().unwrap()) as usize).unwrap_or(0);
+                    let end = (8 + header).min(bytes.len());
+                    let digits: Vec<usize> = (8..end).filter(|&j| bytes[j].is_ascii_digit()).collect();
+                    if !digits.is_empty() {
+                        bytes[digits[i % digits.len()]] = b'0' + d;
+                    }
+                }
+                Edit::Truncate(i) => bytes.truncate(i % n),
+                Edit::Insert(i, v) => {
+                    let at = i % n;
+                    bytes.splice(at..at, v.iter().copied());
+                }
+                Edit::Remove(i, k) => {
+                    let at = i % n;
+                    let to = (at + k).min(bytes.len());
+                    bytes.drain(at..to);
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+            #[test]
+            fn mutated_checkpoints_never_panic(which in 0usize..2, edits in proptest::collection::vec(edit(), 1..4)) {
+                let mut bytes = seeds()[which].clone();
+                for e in &edits {
+                    apply(&mut bytes, e);
+                }
+                let dev = Device::flex();
+                match load(&bytes, &dev, &Expected::any()) {
+                    // A mutation that kept the file valid (e.g. a digit of a weight) loads a model
+                    // that must also run.
+                    Ok((m, _)) => {
+                        let u = Tensor::<2>::ones([2, m.config.dim], &dev);
+                        let out = read_f32(m.eval(u, 0.5));
+                        prop_assert_eq!(out.len(), 2 * m.config.dim);
+                    }
+                    Err(e) => prop_assert!(!e.to_string().is_empty()),
+                }
+            }
+        }
     }
 }

@@ -618,4 +618,33 @@ mod tests {
             }
         }
     }
+
+    /// D = 1024 at the ends of every range: points on the data (t = t_min), at tiny t, and far
+    /// out. Everything is log-space, so nothing over- or underflows to NaN or infinity.
+    #[test]
+    fn extreme_dimension_and_tiny_t_stay_finite() {
+        let dim = 1024;
+        let proj = Projection::new(dim, 3).unwrap();
+        for param in [Parameterization::Fm, Parameterization::Ddpm, Parameterization::Edm, Parameterization::Eqm] {
+            let (lo, hi) = param.default_range();
+            let o = Oracle::for_circles(param, (lo, hi), &proj, 32, 48, &dev()).unwrap();
+            let (mut u, _, _) = noisy_points(&o, &[lo, lo * 1.5, (lo * hi).sqrt(), hi], 5);
+            let data = read_f32(o.data.clone());
+            u.extend_from_slice(&data[..dim]); // exactly a data point
+            u.extend(Rng::new(9).normals_f32(dim).into_iter().map(|v| v * 1e3)); // far out
+            let m = u.len() / dim;
+            let an = o.analyze(rows(u.clone(), dim));
+            for (name, t) in [("posterior", an.posterior), ("energy", an.energy), ("grad", an.grad_energy), ("field", an.field)] {
+                let v = read_f32(t);
+                assert!(v.iter().all(|x| x.is_finite()), "{param} {name}: {} non-finite of {}", v.iter().filter(|x| !x.is_finite()).count(), v.len());
+            }
+            for t in [lo, hi] {
+                for (name, f) in [("denoiser", o.denoiser(rows(u.clone(), dim), t)), ("conditional", o.conditional_field(rows(u.clone(), dim), t)), ("drift", o.drift_error(rows(u.clone(), dim), t))] {
+                    let v = read_f32(f);
+                    assert!(!v.is_empty() && v.len() % m == 0, "{param} {name}: {} values for {m} points", v.len());
+                    assert!(v.iter().all(|x| x.is_finite()), "{param} {name} at t = {t}");
+                }
+            }
+        }
+    }
 }

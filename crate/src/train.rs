@@ -321,7 +321,7 @@ mod tests {
             first.push(tr.loss().unwrap());
         }
         let bytes = crate::checkpoint::save(&tr.model(), None).unwrap();
-        let (model, _) = crate::checkpoint::load(&bytes, &device, None).unwrap();
+        let (model, _) = crate::checkpoint::load(&bytes, &device, &crate::checkpoint::Expected::any()).unwrap();
         let mut back = Trainer::resume(cfg.clone(), &model, 100, &device).unwrap();
         assert_eq!(back.steps_done(), 100);
         let mut rest = vec![];

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! const engine = await Engine.create("webgpu" | "cpu");   // one per worker: wgpu initialises once
-//! const model  = engine.load_checkpoint(bytes);            // Uint8Array of a .safetensors file
+//! const model  = engine.load_checkpoint(bytes, {model: "fm", blind: true, dim: 8});  // a .safetensors file; what it must be (optional)
 //! const run    = engine.sampler(model, {n, steps, solver, seed});
 //! const frame  = run.advance(4);                          // issue 4 steps; nothing read back yet
 //! const {step, t, done, xy} = await frame.read_xy();      // xy: Float32Array [n * 2]
@@ -22,7 +22,7 @@
 //! Every export returns `Result<_, JsError>`: a bad checkpoint or config is an error the page can
 //! show, never a panic. All reads of device memory are async (the only kind WebGPU allows).
 
-use crate::checkpoint::{self, TrainingInfo};
+use crate::checkpoint::{self, Expected, TrainingInfo};
 use crate::data::Projection;
 use crate::metrics;
 use crate::model::Model;
@@ -74,9 +74,15 @@ impl Engine {
         self.backend.clone()
     }
 
-    /// Loads a checkpoint's bytes onto this engine's device.
-    pub fn load_checkpoint(&self, bytes: &[u8]) -> Result<LoadedModel, JsError> {
-        let (model, _) = checkpoint::load(bytes, &self.device, None).map_err(js_err)?;
+    /// Loads a checkpoint's bytes onto this engine's device. `expect` (optional) is what the file
+    /// must be: `{model, blind, dim, width, depth}`, each field optional.
+    pub fn load_checkpoint(&self, bytes: &[u8], expect: JsValue) -> Result<LoadedModel, JsError> {
+        let expect: Expected = if expect.is_undefined() || expect.is_null() {
+            Expected::any()
+        } else {
+            serde_wasm_bindgen::from_value(expect).map_err(|e| js_err(format!("expected checkpoint: {e}")))?
+        };
+        let (model, _) = checkpoint::load(bytes, &self.device, &expect).map_err(js_err)?;
         Ok(LoadedModel { model: Rc::new(model) })
     }
 
@@ -108,7 +114,7 @@ impl Engine {
     /// checkpoint imported from disk).
     pub fn resume_trainer(&self, config: JsValue, bytes: &[u8], step: usize) -> Result<TrainRun, JsError> {
         let cfg = train_config(config)?;
-        let (model, _) = checkpoint::load(bytes, &self.device, Some(&cfg.model)).map_err(js_err)?;
+        let (model, _) = checkpoint::load(bytes, &self.device, &Expected::config(&cfg.model)).map_err(js_err)?;
         let trainer = Trainer::resume(cfg, &model, step, &self.device).map_err(js_err)?;
         Ok(TrainRun { trainer: Rc::new(RefCell::new(trainer)) })
     }

@@ -31,7 +31,7 @@ fn every_checkpoint_loads_matches_its_manifest_entry_and_samples() {
         let bytes = std::fs::read(dir().join(&e.file)).unwrap_or_else(|err| panic!("{}: {err}", e.file));
         assert_eq!(bytes.len(), e.bytes, "{}: size differs from the manifest", e.file);
         total += bytes.len();
-        let (model, header) = checkpoint::load(&bytes, &device, Some(&e.config.model)).unwrap_or_else(|err| panic!("{}: {err}", e.file));
+        let (model, header) = checkpoint::load(&bytes, &device, &checkpoint::Expected::config(&e.config.model)).unwrap_or_else(|err| panic!("{}: {err}", e.file));
         assert_eq!(header.config, e.config.model, "{}", e.file);
         assert_eq!(header.training.as_ref().map(|t| &t.train), Some(&e.config), "{}", e.file);
         assert_eq!(e.file, pretrained::file_name(e.model, e.blind, e.dim));

@@ -42,7 +42,7 @@ fn blind_fm_learns_the_circles_at_d8() {
 
     // The checkpoint reproduces the same samples.
     let bytes = checkpoint::save(&model, None).unwrap();
-    let (back, _) = checkpoint::load(&bytes, &device, Some(&model.config)).unwrap();
+    let (back, _) = checkpoint::load(&bytes, &device, &checkpoint::Expected::config(&model.config)).unwrap();
     let again = read_f32(Sampler::new(Rc::new(back), scfg, &proj, &device).unwrap().run());
     assert_eq!(after, again);
 }

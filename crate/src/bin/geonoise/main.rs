@@ -331,7 +331,7 @@ fn cmd_train(mut config: TrainConfig, conditional: bool, out: PathBuf, log_every
 fn cmd_sample(checkpoint: Option<PathBuf>, oracle_mode: bool, oargs: OracleArgs, config: SampleConfig, trajectory: bool, out: Option<PathBuf>, dev: &Device, pretty: bool) -> Res<()> {
     let (field, proj, source, model_cfg): (Rc<dyn Field>, Projection, Value, Value) = if let Some(path) = &checkpoint {
         let bytes = read_file(path)?;
-        let (model, header) = checkpoint::load(&bytes, dev, None).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (model, header) = checkpoint::load(&bytes, dev, &checkpoint::Expected::any()).map_err(|e| format!("{}: {e}", path.display()))?;
         let proj = Projection::new(model.config.dim, model.config.projection_seed)?;
         let cfg = json!(header.config);
         (Rc::new(model), proj, json!({"checkpoint": path.display().to_string()}), cfg)
@@ -529,7 +529,7 @@ fn cmd_bench(dim: usize, batch: usize, steps: usize, n: usize, sample_steps: usi
         for e in &m.entries {
             let t = Instant::now();
             let bytes = read_file(&dir.join(&e.file))?;
-            checkpoint::load(&bytes, &Device::flex(), None).map_err(|err| format!("{}: {err}", e.file))?;
+            checkpoint::load(&bytes, &Device::flex(), &checkpoint::Expected::any()).map_err(|err| format!("{}: {err}", e.file))?;
             loads.push(json!({"file": e.file, "ms": 1e3 * t.elapsed().as_secs_f64()}));
         }
         let max = loads.iter().filter_map(|l| l["ms"].as_f64()).fold(0.0, f64::max);
@@ -608,7 +608,7 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
                 let bytes = checkpoint::save_as(&tr.model(), Some(&info), recipe.precision).map_err(|e| e.to_string())?;
                 write_file(&path, &bytes)?;
                 // Metrics of the model as shipped (after the precision round trip).
-                let (model_back, _) = checkpoint::load(&bytes, dev, None).map_err(|e| e.to_string())?;
+                let (model_back, _) = checkpoint::load(&bytes, dev, &checkpoint::Expected::any()).map_err(|e| e.to_string())?;
                 let (samples, _) = run_sampler(Rc::new(model_back), &eval, tr.projection(), dev, false)?;
                 let m = metrics::compute(&samples, tr.projection())?;
                 eprintln!("  {label}: {}", summary_metrics(&m));
@@ -672,7 +672,7 @@ fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, table: bool
                             continue;
                         }
                     };
-                    let (model, _) = checkpoint::load(&bytes, dev, None).map_err(|err| format!("{}: {err}", e.file))?;
+                    let (model, _) = checkpoint::load(&bytes, dev, &checkpoint::Expected::any()).map_err(|err| format!("{}: {err}", e.file))?;
                     Rc::new(model)
                 };
                 let (samples, _) = run_sampler(field, &scfg, &proj, dev, false)?;
