@@ -34,6 +34,9 @@ window.geonoise = {
   errors: [],
   injectNan: (id) => worker.postMessage({ type: "train-fault", panel: id }), // test hooks
   loseDevice: () => worker.postMessage({ type: "lose-device" }),
+  crash: (how = "uncaught") => worker.postMessage({ type: "crash", how }),
+  restarts: 0,
+  /** {bytes: wasm memory, device: the GPU allocator's figures or null} */
   memory: () => new Promise((resolve) => { memoryWaiters.push(resolve); worker.postMessage({ type: "memory" }); }),
 };
 const memoryWaiters = [];
@@ -56,20 +59,48 @@ function startWorker() {
   backend = null;
   badge.textContent = "starting…";
   badge.className = "badge";
-  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-  worker.onmessage = (e) => onMessage(e.data);
-  worker.onerror = (e) => {
+  const w = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker = w;
+  // Messages a replaced worker had already sent (a second error after a fatal one) are dropped.
+  w.onmessage = (e) => w === worker && onMessage(e.data);
+  w.onerror = (e) => {
     e.preventDefault();
-    showNotice(`The engine stopped (${e.message || "worker error"}). Restarting on the CPU.`);
+    if (w !== worker) return;
     window.geonoise.errors.push(e.message || "worker error");
-    if (state.backend !== "cpu") {
-      state.backend = "cpu";
-      writeUrl();
-      syncControls();
-    }
-    startWorker();
+    restartEngine(`The engine stopped (${e.message || "worker error"}).`);
   };
   worker.postMessage({ type: "init", backend: state.backend });
+}
+
+// Restarts after failures, newest last: a failure that repeats at once (a broken install, a
+// driver that crashes on every start) is reported instead of retried forever.
+const restarts = [];
+const RESTARTS = { max: 3, windowMs: 60000 };
+
+/** The engine is unusable (crash, lost GPU): start a new worker on the CPU; training resumes
+ * from the weights the page holds (see recoverTraining). */
+function restartEngine(why) {
+  const now = performance.now();
+  while (restarts.length && now - restarts[0] > RESTARTS.windowMs) restarts.shift();
+  if (restarts.length >= RESTARTS.max) {
+    worker.terminate();
+    backend = null;
+    badge.textContent = "stopped";
+    badge.className = "badge";
+    const kept = unsavedTraining() ? " The trained weights saved at the last preview can still be downloaded." : "";
+    showNotice(`${why} The engine failed ${restarts.length + 1} times within a minute, so it was not restarted; reload the page to try again.${kept}`);
+    return;
+  }
+  restarts.push(now);
+  window.geonoise.restarts++;
+  const toCpu = state.backend !== "cpu";
+  if (toCpu) {
+    state.backend = "cpu";
+    writeUrl();
+    syncControls();
+  }
+  showNotice(`${why} Restarting${toCpu ? " on the CPU" : ""}.`);
+  startWorker();
 }
 
 function buildPanels() {
@@ -87,7 +118,7 @@ function buildPanels() {
     panels.set(panel.id, { panel, view, frames: [], metrics: null, loaded: false, done: false, pending: false, gen: generation });
     view.setStatus("loading…");
     view.setProgress(0);
-    worker.postMessage({ type: "load", panel: panel.id, url: checkpointUrl(panel, state.d) });
+    worker.postMessage({ type: "load", panel: panel.id, url: checkpointUrl(panel, state.d), expect: { model: panel.model, blind: panel.blind, dim: state.d } });
   }
 }
 
@@ -271,8 +302,15 @@ function downloadCheckpoint(panel) {
   else worker.postMessage({ type: "train-export", panel: panel.id, loss: p.train.loss, purpose: "download" });
 }
 
+// Larger than any checkpoint the Train tab can make (D = 1024, width 1024, depth 16: 147 MB).
+const MAX_IMPORT = 512 * 2 ** 20;
+
 async function importCheckpoint(panel, file) {
   const p = panels.get(panel.id);
+  if (file.size > MAX_IMPORT) {
+    p.view.setError(`${file.name} is ${(file.size / 2 ** 20).toFixed(0)} MB; checkpoints larger than ${MAX_IMPORT / 2 ** 20} MB are not loaded in the browser (use the geonoise CLI).`);
+    return;
+  }
   if (p.train && !p.train.finished && p.train.step > 0 && !window.confirm(`Loading ${file.name} replaces the model in training on this panel. Go on?`)) return;
   p.train = null;
   p.loaded = false;
@@ -285,6 +323,7 @@ async function importCheckpoint(panel, file) {
   p.view.setDownloadable(false);
   p.view.setTraining(`loading ${file.name}…`);
   const bytes = new Uint8Array(await file.arrayBuffer());
+  // Any valid checkpoint loads (another model or D included: the panel says what it holds).
   worker.postMessage({ type: "import", panel: panel.id, bytes, name: file.name }, [bytes.buffer]);
 }
 
@@ -357,7 +396,7 @@ function onMessage(msg) {
       if (p) onCheckpoint(p, msg);
       break;
     case "memory":
-      for (const w of memoryWaiters.splice(0)) w(msg.bytes);
+      for (const w of memoryWaiters.splice(0)) w({ bytes: msg.bytes, device: msg.device });
       break;
     case "progress":
       if (p) p.view.setProgress(msg.total ? msg.loaded / msg.total : null);
@@ -404,13 +443,8 @@ function onMessage(msg) {
       } else {
         showNotice(msg.message);
       }
-      if (msg.fatal && state.backend !== "cpu") {
-        showNotice(`WebGPU failed (${msg.message}); restarting on the CPU.`);
-        state.backend = "cpu";
-        writeUrl();
-        syncControls();
-        startWorker();
-      }
+      if (msg.crashed) restartEngine(`The engine crashed (${msg.message}).`);
+      else if (msg.fatal) restartEngine(backend === "webgpu" || state.backend === "webgpu" ? `WebGPU failed (${msg.message}).` : `The engine failed (${msg.message}).`);
       break;
   }
 }

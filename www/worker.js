@@ -3,21 +3,25 @@
 // Protocol (every message is an object with a `type`; `panel` names the panel it is about):
 //   page -> worker
 //     {type: "init", backend: "auto" | "webgpu" | "cpu"}
-//     {type: "load", panel, url}                      fetch and load a checkpoint
+//     {type: "load", panel, url, expect}              fetch and load a checkpoint; expect: what it must
+//                                                     be, {model, blind, dim, width, depth} (each optional)
 //     {type: "start", panel, config: {n, steps, solver, seed}}   (re)start sampling from step 0
 //     {type: "advance", panel, k, gen}                take k steps, answer with one frame (gen echoed)
 //     {type: "export", panel}                         the current full positions
 //     {type: "drop", panel}                           forget the panel's model, run and training
-//     {type: "import", panel, bytes, name}            load a checkpoint file the person chose
+//     {type: "import", panel, bytes, name, expect}    load a checkpoint file the person chose
 //     {type: "train-start", panel, config}            a new training run (a TrainConfig)
 //     {type: "train-resume", panel, config, bytes, step}   go on from saved weights (e.g. after a lost GPU)
 //     {type: "train-step", panel, k, gen}             k optimizer steps, then one async loss read
 //     {type: "train-preview", panel, gen, n, steps, seed}  sample the model in training (Euler)
 //     {type: "train-export", panel, loss, purpose}    the weights as a checkpoint file
 //     {type: "train-use", panel}                      make the trained weights the panel's model
-//     {type: "memory"}                                wasm memory size
+//     {type: "memory"}                                wasm memory size and the GPU allocator's figures
 //     {type: "train-fault", panel}                    test hook: the panel's next batch holds a NaN
 //     {type: "lose-device"}                           test hook: destroy the GPU device
+//     {type: "crash", how}                            test hook: "uncaught" throws outside any handler
+//                                                     (the worker's error event); "panic" fails a
+//                                                     handler the way a Rust panic does
 //   worker -> page
 //     {type: "ready", backend, reason}                reason: why this backend (fallbacks included)
 //     {type: "progress", panel, loaded, total}        checkpoint download progress (total 0 if unknown)
@@ -30,9 +34,10 @@
 //                                                     of step `good` were put back (null: none)
 //     {type: "train-preview", panel, gen, step, xy, metrics}
 //     {type: "checkpoint", panel, step, purpose, bytes: Uint8Array (transferred)}
-//     {type: "memory", bytes}
-//     {type: "error", panel?, message, fatal?}        fatal: the engine itself is unusable (init failed,
-//                                                     or WebGPU failed mid-run: the page restarts on the CPU)
+//     {type: "memory", bytes, device}                 device: {allocations, bytes_in_use, bytes_reserved} or null
+//     {type: "error", panel?, message, fatal?, crashed?}   fatal: the engine itself is unusable (init
+//                                                     failed, WebGPU failed mid-run, or the wasm
+//                                                     panicked: crashed): the page restarts it
 import init, { Engine, metrics } from "./pkg/geonoise.js";
 
 // The GPU devices this worker opened (burn opens them through the browser's WebGPU): watched for
@@ -59,7 +64,9 @@ let queue = Promise.resolve(); // messages are handled one at a time, in order
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
 // One line per error: burn's device errors come as "Caused by:" chains with a backtrace note.
 const message = (e) => {
-  const lines = String((e && e.message) || e).split("\n").map((l) => l.trim());
+  // wgpu wraps browser errors as "JsValue(OperationError: why; stack)": keep the why.
+  const text = String((e && e.message) || e).replace(/JsValue\((.*?)(; undefined)?\)/g, "$1");
+  const lines = text.split("\n").map((l) => l.trim());
   const kept = lines.filter((l, i) => l && !/^(Backtrace:|No backtrace available|Caused by:)/.test(l) && lines.indexOf(l) === i);
   return kept.join("; ");
 };
@@ -131,10 +138,10 @@ function dropPanel(panel) {
 }
 
 /** Loads checkpoint bytes as the panel's model; `name` labels errors (URL or file name). */
-function loadBytes(panel, bytes, name, extra = {}) {
+function loadBytes(panel, bytes, name, expect, extra = {}) {
   let model;
   try {
-    model = engine.load_checkpoint(bytes);
+    model = engine.load_checkpoint(bytes, expect);
   } catch (e) {
     throw new Error(`${name}: ${message(e)}`);
   }
@@ -142,14 +149,14 @@ function loadBytes(panel, bytes, name, extra = {}) {
   post({ type: "loaded", panel, config: model.config(), ...extra });
 }
 
-async function handleLoad({ panel, url }) {
+async function handleLoad({ panel, url, expect }) {
   dropPanel(panel);
-  loadBytes(panel, await fetchBytes(panel, url), url);
+  loadBytes(panel, await fetchBytes(panel, url), url, expect);
 }
 
-function handleImport({ panel, bytes, name }) {
+function handleImport({ panel, bytes, name, expect }) {
   dropPanel(panel);
-  loadBytes(panel, bytes, name, { imported: name });
+  loadBytes(panel, bytes, name, expect, { imported: name });
 }
 
 // --- training ---------------------------------------------------------------------------------
@@ -268,7 +275,11 @@ const handlers = {
   "train-use": handleTrainUse,
   "train-fault": ({ panel }) => trainerOf(panel).inject_nan(),
   "lose-device": () => gpuDevices.forEach((d) => d.destroy()),
-  memory: () => post({ type: "memory", bytes: wasm.memory.buffer.byteLength }),
+  memory: () => post({ type: "memory", bytes: wasm.memory.buffer.byteLength, device: engine.device_memory() }),
+  crash: ({ how }) => {
+    if (how === "uncaught") setTimeout(() => { throw new Error("test hook: the engine crashed"); });
+    else throw new WebAssembly.RuntimeError("unreachable (test hook: a panic)");
+  },
 };
 // Work that touches the device: on WebGPU a failure there is the device's.
 const DEVICE_WORK = new Set(["advance", "export", "train-step", "train-preview", "train-export"]);
@@ -286,7 +297,10 @@ self.onmessage = (e) => {
       // On WebGPU, a failure while sampling is the device's (lost, out of memory, driver reset):
       // the page restarts the engine on the CPU rather than leave the panel dead.
       const deviceFault = engine?.backend === "webgpu" && DEVICE_WORK.has(msg.type);
-      post({ type: "error", panel: msg.panel, source: msg.type, message: message(err), fatal: msg.type === "init" || deviceFault });
+      // A Rust panic surfaces as a RuntimeError ("unreachable"); the wasm instance may be left
+      // half-updated, so the page replaces the whole worker.
+      const crashed = err instanceof WebAssembly.RuntimeError;
+      post({ type: "error", panel: msg.panel, source: msg.type, message: message(err), fatal: msg.type === "init" || deviceFault || crashed, crashed });
     }
   });
 };

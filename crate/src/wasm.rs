@@ -74,6 +74,15 @@ impl Engine {
         self.backend.clone()
     }
 
+    /// What the device's allocator holds, `{allocations, bytes_in_use, bytes_reserved}`, or null
+    /// where the backend does not report it (the CPU's memory is the wasm memory itself).
+    pub fn device_memory(&self) -> Result<JsValue, JsError> {
+        match self.device.memory_pool_usage() {
+            Some(u) => to_js(&serde_json::json!({"allocations": u.number_allocs, "bytes_in_use": u.bytes_in_use, "bytes_reserved": u.bytes_reserved})),
+            None => Ok(JsValue::NULL),
+        }
+    }
+
     /// Loads a checkpoint's bytes onto this engine's device. `expect` (optional) is what the file
     /// must be: `{model, blind, dim, width, depth}`, each field optional.
     pub fn load_checkpoint(&self, bytes: &[u8], expect: JsValue) -> Result<LoadedModel, JsError> {

@@ -1,6 +1,6 @@
 // Page benchmark (reported, never asserted): wasm size, time from navigation to the first
 // streamed frame, sampling steps/s of FM Blind + DDPM Blind on each backend, training steps/s on
-// each backend, and the wasm memory over a 5,000-step training run.
+// each backend, and the memory over a soak (10,000 training steps and 100 sampling runs).
 // Usage: node www/tests/bench.mjs   (after ./build.sh wasm)
 import fs from "node:fs";
 import path from "node:path";
@@ -17,8 +17,8 @@ const wasm = fs.readFileSync(path.join(www, "pkg/geonoise_bg.wasm"));
 console.log(`machine: ${os.cpus().length} x ${os.cpus()[0].model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
 console.log(`wasm: ${(wasm.length / 1e6).toFixed(2)} MB raw, ${(zlib.gzipSync(wasm, { level: 9 }).length / 1e6).toFixed(2)} MB gzip`);
 
-// `node bench.mjs [sample] [train] [soak]` runs only those parts (default: all).
-const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["sample", "train", "soak"];
+// `node bench.mjs [sample] [train] [soak] [soak-gpu]` runs only those parts (default: all).
+const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["sample", "train", "soak", "soak-gpu"];
 const browser = await chromium.launch(CHROMIUM);
 const context = await browser.newContext();
 for (const [backend, n, steps] of parts.includes("sample") ? [["cpu", 2000, 100], ["webgpu", 256, 10]] : []) {
@@ -32,37 +32,69 @@ for (const [backend, n, steps] of parts.includes("sample") ? [["cpu", 2000, 100]
     await page.close();
   }
 }
-// Training in the page: steps/s of both models (compute time in the worker), and for the long
-// run the wasm memory after the first chunk and at the end (growth would be a leak).
-const runs = [["cpu", 128, 300, false], ["webgpu", 128, 20, false], ["cpu", 8, 5000, true]].filter(([, , , soak]) => parts.includes(soak ? "soak" : "train"));
-for (const [backend, dim, steps, soak] of runs) {
-  const page = await context.newPage();
-  await page.goto(`${base}?mode=train&backend=${backend}&tdim=${dim}&tsteps=${steps}&every=${Math.max(10, Math.floor(steps / 2))}`);
-  await page.waitForFunction(() => window.geonoise.backend !== null && window.geonoise.panels.size === 2, null, { timeout: 120000 });
+// Training in the page: steps/s of both models (compute time in the worker).
+for (const [backend, dim, steps] of parts.includes("train") ? [["cpu", 128, 300], ["webgpu", 128, 20]] : []) {
+  const page = await trainPage(`backend=${backend}&tdim=${dim}&tsteps=${steps}&every=${Math.max(10, Math.floor(steps / 2))}`);
   await page.click("#train-start");
-  // The soak samples the wasm memory every 500 steps of the first model: growth that levels off
-  // is the allocator reaching its working set; growth that keeps going is a leak.
-  const series = [];
-  if (soak) {
-    for (let next = 0; next <= steps; ) {
-      const step = await page.evaluate(() => window.geonoise.panels.get("train-a").train?.step || 0);
-      if (step >= Math.max(1, next)) {
-        series.push([step, await page.evaluate(() => window.geonoise.memory())]);
-        next += 500;
-      } else await page.waitForTimeout(200);
-      if (step >= steps) break;
-    }
-  }
-  await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.train?.finished), null, { timeout: 1800000, polling: 500 });
-  const r = await page.evaluate(() => ({ backend: window.geonoise.backend, runs: [...window.geonoise.panels.values()].map((p) => ({ title: p.panel.title, steps: p.train.step, ms: p.train.computeMs, wall: p.train.wallMs, loss: p.train.loss })) }));
-  const rate = r.runs.map((x) => `${x.title} ${((1000 * x.steps) / x.ms).toFixed(1)} steps/s (final loss ${x.loss.toPrecision(3)})`).join(", ");
-  console.log(`train ${r.backend} D=${dim} width 128 depth 3 batch 256, ${steps} steps: ${rate}`);
-  if (soak) {
-    await page.waitForTimeout(2000);
-    series.push(["end", await page.evaluate(() => window.geonoise.memory())]);
-    console.log(`train soak, wasm memory (MiB) at step: ${series.map(([k, b]) => `${k}: ${(b / 2 ** 20).toFixed(1)}`).join(", ")}`);
-  }
+  await waitTrained(page);
+  const r = await trainRates(page);
+  console.log(`train ${r.backend} D=${dim} width 128 depth 3 batch 256, ${steps} steps: ${r.text}`);
   await page.close();
+}
+
+// Soak: one page session trains both models `steps` steps each, then samples them `runs` times
+// (the panel's Reset button), reading the wasm memory and the GPU allocator's figures along the
+// way. Growth that levels off is the allocator reaching its working set; growth that keeps going
+// is a leak. The CPU soak is the issue's full size; on SwiftShader a step costs ~100x more, so
+// the GPU soak is shorter.
+const SOAKS = { soak: ["cpu", "tdim=8&tsteps=10000&every=1000&n=1000&steps=100&speed=10", 10000, 100], "soak-gpu": ["webgpu", "tdim=8&width=32&depth=1&batch=64&tsteps=300&every=100&n=200&steps=20&speed=10", 300, 20] };
+for (const [part, [backend, query, steps, runs]] of Object.entries(SOAKS)) {
+  if (!parts.includes(part)) continue;
+  const page = await trainPage(`backend=${backend}&${query}`);
+  const mem = async (label) => {
+    const m = await page.evaluate(() => window.geonoise.memory());
+    const gpu = m.device ? `, GPU ${(m.device.bytes_in_use / 2 ** 20).toFixed(2)} MiB in use / ${(m.device.bytes_reserved / 2 ** 20).toFixed(1)} MiB reserved (${m.device.allocations} allocations)` : "";
+    console.log(`  ${label}: wasm ${(m.bytes / 2 ** 20).toFixed(1)} MiB${gpu}`);
+  };
+  console.log(`${part} (${backend}, ${query}):`);
+  await mem("before training");
+  await page.click("#train-start");
+  for (let next = steps / 10; ; ) {
+    const step = await page.evaluate(() => window.geonoise.panels.get("train-a").train?.step || 0);
+    if (step >= next) {
+      await mem(`step ${step}`);
+      next += steps / 10;
+    } else await page.waitForTimeout(200);
+    if (step >= steps) break;
+  }
+  await waitTrained(page);
+  const r = await trainRates(page);
+  console.log(`  trained: ${r.text}`);
+  const t0 = Date.now();
+  for (let i = 1; i <= runs; i++) {
+    await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.loaded && p.done), null, { timeout: 600000, polling: 100 });
+    if (i === 1 || i % (runs / 5) === 0) await mem(`sampling run ${i} done`);
+    if (i < runs) await page.click("#reset");
+  }
+  const errors = await page.evaluate(() => window.geonoise.errors);
+  console.log(`  ${runs} sampling runs of both panels in ${((Date.now() - t0) / 1000).toFixed(0)} s; errors: ${errors.length ? errors.join("; ") : "none"}`);
+  await page.close();
+}
+
+async function trainPage(query) {
+  const page = await context.newPage();
+  await page.goto(`${base}?mode=train&${query}`);
+  await page.waitForFunction(() => window.geonoise.backend !== null && window.geonoise.panels.size === 2, null, { timeout: 120000 });
+  return page;
+}
+
+async function waitTrained(page) {
+  await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.train?.finished), null, { timeout: 3600000, polling: 500 });
+}
+
+async function trainRates(page) {
+  const r = await page.evaluate(() => ({ backend: window.geonoise.backend, runs: [...window.geonoise.panels.values()].map((p) => ({ title: p.panel.title, steps: p.train.step, ms: p.train.computeMs, loss: p.train.loss })) }));
+  return { backend: r.backend, text: r.runs.map((x) => `${x.title} ${((1000 * x.steps) / x.ms).toFixed(1)} steps/s (final loss ${x.loss.toPrecision(3)})`).join(", ") };
 }
 await browser.close();
 server.close();

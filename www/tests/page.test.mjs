@@ -3,63 +3,17 @@
 // kept to a few steps; the CPU path runs full short samplings and is checked against the CLI.
 //
 // Needs: www/pkg and www/pretrained built (./build.sh wasm), GEONOISE_BIN = the native CLI.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { serve, CHROMIUM } from "./serve.mjs";
+import { browserSession, artifacts } from "./browser.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const www = path.resolve(here, "..");
-const repo = path.resolve(www, "..");
-const artifacts = path.join(here, "artifacts");
-fs.mkdirSync(artifacts, { recursive: true });
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
-// Paths the server answers wrongly on purpose: {path: "404" | "garbage"}.
-const faults = new Map();
-
-let server;
-let base;
-let browser;
-
-before(async () => {
-  ({ server, base } = await serve(www, faults));
-  browser = await chromium.launch(CHROMIUM);
-});
-
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
-
-/** Opens the page; collects uncaught errors and console errors. */
-async function open(query) {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 1300 } });
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console: ${m.text()}`);
-  });
-  await page.goto(base + query);
-  return { page, problems };
-}
-
-
-async function waitDone(page, ids, timeout) {
-  await page.waitForFunction((ids) => ids.every((id) => window.geonoise.panels.get(id)?.done), ids, { timeout, polling: 250 });
-}
-
-async function exportJson(page, id) {
-  await page.evaluate((id) => {
-    window.geonoise.lastExport = null;
-    document.querySelector(`[data-panel="${id}"] [data-x="json"]`).click();
-  }, id);
-  await page.waitForFunction(() => window.geonoise.lastExport, null, { timeout: 30000 });
-  return JSON.parse(await page.evaluate(() => window.geonoise.lastExport.text));
-}
+const { faults, open, waitDone, exportJson } = browserSession();
 
 function cli(args) {
   const bin = process.env.GEONOISE_BIN;
@@ -295,7 +249,7 @@ test("Train tab: a GPU device lost mid-training restarts the engine on the CPU, 
   const saved = await page.evaluate(() => [...window.geonoise.panels.values()].map((p) => p.train.saved.step));
   await page.evaluate(() => window.geonoise.loseDevice());
   await page.waitForFunction(() => window.geonoise.backend === "cpu", null, { timeout: 120000, polling: 200 });
-  assert.match(await page.locator("#notice").textContent(), /WebGPU failed \(.*staging buffer could not be mapped.*\); restarting on the CPU/);
+  assert.match(await page.locator("#notice").textContent(), /WebGPU failed \(.*(staging buffer could not be mapped|device was lost).*\)\. Restarting on the CPU/);
   await trained(page, ["train-a", "train-b"]);
   const runs = await page.evaluate(() => [...window.geonoise.panels.values()].map((p) => ({ step: p.train.step, history: p.train.history })));
   runs.forEach((r, i) => {

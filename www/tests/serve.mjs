@@ -1,5 +1,6 @@
 // A static file server for www/ on a loopback port, shared by the tests and the bench.
-// `faults` maps a path to "404" or "garbage" so tests can break one checkpoint on purpose.
+// `faults` maps a path to "404", "garbage" or another path (served instead) so tests can break
+// one checkpoint on purpose.
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
@@ -12,7 +13,8 @@ export async function serve(root, faults = new Map()) {
     const fault = faults.get(url.pathname);
     if (fault === "404") return res.writeHead(404).end("not found");
     if (fault === "garbage") return res.writeHead(200, { "content-type": "application/octet-stream" }).end(Buffer.from("this is not a checkpoint".repeat(40)));
-    const file = path.join(root, decodeURIComponent(url.pathname === "/" ? "/index.html" : url.pathname));
+    // A fault that is a path serves that file instead (a checkpoint of another model or D).
+    const file = path.join(root, decodeURIComponent(fault?.startsWith("/") ? fault : url.pathname === "/" ? "/index.html" : url.pathname));
     if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) return res.writeHead(404).end();
     const body = fs.readFileSync(file);
     res.writeHead(200, { "content-type": TYPES[path.extname(file)] || "application/octet-stream", "content-length": body.length, "cache-control": "max-age=3600" });
