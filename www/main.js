@@ -312,19 +312,26 @@ async function importCheckpoint(panel, file) {
     return;
   }
   if (p.train && !p.train.finished && p.train.step > 0 && !window.confirm(`Loading ${file.name} replaces the model in training on this panel. Go on?`)) return;
-  p.train = null;
-  p.loaded = false;
-  p.done = false;
-  p.pending = false;
-  p.frames = [];
-  p.gen = ++generation; // frames of the panel's earlier run are dropped
-  p.view.clear();
   p.view.setError("");
-  p.view.setDownloadable(false);
+  p.beforeImport = p.view.el.querySelector(".training").textContent;
   p.view.setTraining(`loading ${file.name}…`);
   const bytes = new Uint8Array(await file.arrayBuffer());
-  // Any valid checkpoint loads (another model or D included: the panel says what it holds).
+  // The panel changes only when the file has loaded ("loaded" with `imported`, onImported); a
+  // file that fails leaves its model or training run as it was.
   worker.postMessage({ type: "import", panel: panel.id, bytes, name: file.name }, [bytes.buffer]);
+}
+
+function onImported(p, msg) {
+  p.train = null;
+  p.done = false;
+  p.frames = [];
+  p.pending = false;
+  p.gen = ++generation; // frames of the panel's earlier run are dropped
+  p.view.clear();
+  p.view.setDownloadable(false);
+  p.view.setTraining(`imported ${msg.imported}: ${msg.config.model} ${msg.config.blind ? "blind" : "conditional"}, D = ${msg.config.dim}, width ${msg.config.width}, depth ${msg.config.depth}`);
+  stopWhenAllFinished();
+  syncTrainButtons();
 }
 
 /** After the engine restarted (lost GPU, crash): each run goes on from its last saved weights. */
@@ -406,7 +413,7 @@ function onMessage(msg) {
       p.loaded = true;
       p.view.setProgress(null);
       if (msg.trained === undefined) p.view.setStatus(`D = ${msg.config.dim}, width ${msg.config.width}, depth ${msg.config.depth}`);
-      if (msg.imported) p.view.setTraining(`imported ${msg.imported}: ${msg.config.model} ${msg.config.blind ? "blind" : "conditional"}, D = ${msg.config.dim}, width ${msg.config.width}, depth ${msg.config.depth}`);
+      if (msg.imported) onImported(p, msg);
       worker.postMessage({ type: "start", panel: msg.panel, config: sampleConfig() });
       request(p, 0);
       break;
@@ -433,9 +440,14 @@ function onMessage(msg) {
         // A training run that failed here (not the device's fault) stops; its weights stay.
         p.train.pending = false;
         p.train.finished = true;
+        stopWhenAllFinished();
         syncTrainButtons();
       }
-      if (p) {
+      if (p && msg.source === "import") {
+        // The file did not load: the panel keeps what it had, and says why.
+        p.view.setTraining(p.beforeImport);
+        p.view.setError(msg.message);
+      } else if (p) {
         p.pending = false;
         p.view.setProgress(null);
         p.view.setStatus("");

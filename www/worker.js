@@ -137,26 +137,29 @@ function dropPanel(panel) {
   trainers.delete(panel);
 }
 
-/** Loads checkpoint bytes as the panel's model; `name` labels errors (URL or file name). */
-function loadBytes(panel, bytes, name, expect, extra = {}) {
-  let model;
+/** Loads checkpoint bytes; `name` labels errors (URL or file name). */
+function loadModel(bytes, name, expect) {
   try {
-    model = engine.load_checkpoint(bytes, expect);
+    return engine.load_checkpoint(bytes, expect);
   } catch (e) {
     throw new Error(`${name}: ${message(e)}`);
   }
-  models.set(panel, model);
-  post({ type: "loaded", panel, config: model.config(), ...extra });
 }
 
 async function handleLoad({ panel, url, expect }) {
   dropPanel(panel);
-  loadBytes(panel, await fetchBytes(panel, url), url, expect);
+  const model = loadModel(await fetchBytes(panel, url), url, expect);
+  models.set(panel, model);
+  post({ type: "loaded", panel, config: model.config() });
 }
 
+/** A file the person chose replaces the panel's model (or run in training) only once it loads:
+ * a bad file leaves the panel as it was. */
 function handleImport({ panel, bytes, name, expect }) {
+  const model = loadModel(bytes, name, expect);
   dropPanel(panel);
-  loadBytes(panel, bytes, name, expect, { imported: name });
+  models.set(panel, model);
+  post({ type: "loaded", panel, config: model.config(), imported: name });
 }
 
 // --- training ---------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ impl fmt::Display for CheckpointError {
         match self {
             Empty => write!(f, "the checkpoint file is empty"),
             NotSafetensors(e) => write!(f, "not a readable checkpoint (safetensors): {e}"),
-            NotGeonoise => write!(f, "a safetensors file, but not a geonoise checkpoint (no '{KEY_FORMAT}' metadata)"),
+            NotGeonoise => write!(f, "a safetensors file, but not a geonoise checkpoint (its metadata lacks {KEY_FORMAT} = {FORMAT})"),
             FutureVersion { found } => write!(f, "checkpoint format version {found} is newer than this build reads (version {VERSION}); update geonoise"),
             BadConfig(e) => write!(f, "the checkpoint's config is invalid: {e}"),
             WrongDim { file, expected } => write!(f, "the checkpoint is for D = {file}, but D = {expected} was asked for"),
@@ -344,6 +344,7 @@ mod tests {
         collected.sort();
         want.sort();
         assert_eq!(collected, want);
+        assert_eq!(cfg.param_count(), want.iter().map(|(_, shape)| shape.iter().product::<usize>()).sum::<usize>());
     }
 
     #[test]

@@ -95,6 +95,13 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// Number of weights (every tensor of `checkpoint::expected_tensors`).
+    pub fn param_count(&self) -> usize {
+        let (d, w) = (self.dim, self.width);
+        let block = (w * w + w) + (TIME_FEATURES * w + w) + (w * w + w);
+        (d * w + w) + self.depth * block + (w * d + d) + (w + 1)
+    }
+
     /// A short label, e.g. `fm-blind-d128`.
     pub fn label(&self) -> String {
         format!("{}-{}-d{}", self.model, if self.blind { "blind" } else { "cond" }, self.dim)

@@ -87,6 +87,18 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Rough peak memory of a training step, in bytes: the weights four times over (weights,
+    /// gradients, Adam's two moments) plus what the backward pass keeps per sample, about
+    /// `2 D + 6 (depth + 1) W` floats (fitted to the peak memory of `geonoise train` on Flex at
+    /// two shapes), with half again for the allocator. The browser refuses runs above its budget
+    /// before they start, rather than run out of memory part way.
+    pub fn memory_estimate(&self) -> u64 {
+        let m = &self.model;
+        let per_sample = 2 * m.dim + 6 * (m.depth + 1) * m.width;
+        let floats = 4 * m.param_count() as u64 + (self.batch * per_sample) as u64;
+        floats * 4 * 3 / 2
+    }
+
     /// Learning rate at step `k` (0-based): cosine from `lr` down to `lr / 10` over `steps`.
     pub fn lr_at(&self, k: usize) -> f64 {
         let p = (k as f64 / self.steps.max(1) as f64).min(1.0);
@@ -277,6 +289,19 @@ impl Trainer {
 mod tests {
     use super::*;
     use crate::target::Parameterization;
+
+    #[test]
+    fn memory_estimate_tracks_the_shape() {
+        let small = TrainConfig { batch: 256, ..TrainConfig::new(ModelConfig { width: 128, depth: 3, ..ModelConfig::new(Parameterization::Fm, true, 128) }) };
+        let est = small.memory_estimate();
+        // The weights alone: 4 copies of every float.
+        assert!(est > 16 * small.model.param_count() as u64);
+        assert!(est < 16 << 20, "{est}");
+        let twice = TrainConfig { batch: 512, ..small.clone() };
+        assert!(twice.memory_estimate() > est);
+        let wide = TrainConfig { model: ModelConfig { width: 1024, depth: 16, dim: 1024, ..small.model.clone() }, batch: 4096, ..small.clone() };
+        assert!(wide.memory_estimate() > 2 << 30, "{}", wide.memory_estimate());
+    }
 
     #[test]
     fn loss_falls_and_runs_are_reproducible() {

@@ -129,8 +129,27 @@ impl Engine {
     }
 }
 
+/// What one page may ask of the browser for a training run (wasm32 memory tops out at 4 GiB, and
+/// many machines give a tab less).
+const TRAIN_MEMORY_BUDGET: u64 = 2 << 30;
+
+/// A training config from the page, refused before any allocation when its run would not fit.
 fn train_config(config: JsValue) -> Result<TrainConfig, JsError> {
-    serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("training config: {e}")))
+    let cfg: TrainConfig = serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("training config: {e}")))?;
+    cfg.validate().map_err(js_err)?;
+    let need = cfg.memory_estimate();
+    if need > TRAIN_MEMORY_BUDGET {
+        return Err(js_err(format!(
+            "training this model (D = {}, width {}, depth {}, batch {}) would need about {:.1} GiB of memory, more than the {} GiB a page is given here; lower the batch, width or depth, or train with the geonoise CLI",
+            cfg.model.dim,
+            cfg.model.width,
+            cfg.model.depth,
+            cfg.batch,
+            need as f64 / (1u64 << 30) as f64,
+            TRAIN_MEMORY_BUDGET >> 30
+        )));
+    }
+    Ok(cfg)
 }
 
 /// A training run in progress. Shared with the promises it hands out, so a read in flight never

@@ -50,7 +50,7 @@ fn fm_cond_d32_and_fm_blind_d128_meet_their_stated_bounds() {
     for (blind, dim) in [(false, 32), (true, 128)] {
         let e = m.find(Parameterization::Fm, blind, dim).expect("entry in the manifest");
         let bytes = std::fs::read(dir().join(&e.file)).unwrap();
-        let (model, _) = checkpoint::load(&bytes, &device, None).unwrap();
+        let (model, _) = checkpoint::load(&bytes, &device, &checkpoint::Expected::any()).unwrap();
         let proj = Projection::new(dim, e.config.model.projection_seed).unwrap();
         let cfg = SampleConfig { n: 400, seed: 11, ..m.eval.clone() };
         let out = read_f32(Sampler::new(Rc::new(model), cfg, &proj, &device).unwrap().run());

@@ -167,22 +167,63 @@ function badFiles() {
   return paths;
 }
 
-test("Load checkpoint… with broken files: each named in the panel, nothing else disturbed, and a good file still loads after", async () => {
-  const { page, problems } = await open("?mode=train&backend=cpu&tdim=8&n=100&steps=10&speed=10");
+test("Load checkpoint… with broken files: each named in the panel, the trained model there kept, and a good file still loads after", async () => {
+  const { page, problems } = await open("?mode=train&backend=cpu&tdim=8&width=16&depth=1&batch=16&tsteps=30&every=10&n=100&steps=10&speed=10");
   await ready(page);
+  await page.click("#train-start");
+  await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.train?.finished), null, { timeout: 120000, polling: 100 });
+  await waitDone(page, ["train-a"], 120000);
+  const line = await text(page, '[data-panel="train-a"] .training');
   for (const [file, want] of badFiles()) {
     await page.evaluate(() => (document.querySelector('[data-panel="train-a"] .error').textContent = ""));
     await page.setInputFiles('[data-panel="train-a"] input[type="file"]', file);
     await page.waitForFunction(() => document.querySelector('[data-panel="train-a"] .error').textContent !== "", null, { timeout: 60000 });
     const shown = await panelError(page, "train-a");
     assert.match(shown, want, path.basename(file));
+    console.log(shown);
     if (!/600 MB/.test(shown)) assert.ok(shown.startsWith(path.basename(file)), `the message names the file: ${shown}`);
+    assert.equal(await text(page, '[data-panel="train-a"] .training'), line, "the panel's line is as before");
   }
   assert.equal(await page.evaluate(() => window.geonoise.restarts), 0, "no bad file took the engine down");
+  // The trained model is still the panel's: it samples again and downloads under its step.
+  assert.equal(await page.evaluate(() => window.geonoise.panels.get("train-a").train.step), 30);
+  await page.click("#reset");
+  await waitDone(page, ["train-a"], 120000);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click('[data-panel="train-a"] [data-t="download"]')]);
+  assert.equal(download.suggestedFilename(), "geonoise-fm-blind-d8-30steps.safetensors");
+  await page.screenshot({ path: path.join(artifacts, "page-bad-checkpoints.png"), fullPage: true });
   await page.setInputFiles('[data-panel="train-a"] input[type="file"]', path.join(www, "pretrained/fm-blind-d8.safetensors"));
+  await page.waitForFunction(() => /imported fm-blind-d8\.safetensors/.test(document.querySelector('[data-panel="train-a"] .training').textContent), null, { timeout: 60000 });
   await waitDone(page, ["train-a"], 120000);
   assert.equal(await panelError(page, "train-a"), "");
-  await page.screenshot({ path: path.join(artifacts, "page-bad-checkpoints.png"), fullPage: true });
+  assert.equal(await page.evaluate(() => window.geonoise.panels.get("train-a").train), null);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("a training run too big for the page's memory is refused before it starts, with the figure; a smaller one then trains", async () => {
+  const { page, problems } = await open("?mode=train&backend=cpu&tdim=1024&width=1024&depth=16&batch=4096&tsteps=20&every=10");
+  await ready(page);
+  await page.click("#train-start");
+  await page.waitForFunction(() => document.querySelectorAll(".panel.failed").length === 2, null, { timeout: 60000 });
+  console.log(await panelError(page, "train-a"));
+  for (const id of ["train-a", "train-b"]) {
+    assert.match(await panelError(page, id), /training this model \(D = 1024, width 1024, depth 16, batch 4096\) would need about [\d.]+ GiB of memory, more than the 2 GiB a page is given here; lower the batch, width or depth/);
+  }
+  const { bytes } = await page.evaluate(() => window.geonoise.memory());
+  assert.ok(bytes < 64 * 2 ** 20, `nothing was allocated for it (wasm memory ${bytes} bytes)`);
+  await page.evaluate(() => {
+    const el = document.querySelector("#batch");
+    el.value = "16";
+    el.dispatchEvent(new Event("change"));
+    for (const [id, v] of [["width", "16"], ["depth", "1"]]) {
+      const e = document.querySelector(`#${id}`);
+      e.value = v;
+      e.dispatchEvent(new Event("change"));
+    }
+  });
+  await page.click("#train-start");
+  await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.train?.finished && p.train.step === 20), null, { timeout: 120000, polling: 200 });
   assert.deepEqual(problems, []);
   await page.close();
 });
