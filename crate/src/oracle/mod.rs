@@ -17,10 +17,12 @@
 //! posterior-weighted quantity is a weighted sum of the `w_i` followed by a single product with
 //! `X`, evaluated for many grid points at once as a batched matmul.
 
+pub mod kernel;
+
 use crate::data::{discrete_circles_2d, host_tensor, Projection};
 use crate::sample::Field;
 use crate::target::Parameterization;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use std::f64::consts::PI;
 
 /// Default number of data points (half on each circle) and of grid noise levels.
@@ -69,6 +71,17 @@ pub struct Analysis {
     /// Posterior mean and standard deviation of t, [M, 1] each.
     pub t_mean: Tensor<2>,
     pub t_std: Tensor<2>,
+}
+
+/// Each query row's nearest data point `x_r`, and `w = u - x_r` (small near the data): the
+/// expansion point of the distances and of the fields.
+struct Nearest {
+    /// `r`, [M, 1].
+    r: Tensor<2, Int>,
+    /// `x_r`, [M, D].
+    xr: Tensor<2>,
+    /// `u - x_r`, [M, D].
+    w: Tensor<2>,
 }
 
 /// Rows processed at once: bounds the [rows, K, N] intermediates to a few million floats.
@@ -137,6 +150,11 @@ impl Oracle {
         &self.device
     }
 
+    /// The data rows `x_1..x_N`, [N, D].
+    pub fn data(&self) -> &Tensor<2> {
+        &self.data
+    }
+
     /// Per-grid coefficient rows `[1, K]` of a function of `t`.
     fn per_t(&self, f: impl Fn(f64) -> f64) -> Tensor<2> {
         row_tensor(self.grid.iter().map(|&t| f(t)).collect(), &self.device)
@@ -157,7 +175,7 @@ impl Oracle {
     ///
     /// Every term is now computed at its own scale, and the `i = r` term is exactly
     /// `||w + delta x_r||^2` (the pairwise tables are exactly zero on their diagonals).
-    fn dist2(&self, u: &Tensor<2>, ts: &[f64]) -> Tensor<3> {
+    fn dist2(&self, u: &Tensor<2>, ts: &[f64]) -> (Tensor<3>, Nearest) {
         let p = self.param;
         let (m, k, n) = (u.dims()[0], ts.len(), self.n);
         let g = u.clone().matmul(self.data.clone().transpose()); // [M, N]
@@ -166,10 +184,10 @@ impl Oracle {
         let xr = self.data.clone().select(0, r1.clone()); // [M, D]
         let w = u.clone() - xr.clone();
         let h = w.clone().matmul(self.data.clone().transpose()); // <w, x_i>, [M, N]
-        let hr = h.clone().gather(1, r); // <w, x_r>, [M, 1]
+        let hr = h.clone().gather(1, r.clone()); // <w, x_r>, [M, 1]
         let e = hr.clone() - h; // <w, x_r - x_i>, [M, N]
-        let s0 = w.square().sum_dim(1); // [M, 1]
-        let s2 = xr.square().sum_dim(1); // [M, 1]
+        let s0 = w.clone().square().sum_dim(1); // [M, 1]
+        let s2 = xr.clone().square().sum_dim(1); // [M, 1]
         let f = self.cross.clone().select(0, r1.clone()); // [M, N]
         let d2 = self.pair_dist2.clone().select(0, r1); // [M, N]
         let col = |f: &dyn Fn(f64) -> f64| row_tensor(ts.iter().map(|&t| f(t)).collect(), &self.device).reshape([1, k, 1]);
@@ -180,35 +198,44 @@ impl Oracle {
         let a2 = col(&|t| p.a(t) * p.a(t));
         let vv = s0.unsqueeze_dim::<3>(1) + hr.unsqueeze_dim::<3>(1) * two_delta + s2.unsqueeze_dim::<3>(1) * delta2; // [M,K,1]
         let cross = (e.unsqueeze_dim::<3>(1) + f.unsqueeze_dim::<3>(1) * delta) * two_a; // [M,K,N]
-        (vv + cross + d2.unsqueeze_dim::<3>(1) * a2).clamp_min(0.0).reshape([m, k, n])
+        ((vv + cross + d2.unsqueeze_dim::<3>(1) * a2).clamp_min(0.0).reshape([m, k, n]), Nearest { r, xr, w })
     }
 
-    /// Shared first pass over a chunk of rows: `(log p(u|t_k) [M,K], w [M,K,N])`.
-    fn likelihood(&self, u: &Tensor<2>) -> (Tensor<2>, Tensor<3>) {
+    /// `-D log b_k - log N - (D/2) log 2 pi`: the part of `log p(u|t_k)` that is not the
+    /// log-sum-exp.
+    fn log_norm(&self, t: f64) -> f64 {
+        let d = self.dim as f64;
+        -d * self.param.b(t).ln() - (self.n as f64).ln() - 0.5 * d * (2.0 * PI).ln()
+    }
+
+    /// Shared first pass over a chunk of rows: `(logsumexp_i logits [M,K], w [M,K,N], nearest)`;
+    /// `log p(u|t_k)` is the first plus `log_norm(t_k)`.
+    fn likelihood(&self, u: &Tensor<2>) -> (Tensor<2>, Tensor<3>, Nearest) {
         let p = self.param;
         let m = u.dims()[0];
         let k = self.grid.len();
         let inv_2b2 = self.per_t(|t| -1.0 / (2.0 * p.b(t) * p.b(t))).reshape([1, k, 1]);
-        let logits = self.dist2(u, &self.grid) * inv_2b2; // [M,K,N]
+        let (d2, nearest) = self.dist2(u, &self.grid);
+        let logits = d2 * inv_2b2; // [M,K,N]
         let mx = logits.clone().max_dim(2); // [M,K,1]
         let e = (logits - mx.clone()).exp();
         let sum = e.clone().sum_dim(2); // [M,K,1]
         let w = e / sum.clone();
         let lse: Tensor<2> = (mx + sum.log()).reshape([m, k]);
-        let d = self.dim as f64;
-        let ln_n = (self.n as f64).ln();
-        let cst = self.per_t(|t| -d * p.b(t).ln() - ln_n - 0.5 * d * (2.0 * PI).ln());
-        (lse + cst, w)
+        (lse, w, nearest)
     }
 
     /// `log p(u | t_k)` on the grid, [M, K].
     pub fn log_likelihood(&self, u: Tensor<2>) -> Tensor<2> {
-        self.chunked(u, |o, c| vec![o.likelihood(&c).0]).remove(0)
+        self.chunked(u, |o, c| vec![o.likelihood(&c).0 + o.per_t(|t| o.log_norm(t))]).remove(0)
     }
 
-    /// Joint `log q_k + log p(u|t_k)` → (posterior [M,K], E_marg [M,1]).
-    fn posterior_energy(&self, logp: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        let joint = logp + row_tensor(self.log_q.clone(), &self.device);
+    /// Joint `log q_k + log p(u|t_k)` → (posterior [M,K], E_marg [M,1]). The constants of each
+    /// level are summed in f64 and added once: at D = 512 they reach thousands, where one more
+    /// float32 rounding moves the posterior by 1e-4.
+    fn posterior_energy(&self, lse: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let cst: Vec<f64> = self.grid.iter().zip(&self.log_q).map(|(&t, lq)| lq + self.log_norm(t)).collect();
+        let joint = lse + row_tensor(cst, &self.device);
         let mx = joint.clone().max_dim(1);
         let e = (joint - mx.clone()).exp();
         let s = e.clone().sum_dim(1);
@@ -217,15 +244,21 @@ impl Oracle {
         (post, energy)
     }
 
-    /// `sum_k post[m,k] beta_j(t_k) w[m,k,:]` for each coefficient row `beta_j`, then times `X`:
-    /// returns `[M, J, D]` flattened as J tensors [M, D].
-    fn weighted_denoise(&self, post: &Tensor<2>, w: Tensor<3>, betas: &[Tensor<2>]) -> Vec<Tensor<2>> {
+    /// For each coefficient row `beta_j`, `sum_k post[m,k] beta_j(t_k) (x_r - xhat_k(u))`, [M, D]:
+    /// with `c_i = sum_k post[m,k] beta_j(t_k) w[m,k,i]` this is `sum_{i != r} c_i (x_r - x_i)`.
+    /// Leaving out `i = r` (whose term is zero) leaves only the small weights of the other points,
+    /// where `c X` itself would cancel two terms of size `beta` near the data (`beta` up to
+    /// `1 / b^2`).
+    fn weighted_offsets(&self, post: &Tensor<2>, w: Tensor<3>, betas: &[Tensor<2>], near: &Nearest) -> Vec<Tensor<2>> {
         let m = post.dims()[0];
         let j = betas.len();
         let b = Tensor::cat(betas.to_vec(), 0); // [J, K]
         let pb = post.clone().unsqueeze_dim::<3>(1) * b.unsqueeze_dim::<3>(0); // [M, J, K]
-        let wsum = pb.matmul(w); // [M, J, N]
-        let out = wsum.reshape([m * j, self.n]).matmul(self.data.clone()).reshape([m, j, self.dim]);
+        let others = near.r.clone().reshape([m]).one_hot::<2>(self.n).float().neg().add_scalar(1.0); // [M, N]
+        let c = pb.matmul(w) * others.unsqueeze_dim::<3>(1); // [M, J, N], column r zero
+        let mass = c.clone().sum_dim(2); // [M, J, 1]
+        let cx = c.reshape([m * j, self.n]).matmul(self.data.clone()).reshape([m, j, self.dim]);
+        let out = mass * near.xr.clone().unsqueeze_dim::<3>(1) - cx;
         (0..j).map(|jj| out.clone().slice([0..m, jj..jj + 1, 0..self.dim]).reshape([m, self.dim])).collect()
     }
 
@@ -254,24 +287,40 @@ impl Oracle {
     pub fn blind_field(&self, u: Tensor<2>) -> Tensor<2> {
         let p = self.param;
         self.chunked(u, |o, u| {
-            let (logp, w) = o.likelihood(&u);
+            let (logp, w, near) = o.likelihood(&u);
             let (post, _) = o.posterior_energy(logp);
             let alpha = o.per_t(|t| {
                 let (c, d) = p.target_coeffs(t);
                 c - d * p.a(t) / p.b(t)
             });
-            let xs = o.weighted_denoise(&post, w, &[alpha]);
-            let s = Self::expect(&post, o.per_t(|t| p.target_coeffs(t).1 / p.b(t)));
-            vec![xs[0].clone() + u * s]
+            let offsets = o.weighted_offsets(&post, w, &[alpha], &near);
+            let (s_w, s_x) = o.field_weights(&post);
+            vec![near.w.clone() * s_w + near.xr.clone() * s_x - offsets[0].clone()]
         })
         .remove(0)
+    }
+
+    /// `f*(u) = E[d/b] w + E[c + d (1 - a)/b] x_r - E[alpha (x_r - xhat)]` with `alpha = c - d a/b`
+    /// (the conditional field `alpha xhat + (d/b) u`, written around `x_r`): the weights of `w`
+    /// and `x_r`, [M, 1] each.
+    fn field_weights(&self, post: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let p = self.param;
+        let s_w = Self::expect(post, self.per_t(|t| p.target_coeffs(t).1 / p.b(t)));
+        let s_x = Self::expect(
+            post,
+            self.per_t(|t| {
+                let (c, d) = p.target_coeffs(t);
+                c + d * (1.0 - p.a(t)) / p.b(t)
+            }),
+        );
+        (s_w, s_x)
     }
 
     /// The full analysis of Lemma 3 and Eq. 14/56 at each row of `u`.
     pub fn analyze(&self, u: Tensor<2>) -> Analysis {
         let p = self.param;
         let mut outs = self.chunked(u, |o, u| {
-            let (logp, w) = o.likelihood(&u);
+            let (logp, w, near) = o.likelihood(&u);
             let (post, energy) = o.posterior_energy(logp);
             let coef = |f: &dyn Fn(f64) -> f64| o.per_t(f);
             let alpha = coef(&|t| {
@@ -280,19 +329,23 @@ impl Oracle {
             });
             let a_b2 = coef(&|t| p.a(t) / (p.b(t) * p.b(t)));
             let lam_a_b2 = coef(&|t| p.lambda(t) * p.a(t) / (p.b(t) * p.b(t)));
-            let xs = o.weighted_denoise(&post, w, &[alpha, a_b2, lam_a_b2]);
-            let s_field = Self::expect(&post, coef(&|t| p.target_coeffs(t).1 / p.b(t)));
+            let offsets = o.weighted_offsets(&post, w, &[alpha, a_b2, lam_a_b2], &near);
+            let (s_w, s_x) = o.field_weights(&post);
+            // u - a xhat = w + (1 - a) x_r + a (x_r - xhat): each term at its own scale.
             let s_grad = Self::expect(&post, coef(&|t| 1.0 / (p.b(t) * p.b(t))));
+            let s_grad_x = Self::expect(&post, coef(&|t| (1.0 - p.a(t)) / (p.b(t) * p.b(t))));
             let s_lin = Self::expect(&post, coef(&|t| p.target_coeffs(t).0 / p.a(t)));
             let gain = Self::expect(&post, coef(&|t| p.lambda(t)));
             let s_lam_grad = Self::expect(&post, coef(&|t| p.lambda(t) / (p.b(t) * p.b(t))));
+            let s_lam_grad_x = Self::expect(&post, coef(&|t| p.lambda(t) * (1.0 - p.a(t)) / (p.b(t) * p.b(t))));
             let t_mean = Self::expect(&post, coef(&|t| t));
             let t_sq = Self::expect(&post, coef(&|t| t * t));
             let t_std = (t_sq - t_mean.clone().square()).clamp_min(0.0).sqrt();
 
-            let field = xs[0].clone() + u.clone() * s_field;
-            let grad = u.clone() * s_grad - xs[1].clone();
-            let lam_grad = u.clone() * s_lam_grad - xs[2].clone();
+            let (w, xr) = (near.w.clone(), near.xr.clone());
+            let field = w.clone() * s_w + xr.clone() * s_x - offsets[0].clone();
+            let grad = w.clone() * s_grad + xr.clone() * s_grad_x + offsets[1].clone();
+            let lam_grad = w * s_lam_grad + xr * s_lam_grad_x + offsets[2].clone();
             let gain_term = grad.clone() * gain.clone();
             let transport = lam_grad - gain_term.clone();
             let linear = u * s_lin;
@@ -318,7 +371,7 @@ impl Oracle {
         let b = self.param.b(t);
         self.chunked(u, |o, u| {
             let m = u.dims()[0];
-            let logits = o.dist2(&u, &[t]).reshape([m, o.n]).mul_scalar(-1.0 / (2.0 * b * b));
+            let logits = o.dist2(&u, &[t]).0.reshape([m, o.n]).mul_scalar(-1.0 / (2.0 * b * b));
             let w = burn::tensor::activation::softmax(logits, 1);
             vec![w.matmul(o.data.clone())]
         })
