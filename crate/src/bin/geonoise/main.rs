@@ -475,7 +475,9 @@ fn cmd_metrics(path: PathBuf, pretty: bool) -> Res<()> {
 
 fn cmd_bench(dim: usize, batch: usize, steps: usize, n: usize, sample_steps: usize, pretty: bool) -> Res<()> {
     let mut results = vec![];
-    for (name, dev) in [("flex", device(DeviceArg::Flex)), ("wgpu", device(DeviceArg::Wgpu))] {
+    // wgpu initialises once per process: keep its handles for the oracle kernel below.
+    let wgpu = Device::wgpu_options().init_with_setup().map_err(|e| format!("no wgpu adapter could be initialised: {e}"));
+    for (name, dev) in [("flex", Ok(Device::flex())), ("wgpu", wgpu.as_ref().map(|(d, _)| d.clone()).map_err(|e| e.clone()))] {
         let dev = match dev {
             Ok(d) => d,
             Err(e) => {
@@ -535,8 +537,55 @@ fn cmd_bench(dim: usize, batch: usize, steps: usize, n: usize, sample_steps: usi
         let max = loads.iter().filter_map(|l| l["ms"].as_f64()).fold(0.0, f64::max);
         eprintln!("checkpoint load (read + validate + apply, Flex): {} files, slowest {max:.1} ms", loads.len());
     }
-    emit(&json!({"dim": dim, "batch": batch, "width": 256, "depth": 4, "trajectories": n, "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), "results": results, "checkpoint_loads": loads}), pretty);
+    let oracle = match &wgpu {
+        Ok((dev, setup)) => bench_oracle(n, dev, setup)?,
+        Err(e) => json!({"skipped": e}),
+    };
+    emit(&json!({"dim": dim, "batch": batch, "width": 256, "depth": 4, "trajectories": n, "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), "results": results, "checkpoint_loads": loads, "oracle": oracle}), pretty);
     Ok(())
+}
+
+/// The oracle's full analysis (posterior, E_marg, f*, grad E_marg) at `m` points, D = 128 and
+/// 512, default data and grid: the tensor path on Flex and on wgpu against the WGSL kernel on
+/// the same wgpu device, each with its readback, best of three.
+fn bench_oracle(m: usize, wgpu: &Device, setup: &burn::backend::wgpu::WgpuSetup) -> Res<Value> {
+    let mut rows = vec![];
+    for dim in [128, 512] {
+        let proj = Projection::new(dim, 0)?;
+        let param = Parameterization::Fm;
+        let u: Vec<f32> = geonoise::rng::Rng::new(1).normals_f32(m * dim);
+        let best = |f: &dyn Fn()| {
+            f(); // warm-up: pipelines, autotune, allocations
+            (0..3).map(|_| {
+                let t = Instant::now();
+                f();
+                1e3 * t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+        };
+        let tensor_ms = |dev: &Device| -> Res<f64> {
+            let o = Oracle::for_circles(param, param.default_range(), &proj, oracle::DEFAULT_POINTS, oracle::DEFAULT_GRID, dev)?;
+            Ok(best(&|| {
+                let a = o.analyze(host_tensor(u.clone(), dim, dev));
+                read_f32(a.field);
+            }))
+        };
+        let flex_ms = tensor_ms(&Device::flex())?;
+        let wgpu_ms = tensor_ms(wgpu)?;
+        let o = Oracle::for_circles(param, param.default_range(), &proj, oracle::DEFAULT_POINTS, oracle::DEFAULT_GRID, &Device::flex())?;
+        let kernel = oracle::kernel::OracleKernel::new(&o, &setup.device, &setup.queue)?;
+        let kernel_ms = best(&|| {
+            pollster::block_on(kernel.analyze(&u)).expect("the oracle kernel failed");
+        });
+        eprintln!(
+            "oracle D={dim}, {m} points, N={}, K={}: tensor path {flex_ms:.0} ms (flex), {wgpu_ms:.0} ms (wgpu); WGSL kernel {kernel_ms:.0} ms (wgpu): {:.1}x the tensor path on the same device",
+            oracle::DEFAULT_POINTS,
+            oracle::DEFAULT_GRID,
+            wgpu_ms / kernel_ms
+        );
+        rows.push(json!({"dim": dim, "points": m, "data_points": oracle::DEFAULT_POINTS, "grid": oracle::DEFAULT_GRID, "tensor_flex_ms": flex_ms, "tensor_wgpu_ms": wgpu_ms, "kernel_wgpu_ms": kernel_ms, "kernel_speedup_same_device": wgpu_ms / kernel_ms}));
+    }
+    Ok(json!(rows))
 }
 
 fn manifest_path(dir: &Path) -> PathBuf {
