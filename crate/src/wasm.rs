@@ -28,6 +28,10 @@ use crate::metrics;
 use crate::model::Model;
 use crate::sample::{Field, Frame, SampleConfig, Sampler};
 use crate::train::{TrainConfig, Trainer};
+use crate::oracle::kernel::OracleKernel;
+use crate::oracle::{Oracle, DEFAULT_GRID, DEFAULT_POINTS};
+use crate::target::Parameterization;
+use burn::backend::wgpu::WgpuSetup;
 use burn::tensor::{Device, Tensor};
 use js_sys::Float32Array;
 use serde::Serialize;
@@ -53,6 +57,8 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
 pub struct Engine {
     device: Device,
     backend: String,
+    /// The wgpu handles burn's device runs on (WebGPU only): where the hand-written kernels run.
+    wgpu: Option<WgpuSetup>,
 }
 
 #[wasm_bindgen]
@@ -60,10 +66,10 @@ impl Engine {
     /// `backend`: "webgpu" (fails if WebGPU cannot be initialised) or "cpu" (burn's Flex).
     pub async fn create(backend: String) -> Result<Engine, JsError> {
         match backend.as_str() {
-            "cpu" => Ok(Engine { device: Device::flex(), backend }),
+            "cpu" => Ok(Engine { device: Device::flex(), backend, wgpu: None }),
             "webgpu" => {
-                let device = Device::wgpu_options().init_async().await.map_err(|e| js_err(format!("WebGPU could not be initialised: {e}")))?;
-                Ok(Engine { device, backend })
+                let (device, setup) = Device::wgpu_options().init_with_setup_async().await.map_err(|e| js_err(format!("WebGPU could not be initialised: {e}")))?;
+                Ok(Engine { device, backend, wgpu: Some(setup) })
             }
             other => Err(js_err(format!("unknown backend '{other}': use 'webgpu' or 'cpu'"))),
         }
@@ -322,6 +328,100 @@ impl StepFrame {
     /// The full positions, n * D values.
     pub async fn read_full(self) -> Result<Float32Array, JsError> {
         read(self.frame.u).await
+    }
+}
+
+/// What an oracle is built from (the CLI's `geonoise oracle` flags); missing fields take the
+/// defaults.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OracleConfig {
+    model: Parameterization,
+    dim: usize,
+    #[serde(default)]
+    projection_seed: u64,
+    #[serde(default = "default_points")]
+    points: usize,
+    #[serde(default = "default_grid")]
+    grid: usize,
+}
+
+fn default_points() -> usize {
+    DEFAULT_POINTS
+}
+
+fn default_grid() -> usize {
+    DEFAULT_GRID
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// The closed-form oracle for `config` (`{model, dim, projection_seed?, points?, grid?}`):
+    /// its tensor path runs on the CPU (Flex); on WebGPU its WGSL kernel runs on the GPU too.
+    pub fn oracle(&self, config: JsValue) -> Result<OracleProbe, JsError> {
+        let c: OracleConfig = serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("oracle config: {e}")))?;
+        crate::data::check_dim(c.dim).map_err(js_err)?;
+        let proj = Projection::new(c.dim, c.projection_seed).map_err(js_err)?;
+        let oracle = Oracle::for_circles(c.model, c.model.default_range(), &proj, c.points, c.grid, &Device::flex()).map_err(js_err)?;
+        let kernel = match &self.wgpu {
+            Some(setup) => Some(Rc::new(OracleKernel::new(&oracle, &setup.device, &setup.queue).map_err(js_err)?)),
+            None => None,
+        };
+        Ok(OracleProbe { oracle, kernel })
+    }
+}
+
+/// An oracle the page can ask about points: `analyze(u)` (tensor path) and `analyze_kernel(u)`
+/// (the WGSL kernel), each giving `{posterior, energy, field, grad_energy}` as Float32Arrays.
+#[wasm_bindgen]
+pub struct OracleProbe {
+    oracle: Oracle,
+    kernel: Option<Rc<OracleKernel>>,
+}
+
+#[wasm_bindgen]
+impl OracleProbe {
+    #[wasm_bindgen(getter)]
+    pub fn dim(&self) -> usize {
+        self.oracle.dim
+    }
+
+    /// The data rows `x_1..x_N` ([N, D] flat).
+    pub fn data(&self) -> Float32Array {
+        Float32Array::from(crate::sample::read_f32(self.oracle.data().clone()).as_slice())
+    }
+
+    /// Whether the WGSL kernel is available (WebGPU engines).
+    #[wasm_bindgen(getter)]
+    pub fn has_kernel(&self) -> bool {
+        self.kernel.is_some()
+    }
+
+    /// The tensor path at the rows of `u` ([M, D] flat).
+    pub fn analyze(&self, u: &[f32]) -> Result<JsValue, JsError> {
+        let d = self.oracle.dim;
+        if u.is_empty() || u.len() % d != 0 {
+            return Err(js_err(format!("{} values are not rows of D = {d}", u.len())));
+        }
+        let a = self.oracle.analyze(crate::data::host_tensor(u.to_vec(), d, &Device::flex()));
+        let obj = js_sys::Object::new();
+        for (key, t) in [("posterior", a.posterior), ("energy", a.energy), ("field", a.field), ("grad_energy", a.grad_energy)] {
+            js_sys::Reflect::set(&obj, &key.into(), &Float32Array::from(crate::sample::read_f32(t).as_slice())).map_err(|_| js_err("could not build the result"))?;
+        }
+        Ok(obj.into())
+    }
+
+    /// The WGSL kernel at the rows of `u`: a Promise of the same object as `analyze`.
+    pub fn analyze_kernel(&self, u: Vec<f32>) -> Result<js_sys::Promise, JsError> {
+        let kernel = self.kernel.clone().ok_or_else(|| js_err("the oracle kernel needs the WebGPU backend"))?;
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let a = kernel.analyze(&u).await.map_err(|e| JsValue::from(js_err(e)))?;
+            let obj = js_sys::Object::new();
+            for (key, v) in [("posterior", a.posterior), ("energy", a.energy), ("field", a.field), ("grad_energy", a.grad_energy)] {
+                js_sys::Reflect::set(&obj, &key.into(), &Float32Array::from(v.as_slice()))?;
+            }
+            Ok(obj.into())
+        }))
     }
 }
 
