@@ -1,6 +1,6 @@
 // The page: state <-> URL, controls, the engine worker, and the panels.
 // Every handler does: change state -> write the URL -> apply.
-import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, checkpointUrl } from "./state.js";
+import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, checkpointUrl, oracleConfig } from "./state.js";
 import { samplesCsv, trajectoryCsv, samplesJson } from "./export.js";
 import { PanelView } from "./view.js";
 import { LossChart } from "./chart.js";
@@ -118,7 +118,8 @@ function buildPanels() {
     panels.set(panel.id, { panel, view, frames: [], metrics: null, loaded: false, done: false, pending: false, gen: generation });
     view.setStatus("loading…");
     view.setProgress(0);
-    worker.postMessage({ type: "load", panel: panel.id, url: checkpointUrl(panel, state.d), expect: { model: panel.model, blind: panel.blind, dim: state.d } });
+    if (panel.exact) worker.postMessage({ type: "oracle", panel: panel.id, config: oracleConfig(panel, state.d) });
+    else worker.postMessage({ type: "load", panel: panel.id, url: checkpointUrl(panel, state.d), expect: { model: panel.model, blind: panel.blind, dim: state.d } });
   }
 }
 
@@ -412,7 +413,8 @@ function onMessage(msg) {
       if (!p) break;
       p.loaded = true;
       p.view.setProgress(null);
-      if (msg.trained === undefined) p.view.setStatus(`D = ${msg.config.dim}, width ${msg.config.width}, depth ${msg.config.depth}`);
+      if (msg.config.oracle) p.view.setStatus(`D = ${msg.config.dim}, closed form over ${msg.config.oracle.points} data points, ${msg.config.oracle.grid} noise levels`);
+      else if (msg.trained === undefined) p.view.setStatus(`D = ${msg.config.dim}, width ${msg.config.width}, depth ${msg.config.depth}`);
       if (msg.imported) onImported(p, msg);
       worker.postMessage({ type: "start", panel: msg.panel, config: sampleConfig() });
       request(p, 0);
@@ -487,6 +489,7 @@ const TRAIN_INT = ["tdim", "width", "depth", "batch", "tsteps", "every"];
 function syncControls() {
   $("#d").value = String(state.d);
   $("#twins").checked = state.twins;
+  $("#fields").value = state.fields;
   $("#n").value = String(state.n);
   $("#solver").value = state.solver;
   $("#steps").value = String(state.steps);
@@ -498,7 +501,7 @@ function syncControls() {
   const train = state.mode === "train";
   $("#train-controls").hidden = !train;
   $("#train-chart").hidden = !train;
-  for (const el of [$("#d").parentElement, $("#twins").parentElement]) el.hidden = train;
+  for (const el of [$("#d").parentElement, $("#twins").parentElement, $("#fields").parentElement]) el.hidden = train;
   for (const tab of document.querySelectorAll(".tabs button")) tab.setAttribute("aria-selected", String(tab.dataset.mode === state.mode));
 }
 
@@ -552,6 +555,11 @@ function setupControls() {
   });
   on("twins", "change", (e) => {
     state.twins = e.target.checked;
+    writeUrl();
+    buildPanels();
+  });
+  on("fields", "change", (e) => {
+    state.fields = e.target.value;
     writeUrl();
     buildPanels();
   });

@@ -5,6 +5,11 @@ export const DIMS = [2, 8, 32, 128, 512];
 export const SOLVERS = ["euler", "heun"];
 export const BACKENDS = ["auto", "webgpu", "cpu"];
 export const MODES = ["view", "train"];
+// What drives the view tab's panels: the shipped checkpoints, or the closed-form fields.
+export const FIELDS = ["trained", "exact"];
+// The closed-form fields' data set and quadrature grid on the page: small enough for a live
+// panel on the CPU (each step of the blind field weighs every data point at every level).
+export const ORACLE = { points: 128, grid: 48 };
 export const TRAIN_MODELS = ["fm-blind", "ddpm-blind", "edm-blind", "eqm-blind", "fm-cond", "ddpm-cond", "edm-cond", "eqm-cond"];
 // Whole-number settings and their ranges. tdim..every belong to the Train tab.
 export const LIMITS = {
@@ -24,6 +29,7 @@ export const DEFAULTS = Object.freeze({
   speed: 3, // solver steps per drawn frame
   backend: "auto",
   mode: "view", // "view": the pretrained models; "train": train two models here
+  fields: "trained", // "exact": the view tab samples the closed-form fields instead
   tdim: 32, // D of the models trained on the page (any 2..1024)
   a: "fm-blind", // the two models trained side by side
   b: "ddpm-blind",
@@ -76,6 +82,7 @@ export function parseState(query) {
   pick("solver", SOLVERS);
   pick("backend", BACKENDS);
   pick("mode", MODES);
+  pick("fields", FIELDS);
   pick("a", TRAIN_MODELS);
   pick("b", TRAIN_MODELS);
   if (params.has("twins")) state.twins = ["1", "true", "yes"].includes(params.get("twins"));
@@ -93,18 +100,21 @@ export function serializeState(state) {
   return s ? `?${s}` : "";
 }
 
-/** The panels to show: FM Blind and DDPM Blind, plus the conditional twins. */
+/** The panels to show: FM Blind and DDPM Blind, plus the conditional twins; with exact fields,
+ * the closed-form field of each. */
 export function panelsFor(state) {
-  const blind = [
-    { id: "fm-blind", model: "fm", blind: true, title: "FM Blind" },
-    { id: "ddpm-blind", model: "ddpm", blind: true, title: "DDPM Blind" },
+  const exact = state.fields === "exact";
+  const list = [
+    { id: "fm-blind", model: "fm", blind: true },
+    { id: "ddpm-blind", model: "ddpm", blind: true },
+    ...(state.twins ? [{ id: "fm-cond", model: "fm", blind: false }, { id: "ddpm-cond", model: "ddpm", blind: false }] : []),
   ];
-  if (!state.twins) return blind;
-  return [
-    ...blind,
-    { id: "fm-cond", model: "fm", blind: false, title: "FM Cond" },
-    { id: "ddpm-cond", model: "ddpm", blind: false, title: "DDPM Cond" },
-  ];
+  return list.map((p) => ({ ...p, exact, title: `${modelTitle(p.id)}${exact ? " (exact)" : ""}` }));
+}
+
+/** What the worker needs to build a panel's closed-form field at D. */
+export function oracleConfig(panel, d) {
+  return { model: panel.model, blind: panel.blind, dim: d, ...ORACLE };
 }
 
 /** How the paper names a model key such as "eqm-blind": "EqM Blind". */

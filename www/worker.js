@@ -10,6 +10,8 @@
 //     {type: "export", panel}                         the current full positions
 //     {type: "drop", panel}                           forget the panel's model, run and training
 //     {type: "import", panel, bytes, name, expect}    load a checkpoint file the person chose
+//     {type: "oracle", panel, config}                 the closed-form field {model, blind, dim, points, grid}
+//                                                     as the panel's model
 //     {type: "train-start", panel, config}            a new training run (a TrainConfig)
 //     {type: "train-resume", panel, config, bytes, step}   go on from saved weights (e.g. after a lost GPU)
 //     {type: "train-step", panel, k, gen}             k optimizer steps, then one async loss read
@@ -229,6 +231,13 @@ function handleTrainUse({ panel }) {
   post({ type: "loaded", panel, config: model.config(), trained: tr.steps_done });
 }
 
+function handleOracle({ panel, config }) {
+  dropPanel(panel);
+  const model = engine.oracle_field(config);
+  models.set(panel, model);
+  post({ type: "loaded", panel, config: model.config() });
+}
+
 function handleStart({ panel, config }) {
   const model = models.get(panel);
   if (!model) throw new Error("no model loaded");
@@ -266,6 +275,7 @@ const handlers = {
   init: handleInit,
   load: handleLoad,
   import: handleImport,
+  oracle: handleOracle,
   start: handleStart,
   advance: handleAdvance,
   export: handleExport,

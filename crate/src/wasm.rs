@@ -29,7 +29,7 @@ use crate::model::Model;
 use crate::sample::{Field, Frame, SampleConfig, Sampler};
 use crate::train::{TrainConfig, Trainer};
 use crate::oracle::kernel::OracleKernel;
-use crate::oracle::{Oracle, DEFAULT_GRID, DEFAULT_POINTS};
+use crate::oracle::{Oracle, OracleField, DEFAULT_GRID, DEFAULT_POINTS};
 use crate::target::Parameterization;
 use burn::backend::wgpu::WgpuSetup;
 use burn::tensor::{Device, Tensor};
@@ -98,7 +98,7 @@ impl Engine {
             serde_wasm_bindgen::from_value(expect).map_err(|e| js_err(format!("expected checkpoint: {e}")))?
         };
         let (model, _) = checkpoint::load(bytes, &self.device, &expect).map_err(js_err)?;
-        Ok(LoadedModel { model: Rc::new(model) })
+        Ok(LoadedModel::trained(model))
     }
 
     /// Starts a sampling run; `config` is a `SampleConfig` object (missing fields take defaults).
@@ -108,9 +108,8 @@ impl Engine {
         } else {
             serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("sample config: {e}")))?
         };
-        let c = &model.model.config;
-        let proj = Projection::new(c.dim, c.projection_seed).map_err(js_err)?;
-        let field: Rc<dyn Field> = model.model.clone();
+        let proj = Projection::new(model.dim, model.projection_seed).map_err(js_err)?;
+        let field = model.field.clone();
         let sampler = Sampler::new(field, cfg, &proj, &self.device).map_err(js_err)?;
         Ok(Run { sampler })
     }
@@ -221,7 +220,7 @@ impl TrainRun {
 
     /// The model as trained so far, to sample from (shares the weights; nothing is copied).
     pub fn model(&self) -> LoadedModel {
-        LoadedModel { model: Rc::new(self.trainer.borrow().model()) }
+        LoadedModel::trained(self.trainer.borrow().model())
     }
 
     /// The model as a checkpoint file (f32, with the training config and step in its metadata),
@@ -240,25 +239,38 @@ impl TrainRun {
     }
 }
 
-/// A model on the engine's device.
+/// A field to sample on the engine's device: a trained network, or the closed-form oracle.
 #[wasm_bindgen]
 pub struct LoadedModel {
-    model: Rc<Model>,
+    field: Rc<dyn Field>,
+    /// What `config()` says: the `ModelConfig`, or for an oracle its own description.
+    config: serde_json::Value,
+    dim: usize,
+    projection_seed: u64,
+}
+
+impl LoadedModel {
+    fn trained(model: Model) -> LoadedModel {
+        let c = &model.config;
+        let (config, dim, projection_seed) = (serde_json::to_value(c).unwrap_or_default(), c.dim, c.projection_seed);
+        LoadedModel { field: Rc::new(model), config, dim, projection_seed }
+    }
 }
 
 #[wasm_bindgen]
 impl LoadedModel {
-    /// The `ModelConfig` as a plain object.
+    /// The `ModelConfig` as a plain object; for an oracle `{model, blind, dim, projection_seed,
+    /// oracle: {points, grid}}`.
     pub fn config(&self) -> Result<JsValue, JsError> {
-        to_js(&self.model.config)
+        to_js(&self.config)
     }
     #[wasm_bindgen(getter)]
     pub fn dim(&self) -> usize {
-        self.model.config.dim
+        self.dim
     }
     #[wasm_bindgen(getter)]
     pub fn projection_seed(&self) -> f64 {
-        self.model.config.projection_seed as f64
+        self.projection_seed as f64
     }
 }
 
@@ -337,6 +349,9 @@ impl StepFrame {
 #[serde(deny_unknown_fields)]
 struct OracleConfig {
     model: Parameterization,
+    /// For `oracle_field`: the blind optimum f*(u), or the conditional f*(u, t).
+    #[serde(default)]
+    blind: bool,
     dim: usize,
     #[serde(default)]
     projection_seed: u64,
@@ -359,16 +374,33 @@ impl Engine {
     /// The closed-form oracle for `config` (`{model, dim, projection_seed?, points?, grid?}`):
     /// its tensor path runs on the CPU (Flex); on WebGPU its WGSL kernel runs on the GPU too.
     pub fn oracle(&self, config: JsValue) -> Result<OracleProbe, JsError> {
-        let c: OracleConfig = serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("oracle config: {e}")))?;
-        crate::data::check_dim(c.dim).map_err(js_err)?;
-        let proj = Projection::new(c.dim, c.projection_seed).map_err(js_err)?;
-        let oracle = Oracle::for_circles(c.model, c.model.default_range(), &proj, c.points, c.grid, &Device::flex()).map_err(js_err)?;
+        let (_, oracle) = oracle_of(config, &Device::flex())?;
         let kernel = match &self.wgpu {
             Some(setup) => Some(Rc::new(OracleKernel::new(&oracle, &setup.device, &setup.queue).map_err(js_err)?)),
             None => None,
         };
         Ok(OracleProbe { oracle, kernel })
     }
+
+    /// The closed-form field of `config` (`{model, blind, dim, projection_seed?, points?,
+    /// grid?}`) as a model to sample: the oracle samplers, with no training. Its tensor path runs
+    /// on this engine's device.
+    pub fn oracle_field(&self, config: JsValue) -> Result<LoadedModel, JsError> {
+        let (c, oracle) = oracle_of(config, &self.device)?;
+        let config = serde_json::json!({"model": c.model, "blind": c.blind, "dim": c.dim, "projection_seed": c.projection_seed, "oracle": {"points": c.points, "grid": c.grid}});
+        Ok(LoadedModel { field: Rc::new(OracleField { oracle, blind: c.blind }), config, dim: c.dim, projection_seed: c.projection_seed })
+    }
+}
+
+fn oracle_of(config: JsValue, device: &Device) -> Result<(OracleConfig, Oracle), JsError> {
+    let c: OracleConfig = serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("oracle config: {e}")))?;
+    crate::data::check_dim(c.dim).map_err(js_err)?;
+    if !(2..=crate::oracle::kernel::MAX_POINTS).contains(&c.points) || !(2..=crate::oracle::kernel::MAX_GRID).contains(&c.grid) {
+        return Err(js_err(format!("the oracle takes 2 to {} data points and 2 to {} grid levels", crate::oracle::kernel::MAX_POINTS, crate::oracle::kernel::MAX_GRID)));
+    }
+    let proj = Projection::new(c.dim, c.projection_seed).map_err(js_err)?;
+    let oracle = Oracle::for_circles(c.model, c.model.default_range(), &proj, c.points, c.grid, device).map_err(js_err)?;
+    Ok((c, oracle))
 }
 
 /// An oracle the page can ask about points: `analyze(u)` (tensor path) and `analyze_kernel(u)`
