@@ -7,8 +7,8 @@ const EXTENT = 2.6; // half-width of the plotted square, in data units
 const TRAIL = 10; // frames kept for the fading trails
 
 export class PanelView {
-  /** `actions`: {onExport(panel, kind)}, and for a Train-tab panel also
-   *  {onDownload(panel), onImport(panel, file)}. */
+  /** `actions`: {onExport(panel, kind)} (no export buttons without it), and for a Train-tab
+   *  panel also {onDownload(panel), onImport(panel, file)}. */
   constructor(parent, panel, actions) {
     this.panel = panel;
     this.trail = [];
@@ -26,7 +26,7 @@ export class PanelView {
         <div><dt>diverged</dt><dd data-m="div">–</dd></div>
         <div><dt>step</dt><dd data-m="step">–</dd></div>
       </dl>
-      <div class="exports"><button data-x="json">Export JSON</button><button data-x="csv">Samples CSV</button><button data-x="traj">Trajectories CSV</button></div>
+      ${actions.onExport ? `<div class="exports"><button data-x="json">Export JSON</button><button data-x="csv">Samples CSV</button><button data-x="traj">Trajectories CSV</button></div>` : ""}
       ${actions.onDownload ? `<div class="exports"><button data-t="download" disabled>Download checkpoint</button>
         <label class="file">Load checkpoint… <input type="file" accept=".safetensors"></label></div>` : ""}`;
     parent.appendChild(el);

@@ -1,0 +1,196 @@
+// <geonoise-figure>: the side-by-side figure as one custom element, for a paper's web page.
+//
+//   <script type="module" src="https://…/geonoise/geonoise-figure.js"></script>
+//   <geonoise-figure models="fm-blind,ddpm-blind" dim="128" steps="100" autoplay></geonoise-figure>
+//
+// Attributes (read when the element is connected):
+//   models    comma-separated panels: fm-blind, ddpm-blind, fm-cond, ddpm-cond (default the blind pair)
+//   dim       D of the shipped checkpoints: 2, 8, 32, 128 or 512 (default 32)
+//   steps     sampling steps, 1..1000 (default 100);  samples  trajectories per panel, 1..5000 (default 1000)
+//   seed      starting noise (default 0);  speed  steps per drawn frame, 1..10 (default 2)
+//   fields    "trained" (the checkpoints) or "exact" (the closed-form fields; default trained)
+//   backend   "auto", "webgpu" or "cpu" (default auto)
+//   autoplay  start when the figure scrolls into view; without it, a Play button starts it
+//
+// Everything it loads (worker.js, pkg/, pretrained/, style.css) comes from beside this module,
+// so the embedding page needs nothing else. It runs its own worker: the page's main thread only
+// draws. When every panel has reached its last step it fires a `geonoise-done` event.
+import { PanelView } from "./view.js";
+import { DIMS, LIMITS, checkpointUrl, oracleConfig, panelsFor } from "./state.js";
+
+const BASE = new URL(".", import.meta.url);
+const PANELS = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
+
+/** The figure's settings from its attributes; `notes` says what was out of range. */
+function settings(el) {
+  const notes = [];
+  const int = (name, key, fallback) => {
+    const raw = el.getAttribute(name);
+    if (raw === null) return fallback;
+    const v = Number(raw);
+    const [lo, hi] = LIMITS[key];
+    if (!Number.isInteger(v) || v < lo || v > hi) {
+      notes.push(`${name}="${raw}" must be a whole number in ${lo}..${hi}; using ${fallback}`);
+      return fallback;
+    }
+    return v;
+  };
+  const dimRaw = el.getAttribute("dim");
+  let dim = 32;
+  if (dimRaw !== null) {
+    if (DIMS.includes(Number(dimRaw))) dim = Number(dimRaw);
+    else notes.push(`dim="${dimRaw}" has no shipped checkpoints (${DIMS.join(", ")}); using 32`);
+  }
+  const wanted = (el.getAttribute("models") || "fm-blind,ddpm-blind").split(",").map((s) => s.trim()).filter(Boolean);
+  const models = wanted.filter((m) => PANELS.includes(m));
+  for (const m of wanted.filter((m) => !PANELS.includes(m))) notes.push(`model "${m}" is not one of ${PANELS.join(", ")}`);
+  const fields = el.getAttribute("fields") === "exact" ? "exact" : "trained";
+  const backend = ["auto", "webgpu", "cpu"].includes(el.getAttribute("backend")) ? el.getAttribute("backend") : "auto";
+  return {
+    notes,
+    dim,
+    fields,
+    backend,
+    models: models.length ? models : ["fm-blind", "ddpm-blind"],
+    n: int("samples", "n", 1000),
+    steps: int("steps", "steps", 100),
+    seed: int("seed", "seed", 0),
+    speed: int("speed", "speed", 2),
+    autoplay: el.hasAttribute("autoplay"),
+  };
+}
+
+class GeonoiseFigure extends HTMLElement {
+  connectedCallback() {
+    if (this.shadowRoot) return;
+    this.s = settings(this);
+    const root = this.attachShadow({ mode: "open" });
+    root.innerHTML = `
+      <link rel="stylesheet" href="${new URL("style.css", BASE)}">
+      <style>:host { display: block; margin: 1em 0; } .bar { display: flex; gap: 12px; align-items: center; font-size: 0.85rem; color: #555; margin-bottom: 6px; }</style>
+      <div class="bar"><button class="play">Play</button><span class="badge">starting…</span><span class="note"></span></div>
+      <div class="panels n${Math.min(this.s.models.length, 2)}"></div>`;
+    this.bar = root.querySelector(".bar");
+    this.button = root.querySelector(".play");
+    this.badge = root.querySelector(".badge");
+    this.note = root.querySelector(".note");
+    this.note.textContent = this.s.notes.join(". ");
+    this.button.addEventListener("click", () => this.toggle());
+    // The same panel list as the page (titles, "(exact)"), cut to the models asked for.
+    const state = { twins: true, fields: this.s.fields };
+    const list = panelsFor(state).filter((p) => this.s.models.includes(p.id));
+    this.panels = new Map(list.map((panel) => [panel.id, { panel, view: new PanelView(root.querySelector(".panels"), panel, {}), loaded: false, done: false, pending: false, frames: 0 }]));
+    this.playing = false;
+    this.gen = 0;
+    this.startWorker();
+    if (this.s.autoplay) {
+      this.observer = new IntersectionObserver((entries) => {
+        if (entries.some((e) => e.isIntersecting) && !this.started) this.play();
+      });
+      this.observer.observe(this);
+    }
+  }
+
+  disconnectedCallback() {
+    this.worker?.terminate();
+    this.observer?.disconnect();
+  }
+
+  startWorker() {
+    this.worker = new Worker(new URL("worker.js", BASE), { type: "module" });
+    this.worker.onmessage = (e) => this.onMessage(e.data);
+    this.worker.onerror = (e) => {
+      e.preventDefault();
+      this.note.textContent = `The engine stopped (${e.message || "worker error"}).`;
+    };
+    this.worker.postMessage({ type: "init", backend: this.s.backend });
+  }
+
+  post(msg) {
+    this.worker.postMessage(msg);
+  }
+
+  /** Play, pause, or replay once every panel is done. */
+  toggle() {
+    const all = [...this.panels.values()];
+    if (all.every((p) => p.done)) return this.restart();
+    if (this.playing) {
+      this.playing = false;
+      this.button.textContent = "Play";
+    } else this.play();
+  }
+
+  play() {
+    this.started = true;
+    this.playing = true;
+    this.button.textContent = "Pause";
+    for (const p of this.panels.values()) this.request(p);
+  }
+
+  restart() {
+    this.gen++;
+    for (const p of this.panels.values()) {
+      if (!p.loaded) continue;
+      p.done = false;
+      p.pending = false;
+      p.frames = 0;
+      p.view.clear();
+      this.post({ type: "start", panel: p.panel.id, config: { n: this.s.n, steps: this.s.steps, solver: "euler", seed: this.s.seed } });
+    }
+    this.play();
+  }
+
+  /** Asks for the panel's next frame; before Play only its starting noise (step 0). */
+  request(p) {
+    if (p.pending || p.done || !p.loaded || (!this.playing && p.frames > 0)) return;
+    p.pending = true;
+    this.post({ type: "advance", panel: p.panel.id, k: p.frames === 0 ? 0 : this.s.speed, gen: this.gen });
+  }
+
+  onMessage(msg) {
+    const p = msg.panel ? this.panels.get(msg.panel) : null;
+    switch (msg.type) {
+      case "ready":
+        this.badge.textContent = msg.backend === "webgpu" ? "WebGPU" : "CPU";
+        this.badge.title = msg.reason;
+        for (const { panel } of this.panels.values()) {
+          if (panel.exact) this.post({ type: "oracle", panel: panel.id, config: oracleConfig(panel, this.s.dim) });
+          else this.post({ type: "load", panel: panel.id, url: new URL(checkpointUrl(panel, this.s.dim), BASE).href, expect: { model: panel.model, blind: panel.blind, dim: this.s.dim } });
+          this.panels.get(panel.id).view.setStatus("loading…");
+        }
+        break;
+      case "progress":
+        if (p) p.view.setProgress(msg.total ? msg.loaded / msg.total : null);
+        break;
+      case "loaded":
+        if (!p) break;
+        p.loaded = true;
+        p.view.setProgress(null);
+        p.view.setStatus(`D = ${msg.config.dim}`);
+        this.post({ type: "start", panel: p.panel.id, config: { n: this.s.n, steps: this.s.steps, solver: "euler", seed: this.s.seed } });
+        this.request(p);
+        break;
+      case "frame":
+        if (!p || msg.gen !== this.gen) break;
+        p.pending = false;
+        p.frames++;
+        p.done = msg.done;
+        p.view.push(msg.xy);
+        p.view.setMetrics(msg.metrics, msg.step, msg.total);
+        if (p.done && [...this.panels.values()].every((q) => q.done)) {
+          this.playing = false;
+          this.button.textContent = "Replay";
+          this.dispatchEvent(new CustomEvent("geonoise-done", { detail: { steps: this.s.steps } }));
+        } else setTimeout(() => this.request(p), 16);
+        break;
+      case "error":
+        if (p) {
+          p.pending = false;
+          p.view.setError(msg.message);
+        } else this.note.textContent = msg.message;
+        break;
+    }
+  }
+}
+
+customElements.define("geonoise-figure", GeonoiseFigure);

@@ -1,0 +1,49 @@
+// The embeddable figure: www/embed-example.html, an ordinary text page with two
+// <geonoise-figure> elements (one autoplays the shipped checkpoints at D = 128, one waits for
+// Play and samples the closed-form fields).
+//
+// Needs: www/pkg and www/pretrained built (./build.sh wasm).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { browserSession, artifacts } from "./browser.mjs";
+
+const { open } = browserSession();
+
+/** Each figure's panels: {title, step, radial} from its shadow DOM. */
+const figures = (page) =>
+  page.evaluate(() =>
+    [...document.querySelectorAll("geonoise-figure")].map((f) =>
+      [...f.shadowRoot.querySelectorAll(".panel")].map((p) => ({
+        title: p.querySelector("h2").textContent,
+        step: p.querySelector('[data-m="step"]').textContent,
+        radial: p.querySelector('[data-m="radial"]').textContent,
+        error: p.querySelector(".error").textContent,
+      })),
+    ),
+  );
+
+test("embed-example.html: the autoplaying figure samples both checkpoints to the end; the other waits for Play, then samples the exact fields", async () => {
+  const { page, problems } = await open("embed-example.html");
+  await page.evaluate(() => {
+    window.doneFigures = [];
+    document.querySelectorAll("geonoise-figure").forEach((f, i) => f.addEventListener("geonoise-done", () => window.doneFigures.push(i)));
+  });
+  await page.waitForFunction(() => window.doneFigures.includes(0), null, { timeout: 300000, polling: 250 });
+  let [first, second] = await figures(page);
+  assert.deepEqual(first.map((p) => p.title), ["FM Blind", "DDPM Blind"]);
+  assert.deepEqual(first.map((p) => p.step), ["60 / 60", "60 / 60"]);
+  assert.ok(first.every((p) => /\(median\)/.test(p.radial) && p.error === ""), JSON.stringify(first));
+  // The second figure has drawn its starting noise and waits.
+  assert.deepEqual(second.map((p) => p.step), ["0 / 30", "0 / 30"]);
+  assert.equal(await page.evaluate(() => window.doneFigures.includes(1)), false);
+  await page.evaluate(() => document.querySelectorAll("geonoise-figure")[1].shadowRoot.querySelector(".play").click());
+  await page.waitForFunction(() => window.doneFigures.includes(1), null, { timeout: 300000, polling: 250 });
+  [first, second] = await figures(page);
+  assert.deepEqual(second.map((p) => p.title), ["FM Blind (exact)", "DDPM Blind (exact)"]);
+  assert.deepEqual(second.map((p) => p.step), ["30 / 30", "30 / 30"]);
+  console.log(`checkpoints, D = 128: ${first.map((p) => `${p.title} ${p.radial}`).join(", ")}; exact, D = 8: ${second.map((p) => `${p.title} ${p.radial}`).join(", ")}`);
+  await page.screenshot({ path: path.join(artifacts, "embed-example.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
