@@ -1,9 +1,10 @@
 // The page: state <-> URL, controls, the engine worker, and the panels.
 // Every handler does: change state -> write the URL -> apply.
-import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, checkpointUrl, oracleConfig } from "./state.js";
+import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, ORACLE, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, checkpointUrl, oracleConfig } from "./state.js";
 import { samplesCsv, trajectoryCsv, samplesJson } from "./export.js";
 import { PanelView } from "./view.js";
 import { LossChart } from "./chart.js";
+import { TheoryView } from "./theory.js";
 
 const parsed = parseState(location.search);
 let state = parsed.state;
@@ -111,6 +112,7 @@ function buildPanels() {
   }
   panels.clear();
   if (state.mode === "train") return buildTrainPanels();
+  if (state.mode === "theory") return requestTheory();
   const list = panelsFor(state);
   grid.className = `panels n${list.length}`;
   for (const panel of list) {
@@ -146,6 +148,34 @@ function request(p, k) {
 
 function pump(p) {
   if (playing && !p.done) setTimeout(() => request(p, state.speed), 16);
+}
+
+// --- the Theory tab ---------------------------------------------------------------------------
+const theory = new TheoryView($("#theory"), { onProbe: (xy) => requestTheory(xy) });
+let theoryBusy = false;
+let theoryNext = null; // the newest request made while one was in flight (sliders fire often)
+
+function requestTheory(click = null) {
+  if (!backend) return;
+  const config = { model: state.pmodel, dim: state.pdim, offset: state.poff, s: state.ps, res: 32, ...ORACLE, click };
+  if (theoryBusy) {
+    theoryNext = config;
+    return;
+  }
+  theoryBusy = true;
+  worker.postMessage({ type: "theory", config });
+}
+
+function onTheory(msg) {
+  theoryBusy = false;
+  theory.renderLandscape(msg);
+  window.geonoise.theory = { res: msg.res, energy: Array.from(msg.energy), grad2: Array.from(msg.grad2), pre2: Array.from(msg.pre2), grid: Array.from(msg.grid), probe: { ...msg.probe, posterior: Array.from(msg.probe.posterior) } };
+  if (theoryNext) {
+    const next = theoryNext;
+    theoryNext = null;
+    theoryBusy = true;
+    worker.postMessage({ type: "theory", config: next });
+  }
 }
 
 // --- the Train tab ----------------------------------------------------------------------------
@@ -377,6 +407,8 @@ function onMessage(msg) {
       badge.className = `badge ${msg.backend}`;
       badge.title = msg.reason;
       $("#backend-reason").textContent = msg.reason;
+      theoryBusy = false;
+      theoryNext = null;
       if (recovering) recoverTraining();
       else buildPanels();
       break;
@@ -402,6 +434,9 @@ function onMessage(msg) {
       break;
     case "checkpoint":
       if (p) onCheckpoint(p, msg);
+      break;
+    case "theory":
+      onTheory(msg);
       break;
     case "memory":
       for (const w of memoryWaiters.splice(0)) w({ bytes: msg.bytes, device: msg.device });
@@ -438,6 +473,7 @@ function onMessage(msg) {
       break;
     case "error":
       window.geonoise.errors.push(msg.message);
+      if (msg.source === "theory") theoryBusy = false;
       if (p?.train && msg.source?.startsWith("train") && !msg.fatal) {
         // A training run that failed here (not the device's fault) stops; its weights stay.
         p.train.pending = false;
@@ -497,8 +533,12 @@ function syncControls() {
   $("#speed").value = String(state.speed);
   $("#backend-choice").value = state.backend;
   $("#play").textContent = playing ? "Pause" : "Play";
-  for (const key of [...TRAIN_INT, "lr", "a", "b"]) $(`#${key}`).value = String(state[key]);
+  for (const key of [...TRAIN_INT, "lr", "a", "b", "pmodel", "pdim", "poff", "ps"]) $(`#${key}`).value = String(state[key]);
   const train = state.mode === "train";
+  const theoryMode = state.mode === "theory";
+  $("#theory").hidden = !theoryMode;
+  $("#controls").hidden = theoryMode;
+  $("#panels").hidden = theoryMode;
   $("#train-controls").hidden = !train;
   $("#train-chart").hidden = !train;
   for (const el of [$("#d").parentElement, $("#twins").parentElement, $("#fields").parentElement]) el.hidden = train;
@@ -595,6 +635,12 @@ function setupControls() {
       if (backend) buildPanels();
     });
   }
+  on("pmodel", "change", (e) => {
+    state.pmodel = e.target.value;
+    writeUrl();
+    requestTheory();
+  });
+  for (const key of ["pdim", "poff", "ps"]) on(key, key === "pdim" ? "change" : "input", (e) => readNumber(key, e.target) && requestTheory());
   on("train-start", "click", trainStart);
   on("train-pause", "click", () => {
     training = !training;

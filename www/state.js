@@ -4,7 +4,8 @@
 export const DIMS = [2, 8, 32, 128, 512];
 export const SOLVERS = ["euler", "heun"];
 export const BACKENDS = ["auto", "webgpu", "cpu"];
-export const MODES = ["view", "train"];
+export const MODES = ["view", "train", "theory"];
+export const PMODELS = ["fm", "ddpm", "edm", "eqm"];
 // What drives the view tab's panels: the shipped checkpoints, or the closed-form fields.
 export const FIELDS = ["trained", "exact"];
 // The closed-form fields' data set and quadrature grid on the page: small enough for a live
@@ -15,9 +16,10 @@ export const TRAIN_MODELS = ["fm-blind", "ddpm-blind", "edm-blind", "eqm-blind",
 export const LIMITS = {
   n: [1, 5000], steps: [1, 1000], seed: [0, 2 ** 31 - 1], speed: [1, 10],
   tdim: [2, 1024], width: [4, 1024], depth: [0, 16], batch: [1, 4096], tsteps: [1, 200000], every: [10, 100000],
+  pdim: [2, 1024], ps: [0, 100],
 };
 // Real-valued settings and their ranges.
-export const FLOATS = { lr: [1e-6, 1] };
+export const FLOATS = { lr: [1e-6, 1], poff: [0, 2] };
 
 export const DEFAULTS = Object.freeze({
   d: 32, // ambient dimension
@@ -39,6 +41,10 @@ export const DEFAULTS = Object.freeze({
   lr: 5e-3,
   tsteps: 3000,
   every: 250, // a quick sample of the models in training every this many steps
+  pmodel: "fm", // the Theory tab's parameterization, D, distance off the plane, and the probe's
+  pdim: 32, //   noise level (0..100 across the model's range, log-spaced)
+  poff: 0,
+  ps: 40,
 });
 
 /** Parses a query string into a state; returns {state, notes} where notes say what was fixed. */
@@ -83,6 +89,7 @@ export function parseState(query) {
   pick("backend", BACKENDS);
   pick("mode", MODES);
   pick("fields", FIELDS);
+  pick("pmodel", PMODELS);
   pick("a", TRAIN_MODELS);
   pick("b", TRAIN_MODELS);
   if (params.has("twins")) state.twins = ["1", "true", "yes"].includes(params.get("twins"));

@@ -12,6 +12,8 @@
 //     {type: "import", panel, bytes, name, expect}    load a checkpoint file the person chose
 //     {type: "oracle", panel, config}                 the closed-form field {model, blind, dim, points, grid}
 //                                                     as the panel's model
+//     {type: "theory", config}                        the Theory tab: {model, dim, offset, s, res, points,
+//                                                     grid, click}: the landscape and the probe
 //     {type: "train-start", panel, config}            a new training run (a TrainConfig)
 //     {type: "train-resume", panel, config, bytes, step}   go on from saved weights (e.g. after a lost GPU)
 //     {type: "train-step", panel, k, gen}             k optimizer steps, then one async loss read
@@ -36,11 +38,15 @@
 //                                                     of step `good` were put back (null: none)
 //     {type: "train-preview", panel, gen, step, xy, metrics}
 //     {type: "checkpoint", panel, step, purpose, bytes: Uint8Array (transferred)}
+//     {type: "theory", res, energy, grad2, pre2, grid, probe}   energy [res²]; grad2, pre2 [res², 2]:
+//                                                     grad E_marg and gain * grad E_marg in the plane;
+//                                                     probe {xy, posterior, t_mean, t_std, t_geo, t_true?}
 //     {type: "memory", bytes, device}                 device: {allocations, bytes_in_use, bytes_reserved} or null
 //     {type: "error", panel?, message, fatal?, crashed?}   fatal: the engine itself is unusable (init
 //                                                     failed, WebGPU failed mid-run, or the wasm
 //                                                     panicked: crashed): the page restarts it
 import init, { Engine, metrics } from "./pkg/geonoise.js";
+import { planeGrid } from "./theory.js";
 
 // The GPU devices this worker opened (burn opens them through the browser's WebGPU): watched for
 // loss, so a lost device is reported at once even when no work is in flight, and reachable by a
@@ -238,6 +244,34 @@ function handleOracle({ panel, config }) {
   post({ type: "loaded", panel, config: model.config() });
 }
 
+let theoryProbe = null; // {key, probe}: the Theory tab's oracle, kept while its model and D stay
+
+function handleTheory({ config }) {
+  const { model, dim, offset, s, res, points, grid, click } = config;
+  const key = `${model}/${dim}/${points}/${grid}`;
+  if (theoryProbe?.key !== key) {
+    theoryProbe?.probe.free();
+    theoryProbe = null;
+    theoryProbe = { key, probe: engine.oracle({ model, dim, points, grid }) };
+  }
+  const probe = theoryProbe.probe;
+  const a = probe.analyze(probe.plane_points(planeGrid(res), offset));
+  const grad2 = probe.project(a.grad_energy);
+  const pre2 = grad2.map((g, i) => a.gain[i >> 1] * g);
+  const ts = probe.grid();
+  let pu;
+  let tTrue;
+  if (click) pu = probe.plane_points(new Float32Array(click), offset);
+  else {
+    tTrue = ts[0] * (ts[ts.length - 1] / ts[0]) ** (s / 100);
+    pu = probe.noisy_point(tTrue, 0, 0);
+  }
+  const pa = probe.analyze(pu);
+  const xy = probe.project(pu);
+  const probeMsg = { xy: [xy[0], xy[1]], posterior: pa.posterior, t_mean: pa.t_mean[0], t_std: pa.t_std[0], t_geo: probe.geometric_t(pu)[0], t_true: tTrue };
+  post({ type: "theory", res, energy: a.energy, grad2, pre2, grid: ts, probe: probeMsg });
+}
+
 function handleStart({ panel, config }) {
   const model = models.get(panel);
   if (!model) throw new Error("no model loaded");
@@ -276,6 +310,7 @@ const handlers = {
   load: handleLoad,
   import: handleImport,
   oracle: handleOracle,
+  theory: handleTheory,
   start: handleStart,
   advance: handleAdvance,
   export: handleExport,

@@ -374,12 +374,13 @@ impl Engine {
     /// The closed-form oracle for `config` (`{model, dim, projection_seed?, points?, grid?}`):
     /// its tensor path runs on the CPU (Flex); on WebGPU its WGSL kernel runs on the GPU too.
     pub fn oracle(&self, config: JsValue) -> Result<OracleProbe, JsError> {
-        let (_, oracle) = oracle_of(config, &Device::flex())?;
+        let (c, oracle) = oracle_of(config, &Device::flex())?;
         let kernel = match &self.wgpu {
             Some(setup) => Some(Rc::new(OracleKernel::new(&oracle, &setup.device, &setup.queue).map_err(js_err)?)),
             None => None,
         };
-        Ok(OracleProbe { oracle, kernel })
+        let proj = Projection::new(c.dim, c.projection_seed).map_err(js_err)?;
+        Ok(OracleProbe { oracle, kernel, proj })
     }
 
     /// The closed-form field of `config` (`{model, blind, dim, projection_seed?, points?,
@@ -409,6 +410,7 @@ fn oracle_of(config: JsValue, device: &Device) -> Result<(OracleConfig, Oracle),
 pub struct OracleProbe {
     oracle: Oracle,
     kernel: Option<Rc<OracleKernel>>,
+    proj: Projection,
 }
 
 #[wasm_bindgen]
@@ -429,7 +431,65 @@ impl OracleProbe {
         self.kernel.is_some()
     }
 
-    /// The tensor path at the rows of `u` ([M, D] flat).
+    /// The grid of noise levels the posterior is over (increasing).
+    pub fn grid(&self) -> js_sys::Float64Array {
+        js_sys::Float64Array::from(self.oracle.grid.as_slice())
+    }
+
+    /// Points of the data plane (`xy`, rows of 2) lifted into R^D and moved `offset` along a fixed
+    /// unit direction orthogonal to the plane (none exists at D = 2): [M, D] flat.
+    pub fn plane_points(&self, xy: &[f32], offset: f32) -> Result<Float32Array, JsError> {
+        if xy.len() % 2 != 0 {
+            return Err(js_err("plane points come in pairs"));
+        }
+        let dev = Device::flex();
+        let d = self.oracle.dim;
+        let mut u = crate::sample::read_f32(self.proj.lift(crate::data::host_tensor(xy.to_vec(), 2, &dev)));
+        if d > 2 && offset != 0.0 {
+            let e = crate::rng::Rng::derive(self.proj.seed, "off-plane").normals_f32(d);
+            let back = crate::sample::read_f32(self.proj.lift(self.proj.project(crate::data::host_tensor(e.clone(), d, &dev))));
+            let n: Vec<f32> = e.iter().zip(&back).map(|(a, b)| a - b).collect();
+            let norm = n.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            for row in u.chunks_exact_mut(d) {
+                row.iter_mut().zip(&n).for_each(|(v, nj)| *v += offset * nj / norm);
+            }
+        }
+        Ok(Float32Array::from(u.as_slice()))
+    }
+
+    /// Rows of R^D ([M, D] flat) to their data-plane coordinates ([M, 2]).
+    pub fn project(&self, v: &[f32]) -> Float32Array {
+        let t = crate::data::host_tensor(v.to_vec(), self.oracle.dim, &Device::flex());
+        Float32Array::from(crate::sample::read_f32(self.proj.project(t)).as_slice())
+    }
+
+    /// `u = a(t) x_i + b(t) eps` for data point `i` and noise from `seed`: a point whose noise
+    /// level is known.
+    pub fn noisy_point(&self, t: f64, i: usize, seed: u32) -> Result<Float32Array, JsError> {
+        let (lo, hi) = self.oracle.range;
+        if !(t >= lo && t <= hi) {
+            return Err(js_err(format!("t = {t} is outside the oracle's range [{lo}, {hi}]")));
+        }
+        let d = self.oracle.dim;
+        let data = crate::sample::read_f32(self.oracle.data().clone());
+        let i = i % (data.len() / d);
+        let eps = crate::rng::Rng::derive(seed as u64, "probe").normals_f32(d);
+        let (a, b) = (self.oracle.param.a(t) as f32, self.oracle.param.b(t) as f32);
+        let u: Vec<f32> = (0..d).map(|j| a * data[i * d + j] + b * eps[j]).collect();
+        Ok(Float32Array::from(u.as_slice()))
+    }
+
+    /// The noise level read off the geometry (App. C): `b` from `||u_perp||`, then `t`. NaN at
+    /// D = 2, where there is no off-plane part.
+    pub fn geometric_t(&self, u: &[f32]) -> js_sys::Float64Array {
+        let t = crate::data::host_tensor(u.to_vec(), self.oracle.dim, &Device::flex());
+        let b = crate::sample::read_f32(crate::oracle::geometric_noise_scale(t, &self.proj));
+        let ts: Vec<f64> = b.iter().map(|&b| crate::oracle::t_from_noise_scale(self.oracle.param, self.oracle.range, b as f64)).collect();
+        js_sys::Float64Array::from(ts.as_slice())
+    }
+
+    /// The tensor path at the rows of `u` ([M, D] flat): posterior, energy, field, grad_energy,
+    /// gain (lambdabar), t_mean and t_std.
     pub fn analyze(&self, u: &[f32]) -> Result<JsValue, JsError> {
         let d = self.oracle.dim;
         if u.is_empty() || u.len() % d != 0 {
@@ -437,7 +497,7 @@ impl OracleProbe {
         }
         let a = self.oracle.analyze(crate::data::host_tensor(u.to_vec(), d, &Device::flex()));
         let obj = js_sys::Object::new();
-        for (key, t) in [("posterior", a.posterior), ("energy", a.energy), ("field", a.field), ("grad_energy", a.grad_energy)] {
+        for (key, t) in [("posterior", a.posterior), ("energy", a.energy), ("field", a.field), ("grad_energy", a.grad_energy), ("gain", a.gain), ("t_mean", a.t_mean), ("t_std", a.t_std)] {
             js_sys::Reflect::set(&obj, &key.into(), &Float32Array::from(crate::sample::read_f32(t).as_slice())).map_err(|_| js_err("could not build the result"))?;
         }
         Ok(obj.into())

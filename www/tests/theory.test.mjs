@@ -43,3 +43,66 @@ test("exact fields: the closed-form FM Blind and DDPM Blind fields sample in the
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+/** Opens the Theory tab at `query` and waits for its first landscape. */
+async function theoryAt(query) {
+  const { page, problems } = await open(`?mode=theory&backend=cpu&${query}`);
+  await page.waitForFunction(() => window.geonoise.theory, null, { timeout: 120000, polling: 200 });
+  return { page, problems, theory: await page.evaluate(() => window.geonoise.theory) };
+}
+
+test("Theory tab: the marginal-energy landscape, and the posterior probe sharpening from D = 8 to D = 512", async () => {
+  const summaries = [];
+  for (const dim of [8, 512]) {
+    const { page, problems, theory } = await theoryAt(`pmodel=fm&pdim=${dim}&ps=50`);
+    assert.equal(theory.energy.length, 32 * 32);
+    assert.ok(theory.energy.every(Number.isFinite), "the landscape is finite everywhere");
+    const p = theory.probe;
+    const mass = p.posterior.reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(mass - 1) < 1e-4, `the posterior sums to ${mass}`);
+    // The energy is lowest on the circles: the cell nearest a point of the outer circle is below
+    // the cell at the centre.
+    const cell = (x, y) => theory.energy[Math.floor(((2.6 - y) / 5.2) * 32) * 32 + Math.floor(((x + 2.6) / 5.2) * 32)];
+    assert.ok(cell(4 / Math.sqrt(5), 0) < cell(0, 0), `E_marg on the outer circle ${cell(4 / Math.sqrt(5), 0)} vs the centre ${cell(0, 0)}`);
+    // Far from the data, grad E_marg points away from it (descent leads in), at every corner.
+    for (const [r, c] of [[0, 0], [0, 31], [31, 0], [31, 31]]) {
+      const i = r * 32 + c;
+      const [x, y] = [-2.6 + ((c + 0.5) / 32) * 5.2, 2.6 - ((r + 0.5) / 32) * 5.2];
+      assert.ok(theory.grad2[2 * i] * x + theory.grad2[2 * i + 1] * y > 0, `grad E_marg at (${x}, ${y}) points inward`);
+      assert.ok(theory.pre2[2 * i] * theory.grad2[2 * i] >= 0, "the preconditioned field keeps the gradient's direction (gain > 0)");
+    }
+    summaries.push({ dim, ...p });
+    console.log(`D = ${dim}: probe drawn at t = ${p.t_true.toPrecision(3)}: E[t|u] = ${p.t_mean.toPrecision(3)}, sd ${p.t_std.toPrecision(3)}; geometric ${p.t_geo.toPrecision(3)}; E_marg from ${Math.min(...theory.energy).toFixed(1)} to ${Math.max(...theory.energy).toFixed(1)}`);
+    await page.screenshot({ path: path.join(artifacts, `page-theory-d${dim}.png`), fullPage: true });
+    assert.deepEqual(problems, []);
+    await page.close();
+  }
+  const [low, high] = summaries;
+  // The posterior sharpens with D, and both estimates find the true noise level at D = 512.
+  assert.ok(high.t_std / high.t_mean < 0.5 * (low.t_std / low.t_mean), `relative spread ${low.t_std / low.t_mean} at D = 8, ${high.t_std / high.t_mean} at D = 512`);
+  assert.ok(Math.abs(Math.log(high.t_mean / high.t_true)) < 0.1, `E[t|u] = ${high.t_mean} for t = ${high.t_true}`);
+  assert.ok(Math.abs(Math.log(high.t_geo / high.t_true)) < 0.1, `geometric ${high.t_geo} for t = ${high.t_true}`);
+});
+
+test("Theory tab: a click on the landscape probes that point; the sliders update the probe", async () => {
+  const { page, problems, theory } = await theoryAt("pmodel=ddpm&pdim=32&poff=0.5&ps=20");
+  const before = theory.probe.t_true;
+  // Click the centre of the landscape: the probe moves there and has no true t.
+  const box = await page.locator("#energy").boundingBox();
+  await page.evaluate(() => (window.geonoise.theory = null));
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  await page.waitForFunction(() => window.geonoise.theory, null, { timeout: 60000, polling: 100 });
+  const clicked = await page.evaluate(() => window.geonoise.theory.probe);
+  assert.equal(clicked.t_true, undefined);
+  assert.ok(Math.hypot(clicked.xy[0], clicked.xy[1]) < 0.2, `probe at ${clicked.xy}`);
+  assert.match(await page.locator("#probe-caption").textContent(), /The clicked point/);
+  // The noise-level slider: a point drawn at a higher t.
+  await page.evaluate(() => (window.geonoise.theory = null));
+  await page.locator("#ps").fill("80");
+  await page.waitForFunction(() => window.geonoise.theory, null, { timeout: 60000, polling: 100 });
+  const after = await page.evaluate(() => window.geonoise.theory.probe);
+  assert.ok(after.t_true > before, `t ${before} -> ${after.t_true}`);
+  assert.match(page.url(), /ps=80/);
+  assert.deepEqual(problems, []);
+  await page.close();
+});

@@ -1,0 +1,158 @@
+// The Theory tab: the marginal energy on the data plane (the paper's Fig. 1) and the posterior
+// over the noise level at a probe point, both from the closed-form oracle in the worker. Knows
+// the DOM and the drawing, nothing about the engine.
+
+const EXTENT = 2.6; // half-width of the plane square, in data units (as the sampling panels)
+const R_INNER = 2 / Math.sqrt(5);
+const R_OUTER = 4 / Math.sqrt(5);
+
+/** The plane points of a res x res grid over the square, row-major from the top left. */
+export function planeGrid(res) {
+  const xy = new Float32Array(2 * res * res);
+  for (let r = 0; r < res; r++) {
+    for (let c = 0; c < res; c++) {
+      xy[2 * (r * res + c)] = -EXTENT + ((c + 0.5) / res) * 2 * EXTENT;
+      xy[2 * (r * res + c) + 1] = EXTENT - ((r + 0.5) / res) * 2 * EXTENT;
+    }
+  }
+  return xy;
+}
+
+export class TheoryView {
+  /** `onProbe(xy)`: the person clicked the landscape at plane point xy. */
+  constructor(root, { onProbe }) {
+    this.energy = root.querySelector("#energy");
+    this.posterior = root.querySelector("#posterior");
+    this.caption = root.querySelector("#probe-caption");
+    this.legend = root.querySelector("#energy-caption");
+    this.energy.addEventListener("click", (e) => {
+      const rect = this.energy.getBoundingClientRect();
+      const x = ((e.clientX - rect.left) / rect.width) * 2 * EXTENT - EXTENT;
+      const y = EXTENT - ((e.clientY - rect.top) / rect.height) * 2 * EXTENT;
+      onProbe([x, y]);
+    });
+    this.last = null;
+  }
+
+  toPixel(x, w) {
+    return ((x + EXTENT) / (2 * EXTENT)) * w;
+  }
+
+  /** msg: {res, energy [res²], grad2, pre2 ([res², 2]: -grad E_marg and -gain grad E_marg in the
+   *  plane), probe: {...}} */
+  renderLandscape(msg) {
+    const { res, energy, grad2, pre2 } = msg;
+    const ctx = this.energy.getContext("2d");
+    const w = this.energy.width;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const e of energy) if (Number.isFinite(e)) [lo, hi] = [Math.min(lo, e), Math.max(hi, e)];
+    // Energy on a log-compressed scale: the well is infinitely deep at the data as b -> 0.
+    const shade = (e) => Math.log1p(e - lo) / Math.log1p(hi - lo || 1);
+    const cell = w / res;
+    for (let r = 0; r < res; r++) {
+      for (let c = 0; c < res; c++) {
+        const s = shade(energy[r * res + c]);
+        const v = Math.round(40 + 215 * s);
+        ctx.fillStyle = `rgb(${v}, ${Math.round(60 + 190 * s)}, ${Math.round(120 + 135 * s)})`;
+        ctx.fillRect(c * cell, r * cell, cell + 1, cell + 1);
+      }
+    }
+    ctx.strokeStyle = "rgba(255,255,255,0.7)";
+    for (const rad of [R_INNER, R_OUTER]) {
+      ctx.beginPath();
+      ctx.arc(w / 2, w / 2, (rad / (2 * EXTENT)) * w, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
+    // Every other cell: the raw descent direction -grad E_marg (white, unit length: its size
+    // blows up near the data) and the gain-preconditioned field -gain grad E_marg (orange, to
+    // scale, clipped to a cell).
+    const arrow = (x, y, dx, dy, color) => {
+      ctx.strokeStyle = color;
+      ctx.beginPath();
+      ctx.moveTo(x, y);
+      ctx.lineTo(x + dx, y - dy);
+      ctx.stroke();
+      ctx.fillStyle = color;
+      ctx.fillRect(x + dx - 1, y - dy - 1, 2, 2);
+    };
+    let scale = 0;
+    for (let i = 0; i < res * res; i++) scale = Math.max(scale, Math.hypot(pre2[2 * i], pre2[2 * i + 1]) || 0);
+    for (let r = 1; r < res; r += 2) {
+      for (let c = 1; c < res; c += 2) {
+        const i = r * res + c;
+        const x = (c + 0.5) * cell;
+        const y = (r + 0.5) * cell;
+        const g = Math.hypot(grad2[2 * i], grad2[2 * i + 1]);
+        if (g > 0 && Number.isFinite(g)) arrow(x, y, (-grad2[2 * i] / g) * cell * 0.8, (-grad2[2 * i + 1] / g) * cell * 0.8, "rgba(255,255,255,0.85)");
+        const p = Math.hypot(pre2[2 * i], pre2[2 * i + 1]);
+        if (p > 0 && Number.isFinite(p)) {
+          const len = (Math.min(p / scale, 1) * cell * 1.6) / p;
+          arrow(x, y, -pre2[2 * i] * len, -pre2[2 * i + 1] * len, "rgba(255,150,40,0.95)");
+        }
+      }
+    }
+    this.legend.textContent = `E_marg from ${lo.toFixed(1)} (dark) to ${hi.toFixed(1)} (light), log-compressed; white: -∇E_marg (direction only); orange: -λ̄ ∇E_marg, the gain-preconditioned field (to scale).`;
+    this.renderProbe(msg.probe, msg.grid);
+    this.lastProbe = msg.probe;
+  }
+
+  /** probe: {xy, posterior [K], t_mean, t_geo, t_true?}; grid: the K noise levels. */
+  renderProbe(probe, grid) {
+    this.grid = grid || this.grid;
+    const g = this.grid;
+    const ctx = this.energy.getContext("2d");
+    const w = this.energy.width;
+    // The probe point on the landscape.
+    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    ctx.arc(this.toPixel(probe.xy[0], w), this.toPixel(-probe.xy[1], w), 5, 0, 2 * Math.PI);
+    ctx.stroke();
+    ctx.lineWidth = 1;
+
+    const pc = this.posterior.getContext("2d");
+    const W = this.posterior.width;
+    const H = this.posterior.height;
+    const m = { l: 44, r: 10, t: 10, b: 30 };
+    pc.fillStyle = "#fff";
+    pc.fillRect(0, 0, W, H);
+    const lx = (t) => m.l + ((Math.log(t) - Math.log(g[0])) / (Math.log(g[g.length - 1]) - Math.log(g[0]))) * (W - m.l - m.r);
+    const pmax = Math.max(...probe.posterior, 1e-12);
+    const ly = (p) => H - m.b - (p / pmax) * (H - m.t - m.b);
+    pc.strokeStyle = "#999";
+    pc.strokeRect(m.l, m.t, W - m.l - m.r, H - m.t - m.b);
+    pc.fillStyle = "#555";
+    pc.font = "11px system-ui, sans-serif";
+    for (let e = Math.ceil(Math.log10(g[0])); e <= Math.floor(Math.log10(g[g.length - 1])); e++) {
+      const x = lx(10 ** e);
+      pc.fillText(`1e${e}`, x - 10, H - m.b + 14);
+      pc.fillRect(x, H - m.b, 1, 4);
+    }
+    pc.fillText("t (log)", W - m.r - 34, H - 4);
+    pc.fillText("p(t|u)", 4, m.t + 10);
+    pc.strokeStyle = "#1f5ab4";
+    pc.lineWidth = 2;
+    pc.beginPath();
+    g.forEach((t, k) => (k ? pc.lineTo(lx(t), ly(probe.posterior[k])) : pc.moveTo(lx(t), ly(probe.posterior[k]))));
+    pc.stroke();
+    pc.lineWidth = 1;
+    const mark = (t, color, label, row) => {
+      if (!Number.isFinite(t)) return;
+      pc.strokeStyle = color;
+      pc.setLineDash([4, 3]);
+      pc.beginPath();
+      pc.moveTo(lx(t), m.t);
+      pc.lineTo(lx(t), H - m.b);
+      pc.stroke();
+      pc.setLineDash([]);
+      pc.fillStyle = color;
+      pc.fillText(label, Math.min(lx(t) + 3, W - 90), m.t + 12 + 12 * row);
+    };
+    if (probe.t_true !== undefined) mark(probe.t_true, "#2a8a2a", "true t", 0);
+    mark(probe.t_mean, "#1f5ab4", "E[t|u]", 1);
+    mark(probe.t_geo, "#c0392b", "from ||u⊥||", 2);
+    const f = (v) => (Number.isFinite(v) ? v.toPrecision(3) : "–");
+    this.caption.textContent = `${probe.t_true !== undefined ? `A point drawn at t = ${f(probe.t_true)}` : `The clicked point (${probe.xy[0].toFixed(2)}, ${probe.xy[1].toFixed(2)})`}: E[t|u] = ${f(probe.t_mean)}, sd ${f(probe.t_std)}; the geometric estimate from ||u⊥|| is ${f(probe.t_geo)}.`;
+  }
+}
