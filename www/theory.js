@@ -21,6 +21,7 @@ export function planeGrid(res) {
 export class TheoryView {
   /** `onProbe(xy)`: the person clicked the landscape at plane point xy. */
   constructor(root, { onProbe }) {
+    this.stability = root.querySelector("#stability");
     this.energy = root.querySelector("#energy");
     this.posterior = root.querySelector("#posterior");
     this.caption = root.querySelector("#probe-caption");
@@ -154,5 +155,46 @@ export class TheoryView {
     mark(probe.t_geo, "#c0392b", "from ||u⊥||", 2);
     const f = (v) => (Number.isFinite(v) ? v.toPrecision(3) : "–");
     this.caption.textContent = `${probe.t_true !== undefined ? `A point drawn at t = ${f(probe.t_true)}` : `The clicked point (${probe.xy[0].toFixed(2)}, ${probe.xy[1].toFixed(2)})`}: E[t|u] = ${f(probe.t_mean)}, sd ${f(probe.t_std)}; the geometric estimate from ||u⊥|| is ${f(probe.t_geo)}.`;
+  }
+
+  /** curves: [{model, ts, drift}], drawn log-log. */
+  renderStability(curves) {
+    const ctx = this.stability.getContext("2d");
+    const W = this.stability.width;
+    const H = this.stability.height;
+    const m = { l: 44, r: 10, t: 10, b: 30 };
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, W, H);
+    const all = curves.flatMap((c) => c.drift.filter((v) => v > 0 && Number.isFinite(v)));
+    const ts = curves.flatMap((c) => c.ts);
+    const [x0, x1] = [Math.log10(Math.min(...ts)), Math.log10(Math.max(...ts))];
+    const [y0, y1] = [Math.floor(Math.log10(Math.min(...all))), Math.ceil(Math.log10(Math.max(...all)))];
+    const lx = (t) => m.l + ((Math.log10(t) - x0) / (x1 - x0 || 1)) * (W - m.l - m.r);
+    const ly = (v) => H - m.b - ((Math.log10(v) - y0) / (y1 - y0 || 1)) * (H - m.t - m.b);
+    ctx.strokeStyle = "#999";
+    ctx.strokeRect(m.l, m.t, W - m.l - m.r, H - m.t - m.b);
+    ctx.fillStyle = "#555";
+    ctx.font = "11px system-ui, sans-serif";
+    for (let e = Math.ceil(x0); e <= Math.floor(x1); e++) ctx.fillText(`1e${e}`, lx(10 ** e) - 10, H - m.b + 14);
+    for (let e = y0; e <= y1; e++) ctx.fillText(`1e${e}`, 4, ly(10 ** e) + 4);
+    ctx.fillText("t (log)", W - m.r - 34, H - 4);
+    const COLORS = { ddpm: "#c0392b", edm: "#8e44ad", fm: "#1f5ab4" };
+    const NAMES = { ddpm: "noise (DDPM)", edm: "signal (EDM)", fm: "velocity (FM)" };
+    curves.forEach((c, i) => {
+      ctx.strokeStyle = COLORS[c.model];
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      let started = false;
+      c.ts.forEach((t, k) => {
+        const v = c.drift[k];
+        if (!(v > 0 && Number.isFinite(v))) return;
+        started ? ctx.lineTo(lx(t), ly(v)) : ctx.moveTo(lx(t), ly(v));
+        started = true;
+      });
+      ctx.stroke();
+      ctx.fillStyle = COLORS[c.model];
+      ctx.fillText(NAMES[c.model], W - m.r - 90, m.t + 14 + 13 * i);
+    });
+    ctx.lineWidth = 1;
   }
 }

@@ -38,9 +38,10 @@
 //                                                     of step `good` were put back (null: none)
 //     {type: "train-preview", panel, gen, step, xy, metrics}
 //     {type: "checkpoint", panel, step, purpose, bytes: Uint8Array (transferred)}
-//     {type: "theory", res, energy, grad2, pre2, grid, probe}   energy [res²]; grad2, pre2 [res², 2]:
-//                                                     grad E_marg and gain * grad E_marg in the plane;
-//                                                     probe {xy, posterior, t_mean, t_std, t_geo, t_true?}
+//     {type: "theory", res, energy, grad2, pre2, grid, probe, stability?}   energy [res²]; grad2, pre2
+//                                                     [res², 2]: grad E_marg and gain * grad E_marg in the
+//                                                     plane; probe {xy, posterior, t_mean, t_std, t_geo,
+//                                                     t_true?}; stability [{model, ts, drift}] when D changed
 //     {type: "memory", bytes, device}                 device: {allocations, bytes_in_use, bytes_reserved} or null
 //     {type: "error", panel?, message, fatal?, crashed?}   fatal: the engine itself is unusable (init
 //                                                     failed, WebGPU failed mid-run, or the wasm
@@ -269,7 +270,27 @@ function handleTheory({ config }) {
   const pa = probe.analyze(pu);
   const xy = probe.project(pu);
   const probeMsg = { xy: [xy[0], xy[1]], posterior: pa.posterior, t_mean: pa.t_mean[0], t_std: pa.t_std[0], t_geo: probe.geometric_t(pu)[0], t_true: tTrue };
-  post({ type: "theory", res, energy: a.energy, grad2, pre2, grid: ts, probe: probeMsg });
+  post({ type: "theory", res, energy: a.energy, grad2, pre2, grid: ts, probe: probeMsg, stability: stabilityAt(dim, points, grid) });
+}
+
+// Table 2 live: the drift perturbation error of the blind sampler for the noise (DDPM), signal
+// (EDM) and velocity (FM) targets, at 16 noise levels of each one's range; computed once per D.
+let stability = null; // {dim, curves}
+
+function stabilityAt(dim, points, grid) {
+  if (stability?.dim === dim) return undefined; // unchanged: the page keeps its drawing
+  const curves = ["ddpm", "edm", "fm"].map((model) => {
+    const probe = engine.oracle({ model, dim, points, grid });
+    try {
+      const g = probe.grid();
+      const ts = Array.from({ length: 16 }, (_, i) => g[0] * (g[g.length - 1] / g[0]) ** (i / 15));
+      return { model, ts, drift: Array.from(probe.drift_curve(new Float64Array(ts), 32, 0)) };
+    } finally {
+      probe.free();
+    }
+  });
+  stability = { dim, curves };
+  return curves;
 }
 
 function handleStart({ panel, config }) {

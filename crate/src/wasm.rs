@@ -479,6 +479,34 @@ impl OracleProbe {
         Ok(Float32Array::from(u.as_slice()))
     }
 
+    /// The drift perturbation error `|nu(t)| ||f*(u) - f*(u, t)||` (the blind sampler against the
+    /// one that knows t), averaged over `m` points drawn from the forward marginal at each level
+    /// of `ts`: where the exact conditional flow's trajectories are at that t.
+    pub fn drift_curve(&self, ts: &[f64], m: usize, seed: u32) -> Result<js_sys::Float64Array, JsError> {
+        let (lo, hi) = self.oracle.range;
+        let d = self.oracle.dim;
+        let dev = Device::flex();
+        let data = crate::sample::read_f32(self.oracle.data().clone());
+        let n = data.len() / d;
+        let mut rng = crate::rng::Rng::derive(seed as u64, "drift");
+        let mut out = Vec::with_capacity(ts.len());
+        for &t in ts {
+            if !(t >= lo && t <= hi) {
+                return Err(js_err(format!("t = {t} is outside the oracle's range [{lo}, {hi}]")));
+            }
+            let (a, b) = (self.oracle.param.a(t) as f32, self.oracle.param.b(t) as f32);
+            let mut u = Vec::with_capacity(m * d);
+            for _ in 0..m.max(1) {
+                let i = rng.below(n);
+                let eps = rng.normals_f32(d);
+                u.extend((0..d).map(|j| a * data[i * d + j] + b * eps[j]));
+            }
+            let err = crate::sample::read_f32(self.oracle.drift_error(crate::data::host_tensor(u, d, &dev), t));
+            out.push(err.iter().map(|v| *v as f64).sum::<f64>() / err.len() as f64);
+        }
+        Ok(js_sys::Float64Array::from(out.as_slice()))
+    }
+
     /// The noise level read off the geometry (App. C): `b` from `||u_perp||`, then `t`. NaN at
     /// D = 2, where there is no off-plane part.
     pub fn geometric_t(&self, u: &[f32]) -> js_sys::Float64Array {

@@ -71,6 +71,15 @@ test("Theory tab: the marginal-energy landscape, and the posterior probe sharpen
       assert.ok(theory.grad2[2 * i] * x + theory.grad2[2 * i + 1] * y > 0, `grad E_marg at (${x}, ${y}) points inward`);
       assert.ok(theory.pre2[2 * i] * theory.grad2[2 * i] >= 0, "the preconditioned field keeps the gradient's direction (gain > 0)");
     }
+    // Table 2 live: the noise target's drift error grows as t -> 0, the velocity target's does not.
+    const stab = await page.evaluate(() => window.geonoise.stability);
+    const curve = (model) => stab.find((c) => c.model === model);
+    const [fm, ddpm] = [curve("fm"), curve("ddpm")];
+    console.log(`D = ${dim} drift error at the smallest / middle / largest t: ${stab.map((c) => `${c.model} ${[0, 8, 15].map((k) => c.drift[k].toPrecision(2)).join(" / ")}`).join("; ")}`);
+    assert.equal(stab.length, 3);
+    assert.ok(ddpm.drift[0] > 1.3 * ddpm.drift[8], `DDPM's drift error grows as t -> 0: ${ddpm.drift[0]} vs ${ddpm.drift[8]}`);
+    assert.ok(fm.drift[0] < 2 * fm.drift[8], `FM's stays bounded: ${fm.drift[0]} vs ${fm.drift[8]}`);
+    assert.ok(ddpm.drift[0] > 3 * fm.drift[0], "at the smallest t the noise target's error is the larger");
     summaries.push({ dim, ...p });
     console.log(`D = ${dim}: probe drawn at t = ${p.t_true.toPrecision(3)}: E[t|u] = ${p.t_mean.toPrecision(3)}, sd ${p.t_std.toPrecision(3)}; geometric ${p.t_geo.toPrecision(3)}; E_marg from ${Math.min(...theory.energy).toFixed(1)} to ${Math.max(...theory.energy).toFixed(1)}`);
     await page.screenshot({ path: path.join(artifacts, `page-theory-d${dim}.png`), fullPage: true });
