@@ -169,6 +169,8 @@ function requestTheory(click = null) {
 function onTheory(msg) {
   theoryBusy = false;
   theory.renderLandscape(msg);
+  theory.renderCompare(msg.compare, state);
+  window.geonoise.compare = msg.compare && { res: msg.compare.res, diff: Array.from(msg.compare.diff) };
   if (msg.stability) {
     theory.renderStability(msg.stability);
     window.geonoise.stability = msg.stability;

@@ -21,6 +21,7 @@ export function planeGrid(res) {
 export class TheoryView {
   /** `onProbe(xy)`: the person clicked the landscape at plane point xy. */
   constructor(root, { onProbe }) {
+    this.root = root;
     this.stability = root.querySelector("#stability");
     this.energy = root.querySelector("#energy");
     this.posterior = root.querySelector("#posterior");
@@ -196,5 +197,55 @@ export class TheoryView {
       ctx.fillText(NAMES[c.model], W - m.r - 90, m.t + 14 + 13 * i);
     });
     ctx.lineWidth = 1;
+  }
+
+  /** The shipped blind checkpoint's field against the exact blind field: the relative difference
+   *  ||f - f*|| / ||f*|| shaded per cell, directions in the plane (blue learned, black exact). */
+  renderCompare(compare, state) {
+    const canvas = this.root.querySelector("#compare");
+    const caption = this.root.querySelector("#compare-caption");
+    const ctx = canvas.getContext("2d");
+    const w = canvas.width;
+    ctx.fillStyle = "#fafafa";
+    ctx.fillRect(0, 0, w, w);
+    if (!compare) {
+      caption.textContent = `No checkpoint ships at D = ${state.pdim} (they are at D = 2, 8, 32, 128 and 512).`;
+      return;
+    }
+    const { res, learned2, exact2, diff } = compare;
+    const cell = w / res;
+    for (let r = 0; r < res; r++) {
+      for (let c = 0; c < res; c++) {
+        const d = Math.min(diff[r * res + c], 1);
+        ctx.fillStyle = `rgba(210, 60, 40, ${0.08 + 0.8 * d})`;
+        ctx.fillRect(c * cell, r * cell, cell + 1, cell + 1);
+      }
+    }
+    ctx.strokeStyle = "rgba(120,120,120,0.8)";
+    for (const rad of [R_INNER, R_OUTER]) {
+      ctx.beginPath();
+      ctx.arc(w / 2, w / 2, (rad / (2 * EXTENT)) * w, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
+    const dir = (v, i, color) => {
+      const n = Math.hypot(v[2 * i], v[2 * i + 1]);
+      if (!(n > 0) || !Number.isFinite(n)) return;
+      const x = ((i % res) + 0.5) * cell;
+      const y = (Math.floor(i / res) + 0.5) * cell;
+      ctx.strokeStyle = color;
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      ctx.moveTo(x, y);
+      ctx.lineTo(x + (v[2 * i] / n) * cell * 0.45, y - (v[2 * i + 1] / n) * cell * 0.45);
+      ctx.stroke();
+    };
+    for (let i = 0; i < res * res; i++) {
+      dir(exact2, i, "#222");
+      dir(learned2, i, "#1f5ab4");
+    }
+    ctx.lineWidth = 1;
+    const sorted = Array.from(diff).sort((a, b) => a - b);
+    const name = { fm: "FM", ddpm: "DDPM", edm: "EDM", eqm: "EqM" }[state.pmodel];
+    caption.textContent = `${name} Blind, the shipped checkpoint at D = ${state.pdim}, against the exact blind field (the oracle's 128 points): relative difference ||f − f*|| / ||f*|| median ${sorted[sorted.length >> 1].toFixed(2)}, shaded (darker: larger, 1 and above darkest). Field directions in the plane: blue learned, black exact.`;
   }
 }

@@ -41,7 +41,8 @@
 //     {type: "theory", res, energy, grad2, pre2, grid, probe, stability?}   energy [res²]; grad2, pre2
 //                                                     [res², 2]: grad E_marg and gain * grad E_marg in the
 //                                                     plane; probe {xy, posterior, t_mean, t_std, t_geo,
-//                                                     t_true?}; stability [{model, ts, drift}] when D changed
+//                                                     t_true?}; stability [{model, ts, drift}] when D changed;
+//                                                     compare {res, learned2, exact2, diff} or null
 //     {type: "memory", bytes, device}                 device: {allocations, bytes_in_use, bytes_reserved} or null
 //     {type: "error", panel?, message, fatal?, crashed?}   fatal: the engine itself is unusable (init
 //                                                     failed, WebGPU failed mid-run, or the wasm
@@ -247,7 +248,36 @@ function handleOracle({ panel, config }) {
 
 let theoryProbe = null; // {key, probe}: the Theory tab's oracle, kept while its model and D stay
 
-function handleTheory({ config }) {
+// The shipped blind checkpoints the Theory tab compares with the exact field: "model/D" -> model.
+const learned = new Map();
+
+/** The learned blind field of `model` at D against the exact one on a coarse plane grid: both
+ * projected to the plane, and their relative difference in R^D; null where no checkpoint ships. */
+async function compareAt(probe, model, dim, offset) {
+  if (![2, 8, 32, 128, 512].includes(dim)) return null;
+  const key = `${model}/${dim}`;
+  if (!learned.has(key)) {
+    const url = `pretrained/${model}-blind-d${dim}.safetensors`;
+    learned.set(key, loadModel(await fetchBytes(null, url), url, { model, blind: true, dim }));
+  }
+  const res = 16;
+  const u = probe.plane_points(planeGrid(res), offset);
+  const exact = probe.analyze(u).field;
+  const mine = await engine.field(learned.get(key), u, 0.5); // blind: t is not seen
+  const diff = new Float32Array(res * res);
+  for (let i = 0; i < res * res; i++) {
+    let num = 0;
+    let den = 0;
+    for (let j = 0; j < dim; j++) {
+      num += (mine[i * dim + j] - exact[i * dim + j]) ** 2;
+      den += exact[i * dim + j] ** 2;
+    }
+    diff[i] = Math.sqrt(num / Math.max(den, 1e-12));
+  }
+  return { res, learned2: probe.project(mine), exact2: probe.project(exact), diff };
+}
+
+async function handleTheory({ config }) {
   const { model, dim, offset, s, res, points, grid, click } = config;
   const key = `${model}/${dim}/${points}/${grid}`;
   if (theoryProbe?.key !== key) {
@@ -270,7 +300,8 @@ function handleTheory({ config }) {
   const pa = probe.analyze(pu);
   const xy = probe.project(pu);
   const probeMsg = { xy: [xy[0], xy[1]], posterior: pa.posterior, t_mean: pa.t_mean[0], t_std: pa.t_std[0], t_geo: probe.geometric_t(pu)[0], t_true: tTrue };
-  post({ type: "theory", res, energy: a.energy, grad2, pre2, grid: ts, probe: probeMsg, stability: stabilityAt(dim, points, grid) });
+  const compare = await compareAt(probe, model, dim, offset);
+  post({ type: "theory", res, energy: a.energy, grad2, pre2, grid: ts, probe: probeMsg, stability: stabilityAt(dim, points, grid), compare });
 }
 
 // Table 2 live: the drift perturbation error of the blind sampler for the noise (DDPM), signal

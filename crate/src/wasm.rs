@@ -383,6 +383,16 @@ impl Engine {
         Ok(OracleProbe { oracle, kernel, proj })
     }
 
+    /// The model's field at the rows of `u` ([M, D] flat) and noise level `t` (a blind model
+    /// ignores it): a Promise of a Float32Array [M, D], read back asynchronously.
+    pub fn field(&self, model: &LoadedModel, u: Vec<f32>, t: f64) -> Result<js_sys::Promise, JsError> {
+        if u.is_empty() || u.len() % model.dim != 0 {
+            return Err(js_err(format!("{} values are not rows of D = {}", u.len(), model.dim)));
+        }
+        let f = model.field.eval(crate::data::host_tensor(u, model.dim, &self.device), t);
+        Ok(wasm_bindgen_futures::future_to_promise(async move { read(f).await.map(JsValue::from).map_err(JsValue::from) }))
+    }
+
     /// The closed-form field of `config` (`{model, blind, dim, projection_seed?, points?,
     /// grid?}`) as a model to sample: the oracle samplers, with no training. Its tensor path runs
     /// on this engine's device.
