@@ -16,7 +16,7 @@
 // so the embedding page needs nothing else. It runs its own worker: the page's main thread only
 // draws. When every panel has reached its last step it fires a `geonoise-done` event.
 import { PanelView } from "./view.js";
-import { DIMS, LIMITS, checkpointUrl, oracleConfig, panelsFor } from "./state.js";
+import { DIMS, LIMITS, panelsFor, sourceMessage } from "./state.js";
 
 const BASE = new URL(".", import.meta.url);
 const PANELS = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
@@ -154,8 +154,7 @@ class GeonoiseFigure extends HTMLElement {
         this.badge.textContent = msg.backend === "webgpu" ? "WebGPU" : "CPU";
         this.badge.title = msg.reason;
         for (const { panel } of this.panels.values()) {
-          if (panel.exact) this.post({ type: "oracle", panel: panel.id, config: oracleConfig(panel, this.s.dim) });
-          else this.post({ type: "load", panel: panel.id, url: new URL(checkpointUrl(panel, this.s.dim), BASE).href, expect: { model: panel.model, blind: panel.blind, dim: this.s.dim } });
+          this.post(sourceMessage(panel, this.s.dim, new URL("pretrained/", BASE).href));
           this.panels.get(panel.id).view.setStatus("loading…");
         }
         break;

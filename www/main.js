@@ -1,6 +1,6 @@
 // The page: state <-> URL, controls, the engine worker, and the panels.
 // Every handler does: change state -> write the URL -> apply.
-import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, ORACLE, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, checkpointUrl, oracleConfig } from "./state.js";
+import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, ORACLE, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, sourceMessage } from "./state.js";
 import { samplesCsv, trajectoryCsv, samplesJson } from "./export.js";
 import { PanelView } from "./view.js";
 import { LossChart } from "./chart.js";
@@ -120,8 +120,7 @@ function buildPanels() {
     panels.set(panel.id, { panel, view, frames: [], metrics: null, loaded: false, done: false, pending: false, gen: generation });
     view.setStatus("loading…");
     view.setProgress(0);
-    if (panel.exact) worker.postMessage({ type: "oracle", panel: panel.id, config: oracleConfig(panel, state.d) });
-    else worker.postMessage({ type: "load", panel: panel.id, url: checkpointUrl(panel, state.d), expect: { model: panel.model, blind: panel.blind, dim: state.d } });
+    worker.postMessage(sourceMessage(panel, state.d));
   }
 }
 

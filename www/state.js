@@ -124,6 +124,13 @@ export function oracleConfig(panel, d) {
   return { model: panel.model, blind: panel.blind, dim: d, ...ORACLE };
 }
 
+/** The worker message that gives a view panel its model at D: the closed-form field for an exact
+ * panel, else the shipped checkpoint (fetched from `base`), which must be the panel's model. */
+export function sourceMessage(panel, d, base = "pretrained/") {
+  if (panel.exact) return { type: "oracle", panel: panel.id, config: oracleConfig(panel, d) };
+  return { type: "load", panel: panel.id, url: checkpointUrl(panel, d, base), expect: { model: panel.model, blind: panel.blind, dim: d } };
+}
+
 /** How the paper names a model key such as "eqm-blind": "EqM Blind". */
 export function modelTitle(key) {
   const [model, kind] = key.split("-");

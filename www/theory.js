@@ -18,6 +18,27 @@ export function planeGrid(res) {
   return xy;
 }
 
+/** Fills a res x res grid of cells (row-major from the top left) with `color(i)`. */
+function shadeCells(ctx, res, w, color) {
+  const cell = w / res;
+  for (let r = 0; r < res; r++) {
+    for (let c = 0; c < res; c++) {
+      ctx.fillStyle = color(r * res + c);
+      ctx.fillRect(c * cell, r * cell, cell + 1, cell + 1);
+    }
+  }
+}
+
+/** The two data circles. */
+function drawCircles(ctx, w, color) {
+  ctx.strokeStyle = color;
+  for (const rad of [R_INNER, R_OUTER]) {
+    ctx.beginPath();
+    ctx.arc(w / 2, w / 2, (rad / (2 * EXTENT)) * w, 0, 2 * Math.PI);
+    ctx.stroke();
+  }
+}
+
 export class TheoryView {
   /** `onProbe(xy)`: the person clicked the landscape at plane point xy. */
   constructor(root, { onProbe }) {
@@ -52,20 +73,11 @@ export class TheoryView {
     // Energy on a log-compressed scale: the well is infinitely deep at the data as b -> 0.
     const shade = (e) => Math.log1p(e - lo) / Math.log1p(hi - lo || 1);
     const cell = w / res;
-    for (let r = 0; r < res; r++) {
-      for (let c = 0; c < res; c++) {
-        const s = shade(energy[r * res + c]);
-        const v = Math.round(40 + 215 * s);
-        ctx.fillStyle = `rgb(${v}, ${Math.round(60 + 190 * s)}, ${Math.round(120 + 135 * s)})`;
-        ctx.fillRect(c * cell, r * cell, cell + 1, cell + 1);
-      }
-    }
-    ctx.strokeStyle = "rgba(255,255,255,0.7)";
-    for (const rad of [R_INNER, R_OUTER]) {
-      ctx.beginPath();
-      ctx.arc(w / 2, w / 2, (rad / (2 * EXTENT)) * w, 0, 2 * Math.PI);
-      ctx.stroke();
-    }
+    shadeCells(ctx, res, w, (i) => {
+      const s = shade(energy[i]);
+      return `rgb(${Math.round(40 + 215 * s)}, ${Math.round(60 + 190 * s)}, ${Math.round(120 + 135 * s)})`;
+    });
+    drawCircles(ctx, w, "rgba(255,255,255,0.7)");
     // Every other cell: the raw descent direction -grad E_marg (white, unit length: its size
     // blows up near the data) and the gain-preconditioned field -gain grad E_marg (orange, to
     // scale, clipped to a cell).
@@ -214,19 +226,8 @@ export class TheoryView {
     }
     const { res, learned2, exact2, diff } = compare;
     const cell = w / res;
-    for (let r = 0; r < res; r++) {
-      for (let c = 0; c < res; c++) {
-        const d = Math.min(diff[r * res + c], 1);
-        ctx.fillStyle = `rgba(210, 60, 40, ${0.08 + 0.8 * d})`;
-        ctx.fillRect(c * cell, r * cell, cell + 1, cell + 1);
-      }
-    }
-    ctx.strokeStyle = "rgba(120,120,120,0.8)";
-    for (const rad of [R_INNER, R_OUTER]) {
-      ctx.beginPath();
-      ctx.arc(w / 2, w / 2, (rad / (2 * EXTENT)) * w, 0, 2 * Math.PI);
-      ctx.stroke();
-    }
+    shadeCells(ctx, res, w, (i) => `rgba(210, 60, 40, ${0.08 + 0.8 * Math.min(diff[i], 1)})`);
+    drawCircles(ctx, w, "rgba(120,120,120,0.8)");
     const dir = (v, i, color) => {
       const n = Math.hypot(v[2 * i], v[2 * i + 1]);
       if (!(n > 0) || !Number.isFinite(n)) return;
