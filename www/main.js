@@ -4,7 +4,7 @@ import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, ORACLE, parseState, serializeState,
 import { samplesCsv, trajectoryCsv, samplesJson } from "./export.js";
 import { PanelView } from "./view.js";
 import { LossChart } from "./chart.js";
-import { TheoryView } from "./theory.js";
+import { TheoryView, drawPosterior } from "./theory.js";
 
 const parsed = parseState(location.search);
 let state = parsed.state;
@@ -116,7 +116,7 @@ function buildPanels() {
   const list = panelsFor(state);
   grid.className = `panels n${list.length}`;
   for (const panel of list) {
-    const view = new PanelView(grid, panel, { onExport: exportPanel });
+    const view = new PanelView(grid, panel, { onExport: exportPanel, onPick: pickSample });
     panels.set(panel.id, { panel, view, frames: [], metrics: null, loaded: false, done: false, pending: false, gen: generation });
     view.setStatus("loading…");
     view.setProgress(0);
@@ -147,6 +147,30 @@ function request(p, k) {
 
 function pump(p) {
   if (playing && !p.done) setTimeout(() => request(p, state.speed), 16);
+}
+
+/** A click on a sampling panel: the posterior over t at the sample nearest the click, in the
+ * current frame, against the sampler's own t at that step. */
+function pickSample(panel, [x, y]) {
+  const p = panels.get(panel.id);
+  const last = p?.frames.at(-1);
+  if (!last) return;
+  let best = -1;
+  let dist = Infinity;
+  for (let i = 0; i < last.xy.length / 2; i++) {
+    const d = (last.xy[2 * i] - x) ** 2 + (last.xy[2 * i + 1] - y) ** 2;
+    if (d < dist) [best, dist] = [i, d];
+  }
+  if (best >= 0) worker.postMessage({ type: "probe-sample", panel: panel.id, index: best, ...ORACLE });
+}
+
+function onPanelProbe(p, msg) {
+  const section = $("#panel-probe");
+  section.hidden = false;
+  const f = (v) => (Number.isFinite(v) ? v.toPrecision(3) : "–");
+  const probe = { ...msg.probe, label: `${p.panel.title}, sample ${msg.probe.index} at step ${msg.probe.step}, where the sampler is at t = ${f(msg.probe.t_true)} (what the blind model never sees)` };
+  drawPosterior($("#panel-posterior"), $("#panel-probe-caption"), probe, msg.grid);
+  window.geonoise.panelProbe = { panel: p.panel.id, ...msg.probe, posterior: Array.from(msg.probe.posterior), caption: $("#panel-probe-caption").textContent };
 }
 
 // --- the Theory tab ---------------------------------------------------------------------------
@@ -443,6 +467,9 @@ function onMessage(msg) {
     case "theory":
       onTheory(msg);
       break;
+    case "panel-probe":
+      if (p) onPanelProbe(p, msg);
+      break;
     case "memory":
       for (const w of memoryWaiters.splice(0)) w({ bytes: msg.bytes, device: msg.device });
       break;
@@ -544,6 +571,7 @@ function syncControls() {
   $("#theory").hidden = !theoryMode;
   $("#controls").hidden = theoryMode;
   $("#panels").hidden = theoryMode;
+  if (state.mode !== "view") $("#panel-probe").hidden = true;
   $("#train-controls").hidden = !train;
   $("#train-chart").hidden = !train;
   for (const el of [$("#d").parentElement, $("#twins").parentElement, $("#fields").parentElement]) el.hidden = train;

@@ -39,6 +39,54 @@ function drawCircles(ctx, w, color) {
   }
 }
 
+/** p(t|u) on a log t axis, with the true t (if known), E[t|u] and the geometric estimate;
+ * probe: {xy, posterior [K], t_mean, t_std, t_geo, t_true?}; g: the K noise levels. */
+export function drawPosterior(canvas, caption, probe, g) {
+  const pc = canvas.getContext("2d");
+  const W = canvas.width;
+  const H = canvas.height;
+  const m = { l: 44, r: 10, t: 10, b: 30 };
+  pc.fillStyle = "#fff";
+  pc.fillRect(0, 0, W, H);
+  const lx = (t) => m.l + ((Math.log(t) - Math.log(g[0])) / (Math.log(g[g.length - 1]) - Math.log(g[0]))) * (W - m.l - m.r);
+  const pmax = Math.max(...probe.posterior, 1e-12);
+  const ly = (p) => H - m.b - (p / pmax) * (H - m.t - m.b);
+  pc.strokeStyle = "#999";
+  pc.strokeRect(m.l, m.t, W - m.l - m.r, H - m.t - m.b);
+  pc.fillStyle = "#555";
+  pc.font = "11px system-ui, sans-serif";
+  for (let e = Math.ceil(Math.log10(g[0])); e <= Math.floor(Math.log10(g[g.length - 1])); e++) {
+    const x = lx(10 ** e);
+    pc.fillText(`1e${e}`, x - 10, H - m.b + 14);
+    pc.fillRect(x, H - m.b, 1, 4);
+  }
+  pc.fillText("t (log)", W - m.r - 34, H - 4);
+  pc.fillText("p(t|u)", 4, m.t + 10);
+  pc.strokeStyle = "#1f5ab4";
+  pc.lineWidth = 2;
+  pc.beginPath();
+  g.forEach((t, k) => (k ? pc.lineTo(lx(t), ly(probe.posterior[k])) : pc.moveTo(lx(t), ly(probe.posterior[k]))));
+  pc.stroke();
+  pc.lineWidth = 1;
+  const mark = (t, color, label, row) => {
+    if (!Number.isFinite(t)) return;
+    pc.strokeStyle = color;
+    pc.setLineDash([4, 3]);
+    pc.beginPath();
+    pc.moveTo(lx(t), m.t);
+    pc.lineTo(lx(t), H - m.b);
+    pc.stroke();
+    pc.setLineDash([]);
+    pc.fillStyle = color;
+    pc.fillText(label, Math.min(lx(t) + 3, W - 90), m.t + 12 + 12 * row);
+  };
+  if (probe.t_true !== undefined) mark(probe.t_true, "#2a8a2a", "true t", 0);
+  mark(probe.t_mean, "#1f5ab4", "E[t|u]", 1);
+  mark(probe.t_geo, "#c0392b", "from ||u⊥||", 2);
+  const f = (v) => (Number.isFinite(v) ? v.toPrecision(3) : "–");
+  caption.textContent = `${probe.label ?? (probe.t_true !== undefined ? `A point drawn at t = ${f(probe.t_true)}` : `The clicked point (${probe.xy[0].toFixed(2)}, ${probe.xy[1].toFixed(2)})`)}: E[t|u] = ${f(probe.t_mean)}, sd ${f(probe.t_std)}; the geometric estimate from ||u⊥|| is ${f(probe.t_geo)}.`;
+}
+
 export class TheoryView {
   /** `onProbe(xy)`: the person clicked the landscape at plane point xy. */
   constructor(root, { onProbe }) {
@@ -125,49 +173,7 @@ export class TheoryView {
     ctx.stroke();
     ctx.lineWidth = 1;
 
-    const pc = this.posterior.getContext("2d");
-    const W = this.posterior.width;
-    const H = this.posterior.height;
-    const m = { l: 44, r: 10, t: 10, b: 30 };
-    pc.fillStyle = "#fff";
-    pc.fillRect(0, 0, W, H);
-    const lx = (t) => m.l + ((Math.log(t) - Math.log(g[0])) / (Math.log(g[g.length - 1]) - Math.log(g[0]))) * (W - m.l - m.r);
-    const pmax = Math.max(...probe.posterior, 1e-12);
-    const ly = (p) => H - m.b - (p / pmax) * (H - m.t - m.b);
-    pc.strokeStyle = "#999";
-    pc.strokeRect(m.l, m.t, W - m.l - m.r, H - m.t - m.b);
-    pc.fillStyle = "#555";
-    pc.font = "11px system-ui, sans-serif";
-    for (let e = Math.ceil(Math.log10(g[0])); e <= Math.floor(Math.log10(g[g.length - 1])); e++) {
-      const x = lx(10 ** e);
-      pc.fillText(`1e${e}`, x - 10, H - m.b + 14);
-      pc.fillRect(x, H - m.b, 1, 4);
-    }
-    pc.fillText("t (log)", W - m.r - 34, H - 4);
-    pc.fillText("p(t|u)", 4, m.t + 10);
-    pc.strokeStyle = "#1f5ab4";
-    pc.lineWidth = 2;
-    pc.beginPath();
-    g.forEach((t, k) => (k ? pc.lineTo(lx(t), ly(probe.posterior[k])) : pc.moveTo(lx(t), ly(probe.posterior[k]))));
-    pc.stroke();
-    pc.lineWidth = 1;
-    const mark = (t, color, label, row) => {
-      if (!Number.isFinite(t)) return;
-      pc.strokeStyle = color;
-      pc.setLineDash([4, 3]);
-      pc.beginPath();
-      pc.moveTo(lx(t), m.t);
-      pc.lineTo(lx(t), H - m.b);
-      pc.stroke();
-      pc.setLineDash([]);
-      pc.fillStyle = color;
-      pc.fillText(label, Math.min(lx(t) + 3, W - 90), m.t + 12 + 12 * row);
-    };
-    if (probe.t_true !== undefined) mark(probe.t_true, "#2a8a2a", "true t", 0);
-    mark(probe.t_mean, "#1f5ab4", "E[t|u]", 1);
-    mark(probe.t_geo, "#c0392b", "from ||u⊥||", 2);
-    const f = (v) => (Number.isFinite(v) ? v.toPrecision(3) : "–");
-    this.caption.textContent = `${probe.t_true !== undefined ? `A point drawn at t = ${f(probe.t_true)}` : `The clicked point (${probe.xy[0].toFixed(2)}, ${probe.xy[1].toFixed(2)})`}: E[t|u] = ${f(probe.t_mean)}, sd ${f(probe.t_std)}; the geometric estimate from ||u⊥|| is ${f(probe.t_geo)}.`;
+    drawPosterior(this.posterior, this.caption, probe, g);
   }
 
   /** curves: [{model, ts, drift}], drawn log-log. */

@@ -7,8 +7,8 @@ const EXTENT = 2.6; // half-width of the plotted square, in data units
 const TRAIL = 10; // frames kept for the fading trails
 
 export class PanelView {
-  /** `actions`: {onExport(panel, kind)} (no export buttons without it), and for a Train-tab
-   *  panel also {onDownload(panel), onImport(panel, file)}. */
+  /** `actions`: {onExport(panel, kind)} (no export buttons without it), {onPick(panel, xy)} (a
+   *  click on the canvas), and for a Train-tab panel also {onDownload(panel), onImport(panel, file)}. */
   constructor(parent, panel, actions) {
     this.panel = panel;
     this.trail = [];
@@ -34,6 +34,16 @@ export class PanelView {
     this.canvas = el.querySelector("canvas");
     this.ctx = this.canvas.getContext("2d");
     for (const b of el.querySelectorAll("[data-x]")) b.addEventListener("click", () => actions.onExport(panel, b.dataset.x));
+    if (actions.onPick) {
+      // A click on the canvas: the data-plane point under it.
+      this.canvas.style.cursor = "crosshair";
+      this.canvas.addEventListener("click", (e) => {
+        const rect = this.canvas.getBoundingClientRect();
+        const x = ((e.clientX - rect.left) / rect.width) * 2 * EXTENT - EXTENT;
+        const y = EXTENT - ((e.clientY - rect.top) / rect.height) * 2 * EXTENT;
+        actions.onPick(panel, [x, y]);
+      });
+    }
     if (actions.onDownload) {
       el.querySelector("[data-t=download]").addEventListener("click", () => actions.onDownload(panel));
       const input = el.querySelector("input[type=file]");

@@ -14,6 +14,7 @@
 //                                                     as the panel's model
 //     {type: "theory", config}                        the Theory tab: {model, dim, offset, s, res, points,
 //                                                     grid, click}: the landscape and the probe
+//     {type: "probe-sample", panel, index, points, grid}   p(t|u) at sample `index` of the panel's frame
 //     {type: "train-start", panel, config}            a new training run (a TrainConfig)
 //     {type: "train-resume", panel, config, bytes, step}   go on from saved weights (e.g. after a lost GPU)
 //     {type: "train-step", panel, k, gen}             k optimizer steps, then one async loss read
@@ -43,6 +44,7 @@
 //                                                     plane; probe {xy, posterior, t_mean, t_std, t_geo,
 //                                                     t_true?}; stability [{model, ts, drift}] when D changed;
 //                                                     compare {res, learned2, exact2, diff} or null
+//     {type: "panel-probe", panel, grid, probe}       probe as in "theory", t_true the sampler's t
 //     {type: "memory", bytes, device}                 device: {allocations, bytes_in_use, bytes_reserved} or null
 //     {type: "error", panel?, message, fatal?, crashed?}   fatal: the engine itself is unusable (init
 //                                                     failed, WebGPU failed mid-run, or the wasm
@@ -246,7 +248,34 @@ function handleOracle({ panel, config }) {
   post({ type: "loaded", panel, config: model.config() });
 }
 
-let theoryProbe = null; // {key, probe}: the Theory tab's oracle, kept while its model and D stay
+let theoryProbe = null; // {key, probe}: the last oracle asked about points, kept while it is the same
+
+function oracleProbe(model, dim, points, grid) {
+  const key = `${model}/${dim}/${points}/${grid}`;
+  if (theoryProbe?.key !== key) {
+    theoryProbe?.probe.free();
+    theoryProbe = null;
+    theoryProbe = { key, probe: engine.oracle({ model, dim, points, grid }) };
+  }
+  return theoryProbe.probe;
+}
+
+/** The posterior over t at sample `index` of a panel's current frame, whose true t is the
+ * sampler's t at that step. */
+async function handleProbeSample({ panel, index, points, grid }) {
+  const r = runs.get(panel);
+  const model = models.get(panel);
+  if (!r || !model) throw new Error("nothing has been sampled on this panel yet");
+  const { step, t } = await r.run.current().read_xy();
+  const full = await r.run.current().read_full();
+  const cfg = model.config();
+  const dim = model.dim;
+  const probe = oracleProbe(cfg.model, dim, points, grid);
+  const u = full.slice(index * dim, (index + 1) * dim);
+  const pa = probe.analyze(u);
+  const xy = probe.project(u);
+  post({ type: "panel-probe", panel, grid: probe.grid(), probe: { xy: [xy[0], xy[1]], posterior: pa.posterior, t_mean: pa.t_mean[0], t_std: pa.t_std[0], t_geo: probe.geometric_t(u)[0], t_true: t, step, index } });
+}
 
 // The shipped blind checkpoints the Theory tab compares with the exact field: "model/D" -> model.
 const learned = new Map();
@@ -279,13 +308,7 @@ async function compareAt(probe, model, dim, offset) {
 
 async function handleTheory({ config }) {
   const { model, dim, offset, s, res, points, grid, click } = config;
-  const key = `${model}/${dim}/${points}/${grid}`;
-  if (theoryProbe?.key !== key) {
-    theoryProbe?.probe.free();
-    theoryProbe = null;
-    theoryProbe = { key, probe: engine.oracle({ model, dim, points, grid }) };
-  }
-  const probe = theoryProbe.probe;
+  const probe = oracleProbe(model, dim, points, grid);
   const a = probe.analyze(probe.plane_points(planeGrid(res), offset));
   const grad2 = probe.project(a.grad_energy);
   const pre2 = grad2.map((g, i) => a.gain[i >> 1] * g);
@@ -363,6 +386,7 @@ const handlers = {
   import: handleImport,
   oracle: handleOracle,
   theory: handleTheory,
+  "probe-sample": handleProbeSample,
   start: handleStart,
   advance: handleAdvance,
   export: handleExport,

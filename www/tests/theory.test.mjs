@@ -127,3 +127,23 @@ test("Theory tab: a click on the landscape probes that point; the sliders update
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+test("a click on a sampling panel shows p(t|u) at the nearest sample, with the sampler's t at that step", async () => {
+  const { page, problems } = await open("?d=32&n=200&steps=20&speed=10&backend=cpu&seed=1");
+  await waitDone(page, ["fm-blind", "ddpm-blind"], 120000);
+  const box = await page.locator('[data-panel="fm-blind"] canvas').boundingBox();
+  // On the outer circle, where samples settle.
+  await page.mouse.click(box.x + box.width * (0.5 + 4 / Math.sqrt(5) / 5.2), box.y + box.height / 2);
+  await page.waitForFunction(() => window.geonoise.panelProbe, null, { timeout: 60000, polling: 100 });
+  const probe = await page.evaluate(() => window.geonoise.panelProbe);
+  assert.equal(probe.panel, "fm-blind");
+  assert.equal(probe.step, 20);
+  const mass = probe.posterior.reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(mass - 1) < 1e-4, `posterior mass ${mass}`);
+  assert.ok(Number.isFinite(probe.t_mean) && Number.isFinite(probe.t_geo) && probe.t_true > 0);
+  assert.match(probe.caption, /FM Blind, sample \d+ at step 20, where the sampler is at t = /);
+  console.log(`FM Blind at D = 32, step 20: sampler t ${probe.t_true.toPrecision(3)}, E[t|u] ${probe.t_mean.toPrecision(3)}, geometric ${probe.t_geo.toPrecision(3)}`);
+  await page.screenshot({ path: path.join(artifacts, "page-panel-probe.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
