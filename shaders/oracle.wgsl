@@ -28,7 +28,7 @@ const WG: u32 = 64u;
 const NMAX: u32 = 512u;
 const KMAX: u32 = 256u;
 // Columns of the per-level coefficient table (kernel.rs `Coef` writes them in this order).
-const NC: u32 = 10u;
+const NC: u32 = 11u;
 const C_DELTA: u32 = 0u; // 1 - a
 const C_A: u32 = 1u; // a
 const C_INV_2B2: u32 = 2u; // 1 / (2 b^2)
@@ -39,6 +39,7 @@ const C_D_B: u32 = 6u; // d / b: weight of w in the field
 const C_INV_B2: u32 = 7u; // 1 / b^2: weight of w in grad E_t
 const C_FIELD_X: u32 = 8u; // c + d (1 - a) / b: weight of x_r in the field
 const C_GRAD_X: u32 = 9u; // (1 - a) / b^2: weight of x_r in grad E_t
+const C_LAMBDA: u32 = 10u; // lambda(t), whose posterior mean is the gain
 
 struct Params {
   m: u32, // query points in this launch
@@ -55,8 +56,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> data: array<f32>;
 // binding 3: per-level coefficients, [K, NC].
 @group(0) @binding(3) var<storage, read> coef: array<f32>;
-// binding 4: per query point, one row of K + 1 + 2D: posterior [K], E_marg, f*(u) [D],
-// grad E_marg [D].
+// binding 4: per query point, one row of K + 2 + 2D: posterior [K], E_marg, the gain
+// E[lambda | u], f*(u) [D], grad E_marg [D].
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 var<workgroup> e: array<f32, NMAX>; // <w, x_r - x_i>
@@ -189,7 +190,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   workgroupBarrier();
 
   // 4. The posterior over the grid and E_marg (one thread: K is small).
-  let ob = m * (kk + 1u + 2u * d);
+  let ob = m * (kk + 2u + 2u * d);
   if (t == 0u) {
     var mx = -3.4e38;
     for (var k = 0u; k < kk; k++) {
@@ -202,13 +203,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
       sum += p;
     }
     var acc = vec4<f32>(0.0);
+    var gain = 0.0;
     for (var k = 0u; k < kk; k++) {
       let p = post[k] / sum;
       post[k] = p;
       out[ob + k] = p;
       acc += p * vec4<f32>(cf(k, C_D_B), cf(k, C_INV_B2), cf(k, C_FIELD_X), cf(k, C_GRAD_X));
+      gain += p * cf(k, C_LAMBDA);
     }
     out[ob + kk] = -(mx + log(sum));
+    out[ob + kk + 1u] = gain;
     sums = acc;
   }
   workgroupBarrier();
@@ -238,7 +242,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
       g += c_grad[i] * dx;
     }
     let w = u[ub + j] - xr;
-    out[ob + kk + 1u + j] = w * sums.x + xr * sums.z - f;
-    out[ob + kk + 1u + d + j] = w * sums.y + xr * sums.w + g;
+    out[ob + kk + 2u + j] = w * sums.x + xr * sums.z - f;
+    out[ob + kk + 2u + d + j] = w * sums.y + xr * sums.w + g;
   }
 }

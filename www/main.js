@@ -198,7 +198,7 @@ function onTheory(msg) {
     theory.renderStability(msg.stability);
     window.geonoise.stability = msg.stability;
   }
-  window.geonoise.theory = { res: msg.res, energy: Array.from(msg.energy), grad2: Array.from(msg.grad2), pre2: Array.from(msg.pre2), grid: Array.from(msg.grid), probe: { ...msg.probe, posterior: Array.from(msg.probe.posterior) } };
+  window.geonoise.theory = { res: msg.res, path: msg.path, energy: Array.from(msg.energy), grad2: Array.from(msg.grad2), pre2: Array.from(msg.pre2), grid: Array.from(msg.grid), probe: { ...msg.probe, posterior: Array.from(msg.probe.posterior) } };
   if (theoryNext) {
     const next = theoryNext;
     theoryNext = null;

@@ -291,7 +291,7 @@ async function compareAt(probe, model, dim, offset) {
   }
   const res = 16;
   const u = probe.plane_points(planeGrid(res), offset);
-  const exact = probe.analyze(u).field;
+  const exact = probe.has_kernel ? (await probe.analyze_kernel(u)).field : probe.analyze(u).field;
   const mine = await engine.field(learned.get(key), u, 0.5); // blind: t is not seen
   const diff = new Float32Array(res * res);
   for (let i = 0; i < res * res; i++) {
@@ -309,7 +309,11 @@ async function compareAt(probe, model, dim, offset) {
 async function handleTheory({ config }) {
   const { model, dim, offset, s, res, points, grid, click } = config;
   const probe = oracleProbe(model, dim, points, grid);
-  const a = probe.analyze(probe.plane_points(planeGrid(res), offset));
+  // On WebGPU the landscape (res² points at once) runs the WGSL kernel; the tensor path (Flex)
+  // is the fallback and the reference.
+  const plane = probe.plane_points(planeGrid(res), offset);
+  const path = probe.has_kernel ? "kernel" : "tensor";
+  const a = probe.has_kernel ? await probe.analyze_kernel(plane) : probe.analyze(plane);
   const grad2 = probe.project(a.grad_energy);
   const pre2 = grad2.map((g, i) => a.gain[i >> 1] * g);
   const ts = probe.grid();
@@ -324,7 +328,7 @@ async function handleTheory({ config }) {
   const xy = probe.project(pu);
   const probeMsg = { xy: [xy[0], xy[1]], posterior: pa.posterior, t_mean: pa.t_mean[0], t_std: pa.t_std[0], t_geo: probe.geometric_t(pu)[0], t_true: tTrue };
   const compare = await compareAt(probe, model, dim, offset);
-  post({ type: "theory", res, energy: a.energy, grad2, pre2, grid: ts, probe: probeMsg, stability: stabilityAt(dim, points, grid), compare });
+  post({ type: "theory", res, path, energy: a.energy, grad2, pre2, grid: ts, probe: probeMsg, stability: stabilityAt(dim, points, grid), compare });
 }
 
 // Table 2 live: the drift perturbation error of the blind sampler for the noise (DDPM), signal

@@ -547,7 +547,7 @@ impl OracleProbe {
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let a = kernel.analyze(&u).await.map_err(|e| JsValue::from(js_err(e)))?;
             let obj = js_sys::Object::new();
-            for (key, v) in [("posterior", a.posterior), ("energy", a.energy), ("field", a.field), ("grad_energy", a.grad_energy)] {
+            for (key, v) in [("posterior", a.posterior), ("energy", a.energy), ("gain", a.gain), ("field", a.field), ("grad_energy", a.grad_energy)] {
                 js_sys::Reflect::set(&obj, &key.into(), &Float32Array::from(v.as_slice()))?;
             }
             Ok(obj.into())

@@ -95,6 +95,7 @@ fn wgsl_kernel_agrees_with_the_tensor_path() {
         let checks = [
             ("posterior", rel(&got.posterior, &read_f32(want.posterior))),
             ("energy", rel(&got.energy, &read_f32(want.energy))),
+            ("gain", rel(&got.gain, &read_f32(want.gain))),
             ("field", rel(&got.field, &read_f32(want.field))),
             ("grad E_marg", rel(&got.grad_energy, &read_f32(want.grad_energy))),
         ];

@@ -147,3 +147,22 @@ test("a click on a sampling panel shows p(t|u) at the nearest sample, with the s
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+test("Theory tab on WebGPU (SwiftShader): the landscape comes from the WGSL kernel and matches the CPU's", async () => {
+  const at = "pmodel=ddpm&pdim=32&ps=30";
+  const cpu = await theoryAt(at);
+  assert.equal(cpu.theory.path, "tensor");
+  await cpu.page.close();
+  const { page, problems } = await open(`?mode=theory&backend=webgpu&${at}`);
+  await page.waitForFunction(() => window.geonoise.theory, null, { timeout: 300000, polling: 500 });
+  const gpu = await page.evaluate(() => window.geonoise.theory);
+  assert.equal(await page.evaluate(() => window.geonoise.backend), "webgpu");
+  assert.equal(gpu.path, "kernel");
+  const rel = (a, b) => Math.max(...a.map((v, i) => Math.abs(v - b[i]))) / Math.max(...b.map(Math.abs));
+  const [e, g, p] = [rel(gpu.energy, cpu.theory.energy), rel(gpu.grad2, cpu.theory.grad2), rel(gpu.pre2, cpu.theory.pre2)];
+  console.log(`landscape, kernel (SwiftShader) vs tensor path (CPU), DDPM D = 32: energy ${e.toExponential(1)}, grad ${g.toExponential(1)}, preconditioned ${p.toExponential(1)}`);
+  for (const [name, v] of [["energy", e], ["grad E_marg", g], ["gain x grad", p]]) assert.ok(v < 1e-4, `${name} differs by ${v}`);
+  await page.screenshot({ path: path.join(artifacts, "page-theory-webgpu.png"), fullPage: true });
+  assert.deepEqual(problems.filter((x) => !/GPU|WebGPU/i.test(x)), []);
+  await page.close();
+});

@@ -22,7 +22,7 @@ pub const WORKGROUP: u32 = 64;
 pub const MAX_POINTS: usize = 512;
 pub const MAX_GRID: usize = 256;
 /// Columns of the coefficient table (`NC` and the `C_*` indices in the shader).
-const NC: usize = 10;
+const NC: usize = 11;
 /// Workgroups per dispatch dimension (WebGPU's guaranteed limit); more points go in y.
 const MAX_GROUPS_X: usize = 65535;
 
@@ -33,6 +33,8 @@ pub struct KernelAnalysis {
     pub posterior: Vec<f32>,
     /// `E_marg(u)`, [M].
     pub energy: Vec<f32>,
+    /// The gain `E[lambda | u]`, [M].
+    pub gain: Vec<f32>,
     /// `f*(u)`, [M, D].
     pub field: Vec<f32>,
     /// `grad E_marg(u)`, [M, D].
@@ -73,7 +75,7 @@ impl OracleKernel {
                 // The order of the shader's C_* constants.
                 let delta = 1.0 - a;
                 let b2 = b * b;
-                [delta, a, 1.0 / (2.0 * b2), log_q + oracle.log_norm(t), c - dd * a / b, a / b2, dd / b, 1.0 / b2, c + dd * delta / b, delta / b2]
+                [delta, a, 1.0 / (2.0 * b2), log_q + oracle.log_norm(t), c - dd * a / b, a / b2, dd / b, 1.0 / b2, c + dd * delta / b, delta / b2, p.lambda(t)]
             })
             .map(|v| v as f32)
             .collect();
@@ -107,9 +109,9 @@ impl OracleKernel {
         }
         let m = u.len() / d;
         if m == 0 {
-            return Ok(KernelAnalysis { posterior: vec![], energy: vec![], field: vec![], grad_energy: vec![] });
+            return Ok(KernelAnalysis { posterior: vec![], energy: vec![], gain: vec![], field: vec![], grad_energy: vec![] });
         }
-        let stride = k + 1 + 2 * d;
+        let stride = k + 2 + 2 * d;
         let params: Vec<u32> = vec![m as u32, n as u32, k as u32, d as u32];
         let params = {
             use wgpu::util::DeviceExt;
@@ -147,12 +149,13 @@ impl OracleKernel {
         self.queue.submit(Some(encoder.finish()));
         let flat = read_back(&self.device, &staging).await?;
 
-        let mut r = KernelAnalysis { posterior: Vec::with_capacity(m * k), energy: Vec::with_capacity(m), field: Vec::with_capacity(m * d), grad_energy: Vec::with_capacity(m * d) };
+        let mut r = KernelAnalysis { posterior: Vec::with_capacity(m * k), energy: Vec::with_capacity(m), gain: Vec::with_capacity(m), field: Vec::with_capacity(m * d), grad_energy: Vec::with_capacity(m * d) };
         for row in flat.chunks_exact(stride) {
             r.posterior.extend_from_slice(&row[..k]);
             r.energy.push(row[k]);
-            r.field.extend_from_slice(&row[k + 1..k + 1 + d]);
-            r.grad_energy.extend_from_slice(&row[k + 1 + d..]);
+            r.gain.push(row[k + 1]);
+            r.field.extend_from_slice(&row[k + 2..k + 2 + d]);
+            r.grad_energy.extend_from_slice(&row[k + 2 + d..]);
         }
         Ok(r)
     }
