@@ -179,8 +179,11 @@ let theoryBusy = false;
 let theoryNext = null; // the newest request made while one was in flight (sliders fire often)
 
 function requestTheory(click = null) {
-  if (!backend) return;
-  const config = { model: state.pmodel, dim: state.pdim, offset: state.poff, s: state.ps, res: 32, ...ORACLE, click };
+  if (backend) sendTheory({ model: state.pmodel, dim: state.pdim, offset: state.poff, s: state.ps, res: 32, ...ORACLE, click });
+}
+
+/** One theory request in flight at a time; while it is, only the newest waits. */
+function sendTheory(config) {
   if (theoryBusy) {
     theoryNext = config;
     return;
@@ -191,6 +194,9 @@ function requestTheory(click = null) {
 
 function onTheory(msg) {
   theoryBusy = false;
+  const next = theoryNext;
+  theoryNext = null;
+  if (next) sendTheory(next);
   theory.renderLandscape(msg);
   theory.renderCompare(msg.compare, state);
   window.geonoise.compare = msg.compare && { res: msg.compare.res, diff: Array.from(msg.compare.diff) };
@@ -199,12 +205,6 @@ function onTheory(msg) {
     window.geonoise.stability = msg.stability;
   }
   window.geonoise.theory = { res: msg.res, path: msg.path, energy: Array.from(msg.energy), grad2: Array.from(msg.grad2), pre2: Array.from(msg.pre2), grid: Array.from(msg.grid), probe: { ...msg.probe, posterior: Array.from(msg.probe.posterior) } };
-  if (theoryNext) {
-    const next = theoryNext;
-    theoryNext = null;
-    theoryBusy = true;
-    worker.postMessage({ type: "theory", config: next });
-  }
 }
 
 // --- the Train tab ----------------------------------------------------------------------------

@@ -2,9 +2,7 @@
 // over the noise level at a probe point, both from the closed-form oracle in the worker. Knows
 // the DOM and the drawing, nothing about the engine.
 
-const EXTENT = 2.6; // half-width of the plane square, in data units (as the sampling panels)
-const R_INNER = 2 / Math.sqrt(5);
-const R_OUTER = 4 / Math.sqrt(5);
+import { EXTENT, toPixel, planePoint, drawCircles } from "./view.js";
 
 /** The plane points of a res x res grid over the square, row-major from the top left. */
 export function planeGrid(res) {
@@ -26,16 +24,6 @@ function shadeCells(ctx, res, w, color) {
       ctx.fillStyle = color(r * res + c);
       ctx.fillRect(c * cell, r * cell, cell + 1, cell + 1);
     }
-  }
-}
-
-/** The two data circles. */
-function drawCircles(ctx, w, color) {
-  ctx.strokeStyle = color;
-  for (const rad of [R_INNER, R_OUTER]) {
-    ctx.beginPath();
-    ctx.arc(w / 2, w / 2, (rad / (2 * EXTENT)) * w, 0, 2 * Math.PI);
-    ctx.stroke();
   }
 }
 
@@ -96,17 +84,7 @@ export class TheoryView {
     this.posterior = root.querySelector("#posterior");
     this.caption = root.querySelector("#probe-caption");
     this.legend = root.querySelector("#energy-caption");
-    this.energy.addEventListener("click", (e) => {
-      const rect = this.energy.getBoundingClientRect();
-      const x = ((e.clientX - rect.left) / rect.width) * 2 * EXTENT - EXTENT;
-      const y = EXTENT - ((e.clientY - rect.top) / rect.height) * 2 * EXTENT;
-      onProbe([x, y]);
-    });
-    this.last = null;
-  }
-
-  toPixel(x, w) {
-    return ((x + EXTENT) / (2 * EXTENT)) * w;
+    this.energy.addEventListener("click", (e) => onProbe(planePoint(this.energy, e)));
   }
 
   /** msg: {res, energy [res²], grad2, pre2 ([res², 2]: -grad E_marg and -gain grad E_marg in the
@@ -156,24 +134,21 @@ export class TheoryView {
     }
     this.legend.textContent = `E_marg from ${lo.toFixed(1)} (dark) to ${hi.toFixed(1)} (light), log-compressed; white: -∇E_marg (direction only); orange: -λ̄ ∇E_marg, the gain-preconditioned field (to scale).`;
     this.renderProbe(msg.probe, msg.grid);
-    this.lastProbe = msg.probe;
   }
 
   /** probe: {xy, posterior [K], t_mean, t_geo, t_true?}; grid: the K noise levels. */
   renderProbe(probe, grid) {
-    this.grid = grid || this.grid;
-    const g = this.grid;
     const ctx = this.energy.getContext("2d");
     const w = this.energy.width;
     // The probe point on the landscape.
     ctx.strokeStyle = "#fff";
     ctx.lineWidth = 2;
     ctx.beginPath();
-    ctx.arc(this.toPixel(probe.xy[0], w), this.toPixel(-probe.xy[1], w), 5, 0, 2 * Math.PI);
+    ctx.arc(toPixel(probe.xy[0], w), toPixel(-probe.xy[1], w), 5, 0, 2 * Math.PI);
     ctx.stroke();
     ctx.lineWidth = 1;
 
-    drawPosterior(this.posterior, this.caption, probe, g);
+    drawPosterior(this.posterior, this.caption, probe, grid);
   }
 
   /** curves: [{model, ts, drift}], drawn log-log. */

@@ -3,8 +3,32 @@
 
 const R_INNER = 2 / Math.sqrt(5);
 const R_OUTER = 4 / Math.sqrt(5);
-const EXTENT = 2.6; // half-width of the plotted square, in data units
+export const EXTENT = 2.6; // half-width of the plotted square, in data units
 const TRAIL = 10; // frames kept for the fading trails
+
+/** A data-plane coordinate to pixels on a square canvas `w` wide (flip y for the vertical). */
+export function toPixel(x, w) {
+  return ((x + EXTENT) / (2 * EXTENT)) * w;
+}
+
+/** The data-plane point under a click on a square plane canvas. */
+export function planePoint(canvas, event) {
+  const rect = canvas.getBoundingClientRect();
+  const x = ((event.clientX - rect.left) / rect.width) * 2 * EXTENT - EXTENT;
+  const y = EXTENT - ((event.clientY - rect.top) / rect.height) * 2 * EXTENT;
+  return [x, y];
+}
+
+/** The two data circles on a square plane canvas `w` wide. */
+export function drawCircles(ctx, w, color) {
+  ctx.strokeStyle = color;
+  ctx.lineWidth = 1;
+  for (const r of [R_INNER, R_OUTER]) {
+    ctx.beginPath();
+    ctx.arc(w / 2, w / 2, (r / (2 * EXTENT)) * w, 0, 2 * Math.PI);
+    ctx.stroke();
+  }
+}
 
 export class PanelView {
   /** `actions`: {onExport(panel, kind)} (no export buttons without it), {onPick(panel, xy)} (a
@@ -37,12 +61,7 @@ export class PanelView {
     if (actions.onPick) {
       // A click on the canvas: the data-plane point under it.
       this.canvas.style.cursor = "crosshair";
-      this.canvas.addEventListener("click", (e) => {
-        const rect = this.canvas.getBoundingClientRect();
-        const x = ((e.clientX - rect.left) / rect.width) * 2 * EXTENT - EXTENT;
-        const y = EXTENT - ((e.clientY - rect.top) / rect.height) * 2 * EXTENT;
-        actions.onPick(panel, [x, y]);
-      });
+      this.canvas.addEventListener("click", (e) => actions.onPick(panel, planePoint(this.canvas, e)));
     }
     if (actions.onDownload) {
       el.querySelector("[data-t=download]").addEventListener("click", () => actions.onDownload(panel));
@@ -98,9 +117,6 @@ export class PanelView {
     q("step").textContent = step === undefined ? "–" : `${step} / ${total}`;
   }
 
-  toPixel(x) {
-    return ((x + EXTENT) / (2 * EXTENT)) * this.canvas.width;
-  }
 
   clear() {
     this.trail = [];
@@ -118,13 +134,7 @@ export class PanelView {
     const w = canvas.width;
     ctx.fillStyle = "#fbfbfb";
     ctx.fillRect(0, 0, w, w);
-    ctx.strokeStyle = "#b8b8b8";
-    ctx.lineWidth = 1;
-    for (const r of [R_INNER, R_OUTER]) {
-      ctx.beginPath();
-      ctx.arc(w / 2, w / 2, (r / (2 * EXTENT)) * w, 0, 2 * Math.PI);
-      ctx.stroke();
-    }
+    drawCircles(ctx, w, "#b8b8b8");
     const k = this.trail.length;
     this.trail.forEach((xy, i) => {
       const last = i === k - 1;
@@ -135,7 +145,7 @@ export class PanelView {
         const y = xy[j + 1];
         // Diverged samples (non-finite or far outside) are counted in the metrics, never drawn.
         if (!Number.isFinite(x) || !Number.isFinite(y) || Math.abs(x) > EXTENT || Math.abs(y) > EXTENT) continue;
-        ctx.fillRect(this.toPixel(x) - s / 2, this.toPixel(-y) - s / 2, s, s);
+        ctx.fillRect(toPixel(x, w) - s / 2, toPixel(-y, w) - s / 2, s, s);
       }
     });
   }

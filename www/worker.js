@@ -51,6 +51,7 @@
 //                                                     panicked: crashed): the page restarts it
 import init, { Engine, metrics } from "./pkg/geonoise.js";
 import { planeGrid } from "./theory.js";
+import { DIMS, checkpointUrl } from "./state.js";
 
 // The GPU devices this worker opened (burn opens them through the browser's WebGPU): watched for
 // loss, so a lost device is reported at once even when no work is in flight, and reachable by a
@@ -158,11 +159,15 @@ function loadModel(bytes, name, expect) {
   }
 }
 
+/** `model` becomes the panel's model; the page hears "loaded" (with `extra`). */
+function useModel(panel, model, extra = {}) {
+  models.set(panel, model);
+  post({ type: "loaded", panel, config: model.config(), ...extra });
+}
+
 async function handleLoad({ panel, url, expect }) {
   dropPanel(panel);
-  const model = loadModel(await fetchBytes(panel, url), url, expect);
-  models.set(panel, model);
-  post({ type: "loaded", panel, config: model.config() });
+  useModel(panel, loadModel(await fetchBytes(panel, url), url, expect));
 }
 
 /** A file the person chose replaces the panel's model (or run in training) only once it loads:
@@ -170,8 +175,7 @@ async function handleLoad({ panel, url, expect }) {
 function handleImport({ panel, bytes, name, expect }) {
   const model = loadModel(bytes, name, expect);
   dropPanel(panel);
-  models.set(panel, model);
-  post({ type: "loaded", panel, config: model.config(), imported: name });
+  useModel(panel, model, { imported: name });
 }
 
 // --- training ---------------------------------------------------------------------------------
@@ -236,16 +240,12 @@ function handleTrainUse({ panel }) {
   const tr = trainerOf(panel);
   const old = models.get(panel);
   if (old) old.free();
-  const model = tr.model();
-  models.set(panel, model);
-  post({ type: "loaded", panel, config: model.config(), trained: tr.steps_done });
+  useModel(panel, tr.model(), { trained: tr.steps_done });
 }
 
 function handleOracle({ panel, config }) {
   dropPanel(panel);
-  const model = engine.oracle_field(config);
-  models.set(panel, model);
-  post({ type: "loaded", panel, config: model.config() });
+  useModel(panel, engine.oracle_field(config));
 }
 
 let theoryProbe = null; // {key, probe}: the last oracle asked about points, kept while it is the same
@@ -271,10 +271,15 @@ async function handleProbeSample({ panel, index, points, grid }) {
   const cfg = model.config();
   const dim = model.dim;
   const probe = oracleProbe(cfg.model, dim, points, grid);
-  const u = full.slice(index * dim, (index + 1) * dim);
-  const pa = probe.analyze(u);
+  post({ type: "panel-probe", panel, grid: probe.grid(), probe: { ...probeAt(probe, full.slice(index * dim, (index + 1) * dim)), t_true: t, step, index } });
+}
+
+/** What the oracle says about one point u: where it is in the plane, p(t|u), E[t|u] and its
+ * spread, and the noise level read off ||u_perp||. */
+function probeAt(probe, u) {
+  const a = probe.analyze(u);
   const xy = probe.project(u);
-  post({ type: "panel-probe", panel, grid: probe.grid(), probe: { xy: [xy[0], xy[1]], posterior: pa.posterior, t_mean: pa.t_mean[0], t_std: pa.t_std[0], t_geo: probe.geometric_t(u)[0], t_true: t, step, index } });
+  return { xy: [xy[0], xy[1]], posterior: a.posterior, t_mean: a.t_mean[0], t_std: a.t_std[0], t_geo: probe.geometric_t(u)[0] };
 }
 
 // The shipped blind checkpoints the Theory tab compares with the exact field: "model/D" -> model.
@@ -283,10 +288,10 @@ const learned = new Map();
 /** The learned blind field of `model` at D against the exact one on a coarse plane grid: both
  * projected to the plane, and their relative difference in R^D; null where no checkpoint ships. */
 async function compareAt(probe, model, dim, offset) {
-  if (![2, 8, 32, 128, 512].includes(dim)) return null;
+  if (!DIMS.includes(dim)) return null;
   const key = `${model}/${dim}`;
   if (!learned.has(key)) {
-    const url = `pretrained/${model}-blind-d${dim}.safetensors`;
+    const url = checkpointUrl({ model, blind: true }, dim);
     learned.set(key, loadModel(await fetchBytes(null, url), url, { model, blind: true, dim }));
   }
   const res = 16;
@@ -324,9 +329,7 @@ async function handleTheory({ config }) {
     tTrue = ts[0] * (ts[ts.length - 1] / ts[0]) ** (s / 100);
     pu = probe.noisy_point(tTrue, 0, 0);
   }
-  const pa = probe.analyze(pu);
-  const xy = probe.project(pu);
-  const probeMsg = { xy: [xy[0], xy[1]], posterior: pa.posterior, t_mean: pa.t_mean[0], t_std: pa.t_std[0], t_geo: probe.geometric_t(pu)[0], t_true: tTrue };
+  const probeMsg = { ...probeAt(probe, pu), t_true: tTrue };
   const compare = await compareAt(probe, model, dim, offset);
   post({ type: "theory", res, path, energy: a.energy, grad2, pre2, grid: ts, probe: probeMsg, stability: stabilityAt(dim, points, grid), compare });
 }

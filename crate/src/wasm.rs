@@ -374,21 +374,18 @@ impl Engine {
     /// The closed-form oracle for `config` (`{model, dim, projection_seed?, points?, grid?}`):
     /// its tensor path runs on the CPU (Flex); on WebGPU its WGSL kernel runs on the GPU too.
     pub fn oracle(&self, config: JsValue) -> Result<OracleProbe, JsError> {
-        let (c, oracle) = oracle_of(config, &Device::flex())?;
+        let (_, proj, oracle) = oracle_of(config, &Device::flex())?;
         let kernel = match &self.wgpu {
             Some(setup) => Some(Rc::new(OracleKernel::new(&oracle, &setup.device, &setup.queue).map_err(js_err)?)),
             None => None,
         };
-        let proj = Projection::new(c.dim, c.projection_seed).map_err(js_err)?;
         Ok(OracleProbe { oracle, kernel, proj })
     }
 
     /// The model's field at the rows of `u` ([M, D] flat) and noise level `t` (a blind model
     /// ignores it): a Promise of a Float32Array [M, D], read back asynchronously.
     pub fn field(&self, model: &LoadedModel, u: Vec<f32>, t: f64) -> Result<js_sys::Promise, JsError> {
-        if u.is_empty() || u.len() % model.dim != 0 {
-            return Err(js_err(format!("{} values are not rows of D = {}", u.len(), model.dim)));
-        }
+        check_rows(&u, model.dim)?;
         let f = model.field.eval(crate::data::host_tensor(u, model.dim, &self.device), t);
         Ok(wasm_bindgen_futures::future_to_promise(async move { read(f).await.map(JsValue::from).map_err(JsValue::from) }))
     }
@@ -397,13 +394,30 @@ impl Engine {
     /// grid?}`) as a model to sample: the oracle samplers, with no training. Its tensor path runs
     /// on this engine's device.
     pub fn oracle_field(&self, config: JsValue) -> Result<LoadedModel, JsError> {
-        let (c, oracle) = oracle_of(config, &self.device)?;
+        let (c, _, oracle) = oracle_of(config, &self.device)?;
         let config = serde_json::json!({"model": c.model, "blind": c.blind, "dim": c.dim, "projection_seed": c.projection_seed, "oracle": {"points": c.points, "grid": c.grid}});
         Ok(LoadedModel { field: Rc::new(OracleField { oracle, blind: c.blind }), config, dim: c.dim, projection_seed: c.projection_seed })
     }
 }
 
-fn oracle_of(config: JsValue, device: &Device) -> Result<(OracleConfig, Oracle), JsError> {
+/// Flat rows of `dim` values: at least one, and whole.
+fn check_rows(u: &[f32], dim: usize) -> Result<(), JsError> {
+    if u.is_empty() || u.len() % dim != 0 {
+        return Err(js_err(format!("{} values are not rows of D = {dim}", u.len())));
+    }
+    Ok(())
+}
+
+/// `{name: Float32Array}` for each pair.
+fn float_arrays<'a>(pairs: impl IntoIterator<Item = (&'a str, Vec<f32>)>) -> Result<JsValue, JsValue> {
+    let obj = js_sys::Object::new();
+    for (key, v) in pairs {
+        js_sys::Reflect::set(&obj, &key.into(), &Float32Array::from(v.as_slice()))?;
+    }
+    Ok(obj.into())
+}
+
+fn oracle_of(config: JsValue, device: &Device) -> Result<(OracleConfig, Projection, Oracle), JsError> {
     let c: OracleConfig = serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("oracle config: {e}")))?;
     crate::data::check_dim(c.dim).map_err(js_err)?;
     if !(2..=crate::oracle::kernel::MAX_POINTS).contains(&c.points) || !(2..=crate::oracle::kernel::MAX_GRID).contains(&c.grid) {
@@ -411,7 +425,7 @@ fn oracle_of(config: JsValue, device: &Device) -> Result<(OracleConfig, Oracle),
     }
     let proj = Projection::new(c.dim, c.projection_seed).map_err(js_err)?;
     let oracle = Oracle::for_circles(c.model, c.model.default_range(), &proj, c.points, c.grid, device).map_err(js_err)?;
-    Ok((c, oracle))
+    Ok((c, proj, oracle))
 }
 
 /// An oracle the page can ask about points: `analyze(u)` (tensor path) and `analyze_kernel(u)`
@@ -530,15 +544,19 @@ impl OracleProbe {
     /// gain (lambdabar), t_mean and t_std.
     pub fn analyze(&self, u: &[f32]) -> Result<JsValue, JsError> {
         let d = self.oracle.dim;
-        if u.is_empty() || u.len() % d != 0 {
-            return Err(js_err(format!("{} values are not rows of D = {d}", u.len())));
-        }
+        check_rows(u, d)?;
         let a = self.oracle.analyze(crate::data::host_tensor(u.to_vec(), d, &Device::flex()));
-        let obj = js_sys::Object::new();
-        for (key, t) in [("posterior", a.posterior), ("energy", a.energy), ("field", a.field), ("grad_energy", a.grad_energy), ("gain", a.gain), ("t_mean", a.t_mean), ("t_std", a.t_std)] {
-            js_sys::Reflect::set(&obj, &key.into(), &Float32Array::from(crate::sample::read_f32(t).as_slice())).map_err(|_| js_err("could not build the result"))?;
-        }
-        Ok(obj.into())
+        let read = crate::sample::read_f32;
+        float_arrays([
+            ("posterior", read(a.posterior)),
+            ("energy", read(a.energy)),
+            ("field", read(a.field)),
+            ("grad_energy", read(a.grad_energy)),
+            ("gain", read(a.gain)),
+            ("t_mean", read(a.t_mean)),
+            ("t_std", read(a.t_std)),
+        ])
+        .map_err(|_| js_err("could not build the result"))
     }
 
     /// The WGSL kernel at the rows of `u`: a Promise of the same object as `analyze`.
@@ -546,11 +564,7 @@ impl OracleProbe {
         let kernel = self.kernel.clone().ok_or_else(|| js_err("the oracle kernel needs the WebGPU backend"))?;
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let a = kernel.analyze(&u).await.map_err(|e| JsValue::from(js_err(e)))?;
-            let obj = js_sys::Object::new();
-            for (key, v) in [("posterior", a.posterior), ("energy", a.energy), ("gain", a.gain), ("field", a.field), ("grad_energy", a.grad_energy)] {
-                js_sys::Reflect::set(&obj, &key.into(), &Float32Array::from(v.as_slice()))?;
-            }
-            Ok(obj.into())
+            float_arrays([("posterior", a.posterior), ("energy", a.energy), ("gain", a.gain), ("field", a.field), ("grad_energy", a.grad_energy)])
         }))
     }
 }

@@ -8,7 +8,7 @@
 //! reference and the fallback (CPU, and any size the kernel's workgroup memory cannot hold); the
 //! tests hold the two to 1e-4.
 
-use super::Oracle;
+use super::{Level, Oracle};
 use crate::sample::read_f32;
 use burn::backend::wgpu::wgpu;
 use std::borrow::Cow;
@@ -70,12 +70,9 @@ impl OracleKernel {
             .iter()
             .zip(&oracle.log_q)
             .flat_map(|(&t, &log_q)| {
-                let (a, b) = (p.a(t), p.b(t));
-                let (c, dd) = p.target_coeffs(t);
+                let l = Level::at(p, t);
                 // The order of the shader's C_* constants.
-                let delta = 1.0 - a;
-                let b2 = b * b;
-                [delta, a, 1.0 / (2.0 * b2), log_q + oracle.log_norm(t), c - dd * a / b, a / b2, dd / b, 1.0 / b2, c + dd * delta / b, delta / b2, p.lambda(t)]
+                [l.delta, l.a, l.inv_2b2, log_q + oracle.log_norm(t), l.alpha, l.a_b2, l.d_b, l.inv_b2, l.field_x, l.grad_x, l.lambda]
             })
             .map(|v| v as f32)
             .collect();
@@ -112,15 +109,8 @@ impl OracleKernel {
             return Ok(KernelAnalysis { posterior: vec![], energy: vec![], gain: vec![], field: vec![], grad_energy: vec![] });
         }
         let stride = k + 2 + 2 * d;
-        let params: Vec<u32> = vec![m as u32, n as u32, k as u32, d as u32];
-        let params = {
-            use wgpu::util::DeviceExt;
-            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("oracle params"),
-                contents: &params.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
-        };
+        let sizes = [m as u32, n as u32, k as u32, d as u32];
+        let params = buffer(&self.device, "oracle params", sizes.iter().flat_map(|v| v.to_le_bytes()), wgpu::BufferUsages::UNIFORM);
         let input = storage(&self.device, "oracle queries", u);
         let size = (m * stride * 4) as u64;
         let out = self.device.create_buffer(&wgpu::BufferDescriptor { label: Some("oracle out"), size, usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC, mapped_at_creation: false });
@@ -161,13 +151,15 @@ impl OracleKernel {
     }
 }
 
+/// A read-only storage buffer holding `values`.
 fn storage(device: &wgpu::Device, label: &str, values: &[f32]) -> wgpu::Buffer {
+    buffer(device, label, values.iter().flat_map(|v| v.to_le_bytes()), wgpu::BufferUsages::STORAGE)
+}
+
+/// A buffer initialised with `bytes`.
+fn buffer(device: &wgpu::Device, label: &str, bytes: impl Iterator<Item = u8>, usage: wgpu::BufferUsages) -> wgpu::Buffer {
     use wgpu::util::DeviceExt;
-    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some(label),
-        contents: &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
-        usage: wgpu::BufferUsages::STORAGE,
-    })
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: &bytes.collect::<Vec<u8>>(), usage })
 }
 
 /// Maps `buffer` for reading and returns its floats. In the browser the callback comes from the

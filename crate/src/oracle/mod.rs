@@ -84,6 +84,52 @@ struct Nearest {
     w: Tensor<2>,
 }
 
+/// The coefficients the fields are made of, at one noise level `t`. The tensor path turns each
+/// into a row over the grid (`per_t`); the WGSL kernel gets them as a table (`kernel.rs`), so the
+/// two paths share one set of formulas.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Level {
+    pub a: f64,
+    /// `1 - a`
+    pub delta: f64,
+    /// `1 / (2 b^2)`
+    pub inv_2b2: f64,
+    /// `c - d a / b`: the weight of `xhat` in the conditional field.
+    pub alpha: f64,
+    /// `a / b^2`: the weight of `xhat` in `grad E_t`.
+    pub a_b2: f64,
+    /// `d / b`: the weight of `w = u - x_r` in the field.
+    pub d_b: f64,
+    /// `1 / b^2`: the weight of `w` in `grad E_t`.
+    pub inv_b2: f64,
+    /// `c + d (1 - a) / b`: the weight of `x_r` in the field.
+    pub field_x: f64,
+    /// `(1 - a) / b^2`: the weight of `x_r` in `grad E_t`.
+    pub grad_x: f64,
+    /// `lambda(t)`, whose posterior mean is the gain.
+    pub lambda: f64,
+}
+
+impl Level {
+    pub fn at(p: Parameterization, t: f64) -> Level {
+        let (a, b) = (p.a(t), p.b(t));
+        let (c, d) = p.target_coeffs(t);
+        let (delta, b2) = (1.0 - a, b * b);
+        Level {
+            a,
+            delta,
+            inv_2b2: 1.0 / (2.0 * b2),
+            alpha: c - d * a / b,
+            a_b2: a / b2,
+            d_b: d / b,
+            inv_b2: 1.0 / b2,
+            field_x: c + d * delta / b,
+            grad_x: delta / b2,
+            lambda: p.lambda(t),
+        }
+    }
+}
+
 /// Rows processed at once: bounds the [rows, K, N] intermediates to a few million floats.
 fn chunk_rows(k: usize, n: usize) -> usize {
     (4_000_000 / (k * n).max(1)).clamp(1, 4096)
@@ -191,9 +237,9 @@ impl Oracle {
         let f = self.cross.clone().select(0, r1.clone()); // [M, N]
         let d2 = self.pair_dist2.clone().select(0, r1); // [M, N]
         let col = |f: &dyn Fn(f64) -> f64| row_tensor(ts.iter().map(|&t| f(t)).collect(), &self.device).reshape([1, k, 1]);
-        let delta = col(&|t| 1.0 - p.a(t));
-        let two_delta = col(&|t| 2.0 * (1.0 - p.a(t)));
-        let delta2 = col(&|t| (1.0 - p.a(t)).powi(2));
+        let delta = col(&|t| Level::at(p, t).delta);
+        let two_delta = col(&|t| 2.0 * Level::at(p, t).delta);
+        let delta2 = col(&|t| Level::at(p, t).delta.powi(2));
         let two_a = col(&|t| 2.0 * p.a(t));
         let a2 = col(&|t| p.a(t) * p.a(t));
         let vv = s0.unsqueeze_dim::<3>(1) + hr.unsqueeze_dim::<3>(1) * two_delta + s2.unsqueeze_dim::<3>(1) * delta2; // [M,K,1]
@@ -214,7 +260,7 @@ impl Oracle {
         let p = self.param;
         let m = u.dims()[0];
         let k = self.grid.len();
-        let inv_2b2 = self.per_t(|t| -1.0 / (2.0 * p.b(t) * p.b(t))).reshape([1, k, 1]);
+        let inv_2b2 = self.per_t(|t| -Level::at(p, t).inv_2b2).reshape([1, k, 1]);
         let (d2, nearest) = self.dist2(u, &self.grid);
         let logits = d2 * inv_2b2; // [M,K,N]
         let mx = logits.clone().max_dim(2); // [M,K,1]
@@ -289,10 +335,7 @@ impl Oracle {
         self.chunked(u, |o, u| {
             let (logp, w, near) = o.likelihood(&u);
             let (post, _) = o.posterior_energy(logp);
-            let alpha = o.per_t(|t| {
-                let (c, d) = p.target_coeffs(t);
-                c - d * p.a(t) / p.b(t)
-            });
+            let alpha = o.per_t(|t| Level::at(p, t).alpha);
             let offsets = o.weighted_offsets(&post, w, &[alpha], &near);
             let (s_w, s_x) = o.field_weights(&post);
             vec![near.w.clone() * s_w + near.xr.clone() * s_x - offsets[0].clone()]
@@ -305,14 +348,8 @@ impl Oracle {
     /// and `x_r`, [M, 1] each.
     fn field_weights(&self, post: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let p = self.param;
-        let s_w = Self::expect(post, self.per_t(|t| p.target_coeffs(t).1 / p.b(t)));
-        let s_x = Self::expect(
-            post,
-            self.per_t(|t| {
-                let (c, d) = p.target_coeffs(t);
-                c + d * (1.0 - p.a(t)) / p.b(t)
-            }),
-        );
+        let s_w = Self::expect(post, self.per_t(|t| Level::at(p, t).d_b));
+        let s_x = Self::expect(post, self.per_t(|t| Level::at(p, t).field_x));
         (s_w, s_x)
     }
 
@@ -323,21 +360,19 @@ impl Oracle {
             let (logp, w, near) = o.likelihood(&u);
             let (post, energy) = o.posterior_energy(logp);
             let coef = |f: &dyn Fn(f64) -> f64| o.per_t(f);
-            let alpha = coef(&|t| {
-                let (c, d) = p.target_coeffs(t);
-                c - d * p.a(t) / p.b(t)
-            });
-            let a_b2 = coef(&|t| p.a(t) / (p.b(t) * p.b(t)));
-            let lam_a_b2 = coef(&|t| p.lambda(t) * p.a(t) / (p.b(t) * p.b(t)));
+            let lv = |t| Level::at(p, t);
+            let alpha = coef(&|t| lv(t).alpha);
+            let a_b2 = coef(&|t| lv(t).a_b2);
+            let lam_a_b2 = coef(&|t| lv(t).lambda * lv(t).a_b2);
             let offsets = o.weighted_offsets(&post, w, &[alpha, a_b2, lam_a_b2], &near);
             let (s_w, s_x) = o.field_weights(&post);
             // u - a xhat = w + (1 - a) x_r + a (x_r - xhat): each term at its own scale.
-            let s_grad = Self::expect(&post, coef(&|t| 1.0 / (p.b(t) * p.b(t))));
-            let s_grad_x = Self::expect(&post, coef(&|t| (1.0 - p.a(t)) / (p.b(t) * p.b(t))));
+            let s_grad = Self::expect(&post, coef(&|t| lv(t).inv_b2));
+            let s_grad_x = Self::expect(&post, coef(&|t| lv(t).grad_x));
             let s_lin = Self::expect(&post, coef(&|t| p.target_coeffs(t).0 / p.a(t)));
-            let gain = Self::expect(&post, coef(&|t| p.lambda(t)));
-            let s_lam_grad = Self::expect(&post, coef(&|t| p.lambda(t) / (p.b(t) * p.b(t))));
-            let s_lam_grad_x = Self::expect(&post, coef(&|t| p.lambda(t) * (1.0 - p.a(t)) / (p.b(t) * p.b(t))));
+            let gain = Self::expect(&post, coef(&|t| lv(t).lambda));
+            let s_lam_grad = Self::expect(&post, coef(&|t| lv(t).lambda * lv(t).inv_b2));
+            let s_lam_grad_x = Self::expect(&post, coef(&|t| lv(t).lambda * lv(t).grad_x));
             let t_mean = Self::expect(&post, coef(&|t| t));
             let t_sq = Self::expect(&post, coef(&|t| t * t));
             let t_std = (t_sq - t_mean.clone().square()).clamp_min(0.0).sqrt();
