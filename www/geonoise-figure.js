@@ -135,9 +135,14 @@ class GeonoiseFigure extends HTMLElement {
       p.pending = false;
       p.frames = 0;
       p.view.clear();
-      this.post({ type: "start", panel: p.panel.id, config: { n: this.s.n, steps: this.s.steps, solver: "euler", seed: this.s.seed } });
+      this.start(p);
     }
     this.play();
+  }
+
+  /** (Re)starts the panel's sampling run from its starting noise. */
+  start(p) {
+    this.post({ type: "start", panel: p.panel.id, config: { n: this.s.n, steps: this.s.steps, solver: "euler", seed: this.s.seed } });
   }
 
   /** Asks for the panel's next frame; before Play only its starting noise (step 0). */
@@ -166,7 +171,7 @@ class GeonoiseFigure extends HTMLElement {
         p.loaded = true;
         p.view.setProgress(null);
         p.view.setStatus(`D = ${msg.config.dim}`);
-        this.post({ type: "start", panel: p.panel.id, config: { n: this.s.n, steps: this.s.steps, solver: "euler", seed: this.s.seed } });
+        this.start(p);
         this.request(p);
         break;
       case "frame":
