@@ -106,6 +106,7 @@ function restartEngine(why) {
 
 function buildPanels() {
   generation++;
+  $("#panel-probe").hidden = true; // it was about a panel that is gone
   for (const p of panels.values()) {
     worker.postMessage({ type: "drop", panel: p.panel.id });
     p.view.el.remove();
