@@ -6,6 +6,8 @@
 #   ./build.sh demo   the paper's claim from the closed-form fields, as a table (native)
 #   ./build.sh wasm   build www/pkg (wasm-bindgen output, wasm-opt'd) and www/pretrained
 #   ./build.sh bench  sizes and speeds: native training/sampling per device, wasm size, page first frame
+#   ./build.sh peers  the project against TF.js (same Chromium) and PyTorch (CPU), one table of ratios
+#                     (bench/run.mjs; arguments go to it, e.g. ./build.sh peers browser --quick)
 #   ./build.sh cli    build the native CLI
 # Installs what it needs on a fresh Debian machine: the wasm32 target, wasm-bindgen-cli at the
 # version Cargo.lock pins, Mesa lavapipe, Chromium, and the npm packages in www/tests (binaryen's
@@ -145,12 +147,21 @@ cmd_bench() {
   node www/tests/bench.mjs
 }
 
+cmd_peers() {
+  build_cli
+  build_wasm
+  need_apt chromium
+  (cd bench && npm ci --no-audit --no-fund >/dev/null)
+  node bench/run.mjs "$@"
+}
+
 case "${1:-}" in
   serve) cmd_serve ;;
+  peers) shift; cmd_peers "$@" ;;
   bench) cmd_bench ;;
   wasm) build_wasm ;;
   demo) cmd_demo ;;
   test) cmd_test ;;
   cli) build_cli ;;
-  *) echo "usage: $0 serve|test|bench|demo|wasm|cli" >&2; exit 2 ;;
+  *) echo "usage: $0 serve|test|bench|peers|demo|wasm|cli" >&2; exit 2 ;;
 esac

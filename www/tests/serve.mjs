@@ -1,13 +1,14 @@
 // A static file server for www/ on a loopback port, shared by the tests and the bench.
 // `faults` maps a path to "404", "garbage" or another path (served instead) so tests can break
-// one checkpoint on purpose.
+// one checkpoint on purpose. `headers` go on every answer (the peer bench sends COOP/COEP so
+// that TF.js's threaded wasm backend can run).
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
 
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".json": "application/json", ".jpg": "image/jpeg" };
 
-export async function serve(root, faults = new Map()) {
+export async function serve(root, faults = new Map(), headers = {}) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, "http://x");
     const fault = faults.get(url.pathname);
@@ -17,7 +18,7 @@ export async function serve(root, faults = new Map()) {
     const file = path.join(root, decodeURIComponent(fault?.startsWith("/") ? fault : url.pathname === "/" ? "/index.html" : url.pathname));
     if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) return res.writeHead(404).end();
     const body = fs.readFileSync(file);
-    res.writeHead(200, { "content-type": TYPES[path.extname(file)] || "application/octet-stream", "content-length": body.length, "cache-control": "max-age=3600" });
+    res.writeHead(200, { "content-type": TYPES[path.extname(file)] || "application/octet-stream", "content-length": body.length, "cache-control": "max-age=3600", ...headers });
     res.end(body);
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));

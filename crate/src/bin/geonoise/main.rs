@@ -163,6 +163,27 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         sample_steps: usize,
     },
+    /// Time single training and sampling steps on Flex (the CPU), the median of each, as JSON:
+    /// the project's side of `node bench/run.mjs native` (its peer is bench/torch_step.py).
+    BenchStep {
+        #[arg(long, default_value_t = 128)]
+        dim: usize,
+        #[arg(long, default_value_t = 128)]
+        width: usize,
+        #[arg(long, default_value_t = 3)]
+        depth: usize,
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+        /// Timed steps of each kind (after 3 warm-up steps).
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Trajectories of the sampling steps.
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+        /// Threads of Flex's pool (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
 }
 
 #[derive(clap::Args, Clone)]
@@ -548,6 +569,44 @@ fn cmd_bench(dim: usize, batch: usize, steps: usize, n: usize, sample_steps: usi
 /// The oracle's full analysis (posterior, E_marg, f*, grad E_marg) at `m` points, D = 128 and
 /// 512, default data and grid: the tensor path on Flex and on wgpu against the WGSL kernel on
 /// the same wgpu device, each with its readback, best of three.
+#[allow(clippy::too_many_arguments)]
+fn cmd_bench_step(model: ModelConfig, batch: usize, steps: usize, n: usize, threads: usize, pretty: bool) -> Res<()> {
+    if threads > 0 {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().map_err(|e| format!("cannot set up {threads} threads: {e}"))?;
+    }
+    let dev = Device::flex();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let m = v.len() / 2;
+        if v.len() % 2 == 1 { v[m] } else { 0.5 * (v[m - 1] + v[m]) }
+    };
+    // Each timed step ends with its result on the host (the loss; the positions' plane
+    // coordinates), as the peer's `loss.item()` does.
+    let timed = |f: &mut dyn FnMut()| -> f64 {
+        (0..3).for_each(|_| f());
+        median((0..steps.max(1)).map(|_| {
+            let t = Instant::now();
+            f();
+            1e3 * t.elapsed().as_secs_f64()
+        }).collect())
+    };
+    let cfg = TrainConfig { batch, steps: 1_000_000, lr: 5e-3, ..TrainConfig::new(model) };
+    let mut tr = Trainer::new(cfg, &dev)?;
+    let train_ms = timed(&mut || {
+        tr.step();
+        tr.loss();
+    });
+    let proj = tr.projection().clone();
+    let scfg = SampleConfig { n, steps: 1000, ..Default::default() };
+    let mut s = Sampler::new(Rc::new(tr.model()), scfg, &proj, &dev)?;
+    let sample_ms = timed(&mut || {
+        let f = s.step().expect("fewer timed steps than the sampler's");
+        read_f32(f.xy);
+    });
+    emit(&json!({"threads": rayon::current_num_threads(), "train_ms": train_ms, "sample_ms": sample_ms, "batch": batch, "n": n}), pretty);
+    Ok(())
+}
+
 fn bench_oracle(m: usize, wgpu: &Device, setup: &burn::backend::wgpu::WgpuSetup) -> Res<Value> {
     let mut rows = vec![];
     for dim in [128, 512] {
@@ -776,6 +835,7 @@ fn run(cli: Cli) -> Res<()> {
             cmd_figure(out, oracle, pretrained, table, models, dims, n, steps, seed, data_points, grid, &dev()?, pretty)
         }
         Command::Bench { dim, batch, steps, n, sample_steps } => cmd_bench(dim, batch, steps, n, sample_steps, pretty),
+        Command::BenchStep { dim, width, depth, batch, steps, n, threads } => cmd_bench_step(ModelConfig { width, depth, ..ModelConfig::new(Parameterization::Fm, false, dim) }, batch, steps, n, threads, pretty),
     }
 }
 
