@@ -39,6 +39,15 @@ if (self.GPUComputePassEncoder) {
     counts.byKernel.set(k, (counts.byKernel.get(k) || 0) + 1);
   });
   wrap(GPUQueue.prototype, "submit", () => counts.submit++);
+  // Every other call a step makes into WebGPU, by name (per step in the results' `calls`).
+  counts.calls = new Map();
+  for (const cls of [GPUDevice, GPUQueue, GPUCommandEncoder, GPUComputePassEncoder, GPUBuffer]) {
+    for (const name of Object.getOwnPropertyNames(cls.prototype)) {
+      const d = Object.getOwnPropertyDescriptor(cls.prototype, name);
+      if (name === "constructor" || typeof d.value !== "function") continue;
+      wrap(cls.prototype, name, () => counts.calls.set(`${cls.name}.${name}`, (counts.calls.get(`${cls.name}.${name}`) || 0) + 1));
+    }
+  }
 }
 
 const median = (v) => {
@@ -91,11 +100,15 @@ class Peer {
 async function once(fn, k) {
   const c0 = { ...counts };
   counts.byKernel = new Map();
+  counts.calls = new Map();
   const t0 = performance.now();
-  await fn(k);
+  const pending = fn(k);
+  // The synchronous part: the host recording and submitting the step's work.
+  const hostMs = (performance.now() - t0) / k;
+  await pending;
   const ms = (performance.now() - t0) / k;
-  const kernels = Object.fromEntries([...counts.byKernel].sort((a, b) => b[1] - a[1]).map(([name, n]) => [name, n / k]));
-  return { ms, dispatch: (counts.dispatch - c0.dispatch) / k, submit: (counts.submit - c0.submit) / k, kernels };
+  const perStep = (m) => Object.fromEntries([...m].sort((a, b) => b[1] - a[1]).map(([name, n]) => [name, n / k]));
+  return { ms, host_ms: hostMs, dispatch: (counts.dispatch - c0.dispatch) / k, submit: (counts.submit - c0.submit) / k, kernels: perStep(counts.byKernel), calls: perStep(counts.calls ?? new Map()) };
 }
 
 /** A/B interleaved: warm-up rounds of each, then `rounds` rounds alternating which goes first. */
@@ -115,7 +128,7 @@ async function interleave(a, b, k, rounds, warmup) {
       ra.push(await once(a, k));
     }
   }
-  const summary = (r) => ({ ms: median(r.map((x) => x.ms)), all_ms: r.map((x) => +x.ms.toFixed(3)), dispatch: median(r.map((x) => x.dispatch)), submit: median(r.map((x) => x.submit)), kernels: r.at(-1).kernels });
+  const summary = (r) => ({ ms: median(r.map((x) => x.ms)), host_ms: median(r.map((x) => x.host_ms)), all_ms: r.map((x) => +x.ms.toFixed(3)), dispatch: median(r.map((x) => x.dispatch)), submit: median(r.map((x) => x.submit)), kernels: r.at(-1).kernels, calls: r.at(-1).calls });
   return { project: summary(ra), peer: summary(rb) };
 }
 
@@ -146,6 +159,13 @@ window.bench = {
     project.run.free();
     log(`train ${backend} vs tfjs-${peerBackend}: ${r.project.ms.toFixed(2)} vs ${r.peer.ms.toFixed(2)} ms/step`);
     return r;
+  },
+  /** `steps` training steps of the project alone (for a profiler to watch). */
+  async projectOnly({ backend, model, batch, steps }) {
+    const project = await Project.create(backend);
+    project.startTraining({ model, steps: 1_000_000, batch, lr: 5e-3, optimizer: "adam", weight_decay: 0, grad_clip: 1, seed: 0 });
+    for (let i = 0; i < steps; i++) await project.trainSteps(1);
+    project.run.free();
   },
   /** Sampling steps of the shipped checkpoint `file` (the peer runs the same architecture). */
   async sample({ backend, peerBackend, file, model, n, steps, k, rounds, warmup }) {

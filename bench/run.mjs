@@ -11,6 +11,7 @@
 // native   `geonoise bench-step` vs bench/torch_step.py (PyTorch CPU) at 1 thread and at all
 //          cores, processes alternating; PyTorch comes from the venv at $GEONOISE_TORCH_VENV
 //          (default ~/.cache/geonoise-torch; `bench/run.mjs --install-torch` makes it, a few GB)
+// webgpu-profile  where a WebGPU training step's time goes: batch 8 vs 512, depth 3 vs 0
 // page     the demo page itself: time from navigation to the first streamed frame (cached files)
 //          and the time to finish 2,000 trajectories x 100 steps at D = 128 in both panels
 //
@@ -57,14 +58,14 @@ function machine() {
 }
 
 const wantBrowser = (backend) => want("browser") || want(`browser-${backend}`);
-if (wantBrowser("cpu") || wantBrowser("webgpu") || want("page")) {
+if (wantBrowser("cpu") || wantBrowser("webgpu") || want("webgpu-profile") || want("page")) {
   if (!fs.existsSync(path.join(root, "www/pkg/geonoise_bg.wasm"))) throw new Error("www/pkg is missing: run ./build.sh wasm first");
   if (!fs.existsSync(path.join(here, "node_modules/@tensorflow/tfjs-core"))) execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: here, stdio: "inherit" });
   const wasm = fs.readFileSync(path.join(root, "www/pkg/geonoise_bg.wasm"));
   results.wasm = { raw_bytes: wasm.length, gzip_bytes: zlib.gzipSync(wasm, { level: 9 }).length };
 }
 
-if (wantBrowser("cpu") || wantBrowser("webgpu")) await browserPart();
+if (wantBrowser("cpu") || wantBrowser("webgpu") || want("webgpu-profile")) await browserPart();
 if (want("page")) await pagePart();
 if (want("native")) nativePart();
 report();
@@ -122,6 +123,41 @@ async function browserPart() {
       const r = await fn(page, "webgpu", "webgpu", opts);
       row({ what: `browser ${what} step, WebGPU`, projectName: "burn wgpu (wasm)", peerName: "TF.js webgpu", ...r });
     }
+    await page.close();
+  }
+  if (want("webgpu-profile")) {
+    // Where a WebGPU step's time goes: the same training step at batch 8 (the kernels' work is
+    // negligible, so the time is per-dispatch cost) and at batch 512 (the real step), and
+    // without the residual blocks (depth 0: three matmuls forward instead of twelve).
+    const page = await open(0);
+    for (const [depth, batch] of [[3, 8], [3, 512], [0, 512]]) {
+      const r = await train(page, "webgpu", "webgpu", { model: { ...MODEL, depth }, batch, k: 1, rounds: quick ? 2 : 3, warmup: 1 });
+      row({ what: `browser training step, WebGPU, depth ${depth}, batch ${batch}`, projectName: "burn wgpu (wasm)", peerName: "TF.js webgpu", ...r });
+    }
+    // Where the host time goes: Chromium's sampling profiler over project-only training steps
+    // (batch 8), self time by function. Names need a wasm that still has its name section (the
+    // wasm-bindgen output before wasm-opt); after ./build.sh wasm they are wasm-function[N].
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Profiler.enable");
+    await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
+    await page.evaluate(() => window.bench.projectOnly({ backend: "webgpu", model: { model: "fm", blind: false, dim: 128, width: 128, depth: 3, projection_seed: 0 }, batch: 8, steps: 2 }));
+    await cdp.send("Profiler.start");
+    const t0 = Date.now();
+    await page.evaluate(() => window.bench.projectOnly({ backend: "webgpu", model: { model: "fm", blind: false, dim: 128, width: 128, depth: 3, projection_seed: 0 }, batch: 8, steps: 2 }));
+    const wall = Date.now() - t0;
+    const { profile } = await cdp.send("Profiler.stop");
+    const self = new Map();
+    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+    const dt = profile.timeDeltas;
+    profile.samples.forEach((id, i) => {
+      const f = byId.get(id).callFrame;
+      const name = f.functionName || `(${f.url.split("/").pop() || "program"})`;
+      self.set(name, (self.get(name) || 0) + (dt[i] || 0) / 1000);
+    });
+    const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, 25);
+    results.webgpu_host_profile = { wall_ms: wall, steps: 2, top: top.map(([name, ms]) => ({ name, ms })) };
+    console.log(`host profile, 2 burn WebGPU training steps at batch 8 (${wall} ms): self time by function`);
+    for (const [name, ms] of top) console.log(`  ${ms.toFixed(0).padStart(6)} ms  ${name.slice(0, 150)}`);
     await page.close();
   }
   await browser.close();

@@ -39,8 +39,27 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
+// The static constructors of burn's dependencies (cubecl's IR registers its dialects through
+// `inventory`), which the linker collects into `__wasm_call_ctors`.
+#[cfg(target_family = "wasm")]
+extern "C" {
+    fn __wasm_call_ctors();
+}
+
+/// Runs once, when the module is instantiated.
 #[wasm_bindgen(start)]
 pub fn start() {
+    // Calling the constructors here, once, is what stops wasm-ld from calling them at the top of
+    // every exported function (its default for a module that never calls them itself). Those
+    // repeated calls cost about 1 ms each and came to hundreds per WebGPU training step: every
+    // promise and callback into the module is an export call. `node bench/run.mjs webgpu-profile`
+    // shows where the host time goes.
+    #[cfg(target_family = "wasm")]
+    // SAFETY: the linker-made constructor list, run once before any other export is called (the
+    // start function runs at instantiation).
+    unsafe {
+        __wasm_call_ctors()
+    };
     console_error_panic_hook::set_once();
 }
 
