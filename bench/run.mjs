@@ -173,10 +173,12 @@ async function pagePart() {
     const n = backend === "cpu" || !quick ? 2000 : 256;
     const steps = quick ? 20 : 100;
     const runs = [];
+    // First visit: to the first streamed frame. Second visit (files cached): to the end.
     for (const cached of [false, true]) {
       const page = await context.newPage();
       await page.goto(`${base}?backend=${backend}&d=128&n=${n}&steps=${steps}&speed=10`);
-      await page.waitForFunction(() => ["fm-blind", "ddpm-blind"].every((id) => window.geonoise.panels.get(id)?.done), null, { timeout: 3600000, polling: 200 });
+      const wait = cached ? "done" : "firstFrameMs";
+      await page.waitForFunction((wait) => (wait === "done" ? ["fm-blind", "ddpm-blind"].every((id) => window.geonoise.panels.get(id)?.done) : window.geonoise.firstFrameMs > 0), wait, { timeout: 3600000, polling: 200 });
       runs.push(await page.evaluate(() => ({ backend: window.geonoise.backend, first: window.geonoise.firstFrameMs, done: Math.max(...[...window.geonoise.panels.values()].map((p) => p.doneMs)) - Math.min(...[...window.geonoise.panels.values()].map((p) => p.startMs)) })));
       await page.close();
     }
