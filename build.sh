@@ -106,6 +106,14 @@ cmd_test() {
     rc=${PIPESTATUS[0]}
     set -e
   fi
+  if [ "$rc" -eq 0 ]; then
+    log "peer benchmark checks (TF.js from npm; the timed comparison is ./build.sh peers)"
+    (cd bench && npm ci --no-audit --no-fund >/dev/null)
+    set +e
+    node --test --test-concurrency=1 bench/ 2>&1 | tee -a "$out"
+    rc=${PIPESTATUS[0]}
+    set -e
+  fi
   # One closing line for the whole run: every cargo test binary and the browser tests.
   python3 - "$out" <<'PY'
 import re, sys
