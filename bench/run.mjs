@@ -23,7 +23,6 @@ import path from "node:path";
 import zlib from "node:zlib";
 import { execFileSync, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
 import { serve, CHROMIUM } from "../www/tests/serve.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -58,9 +57,13 @@ function machine() {
 }
 
 const wantBrowser = (backend) => want("browser") || want(`browser-${backend}`);
+// TF.js and playwright-core come from bench/package-lock.json.
+if (!fs.existsSync(path.join(here, "node_modules/@tensorflow/tfjs")) || !fs.existsSync(path.join(here, "node_modules/playwright-core"))) {
+  execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: here, stdio: "inherit" });
+}
+const { chromium } = await import("playwright-core");
 if (wantBrowser("cpu") || wantBrowser("webgpu") || want("webgpu-profile") || want("page")) {
   if (!fs.existsSync(path.join(root, "www/pkg/geonoise_bg.wasm"))) throw new Error("www/pkg is missing: run ./build.sh wasm first");
-  if (!fs.existsSync(path.join(here, "node_modules/@tensorflow/tfjs-core"))) execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: here, stdio: "inherit" });
   const wasm = fs.readFileSync(path.join(root, "www/pkg/geonoise_bg.wasm"));
   results.wasm = { raw_bytes: wasm.length, gzip_bytes: zlib.gzipSync(wasm, { level: 9 }).length };
 }
