@@ -373,6 +373,14 @@ async function frameMessage(panel, frame, r, gen) {
 async function handleAdvance({ panel, k, gen }) {
   const r = runs.get(panel);
   if (!r) return; // dropped meanwhile
+  // The starting noise is known on the host: the first frame needs no device work.
+  const start = k === 0 ? r.run.start_on_host() : null;
+  if (start) {
+    const model = models.get(panel);
+    const m = metrics(start.full, model.dim, model.projection_seed);
+    post({ type: "frame", panel, gen, step: start.step, total: start.total, t: start.t, done: start.done, xy: start.xy, metrics: m }, [start.xy.buffer]);
+    return;
+  }
   const frame = k === 0 ? r.run.current() : r.run.advance(k);
   const msg = await frameMessage(panel, frame, r, gen);
   post(msg, [msg.xy.buffer]);

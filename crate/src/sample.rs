@@ -132,6 +132,7 @@ pub struct Sampler {
     u: Tensor<2>,
     prev: Option<Tensor<2>>,
     p: Tensor<2>,
+    projection: Projection,
 }
 
 impl Sampler {
@@ -148,7 +149,36 @@ impl Sampler {
         // u = b(t_max) eps. a(t_max) is 0 for the linear path and under 0.01 for VP.
         let eps = starting_noise(config.n, dim, config.seed);
         let u = Tensor::<2>::from_data(TensorData::new(eps, [config.n, dim]), device).mul_scalar(p.b(hi));
-        Ok(Sampler { field, config, grid, k: 0, u, prev: None, p: projection.tensor(device) })
+        Ok(Sampler { field, config, grid, k: 0, u, prev: None, p: projection.tensor(device), projection: projection.clone() })
+    }
+
+    /// Before the first step, the positions `u` ([n, D]) and their plane coordinates `u P`
+    /// ([n, 2]) made again on the host from the seed, with no device work and no readback: the
+    /// page's first frame needs neither (on WebGPU the first kernels to compile and the first
+    /// readback took about 2 s). `u` is the device's exactly; `u P` agrees to float32 rounding.
+    /// `None` once a step has been taken.
+    pub fn start_on_host(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        if self.k > 0 {
+            return None;
+        }
+        let (n, dim) = (self.config.n, self.projection.dim);
+        let (_, hi) = self.field.range();
+        let b = self.field.parameterization().b(hi) as f32;
+        let mut u = starting_noise(n, dim, self.config.seed);
+        u.iter_mut().for_each(|v| *v *= b);
+        let m = &self.projection.matrix;
+        let xy = u
+            .chunks_exact(dim)
+            .flat_map(|row| {
+                let (mut x, mut y) = (0f32, 0f32);
+                for (i, v) in row.iter().enumerate() {
+                    x += v * m[2 * i];
+                    y += v * m[2 * i + 1];
+                }
+                [x, y]
+            })
+            .collect();
+        Some((u, xy))
     }
 
     pub fn total_steps(&self) -> usize {
@@ -157,6 +187,11 @@ impl Sampler {
 
     pub fn steps_done(&self) -> usize {
         self.k
+    }
+
+    /// The noise level the current positions are at.
+    pub fn t(&self) -> f64 {
+        self.grid[self.k]
     }
 
     pub fn done(&self) -> bool {
@@ -306,6 +341,25 @@ mod tests {
                 Parameterization::Fm | Parameterization::Eqm | Parameterization::Edm => assert!(eu < 1e-3 && he < 1e-3, "{p}: {eu} {he}"),
                 _ => assert!(he < eu, "{p}: Heun error {he} vs Euler {eu}"),
             }
+        }
+    }
+
+    #[test]
+    fn the_first_frame_is_made_on_the_host_as_the_device_has_it() {
+        let device = Device::flex();
+        let proj = Projection::new(16, 3).unwrap();
+        for p in Parameterization::ALL {
+            let field: Rc<dyn Field> = Rc::new(PointField { p, x0: vec![0.5; 16] });
+            let cfg = SampleConfig { n: 50, steps: 4, seed: 11, ..Default::default() };
+            let mut s = Sampler::new(field, cfg, &proj, &device).unwrap();
+            let (u, xy) = s.start_on_host().expect("no step taken yet");
+            let f = s.frame();
+            assert_eq!(u, read_f32(f.u), "{p}");
+            for (a, b) in xy.iter().zip(read_f32(f.xy)) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{p}: {a} vs {b}");
+            }
+            s.step();
+            assert!(s.start_on_host().is_none());
         }
     }
 

@@ -316,6 +316,19 @@ impl Run {
         StepFrame { frame: self.sampler.frame(), done: self.sampler.done(), total: self.sampler.total_steps() }
     }
 
+    /// Before the first step, the frame `{step: 0, t, done, total, xy, full}` (`xy` n * 2 and
+    /// `full` n * D values) made on the host with no device work; `null` after it. The page's
+    /// first frame comes from here.
+    pub fn start_on_host(&self) -> Result<JsValue, JsError> {
+        let Some((full, xy)) = self.sampler.start_on_host() else { return Ok(JsValue::NULL) };
+        let err = |_| js_err("could not build the start frame");
+        let o = float_arrays([("xy", xy), ("full", full)]).map_err(err)?;
+        for (k, v) in [("step", JsValue::from(0)), ("t", JsValue::from(self.sampler.t())), ("done", JsValue::from(self.sampler.done())), ("total", JsValue::from(self.sampler.total_steps() as f64))] {
+            js_sys::Reflect::set(&o, &k.into(), &v).map_err(err)?;
+        }
+        Ok(o)
+    }
+
     #[wasm_bindgen(getter)]
     pub fn done(&self) -> bool {
         self.sampler.done()
