@@ -1,14 +1,16 @@
 // The in-browser half of `node bench/run.mjs`: the project's wasm core and the TF.js peer in one
 // page, timed A/B interleaved. Every figure is per step, the median over rounds; a round issues
 // `k` steps and then waits for the device (a loss or sample read), so queued GPU work is counted.
-// Dispatches and queue submissions are counted by wrapping the WebGPU prototypes, which both
-// stacks call through.
+// WebGPU calls (dispatches and queue submissions among them) are counted by wrapping the WebGPU
+// prototypes, which both stacks call through.
 import init, { Engine } from "../www/pkg/geonoise.js";
 import { TfjsToy } from "./peer-tfjs.js";
 
 const log = (s) => (document.getElementById("log").textContent += s + "\n");
 
-const counts = { dispatch: 0, submit: 0, byKernel: new Map() };
+// Per measurement: every WebGPU call by `Class.method`, and the dispatches by kernel.
+const counts = { calls: new Map(), byKernel: new Map() };
+const DISPATCH = "GPUComputePassEncoder.dispatchWorkgroups";
 if (self.GPUComputePassEncoder) {
   const wrap = (proto, name, hook) => {
     const f = proto[name];
@@ -34,13 +36,10 @@ if (self.GPUComputePassEncoder) {
   };
   wrap(GPUComputePassEncoder.prototype, "setPipeline", (pass, [p]) => current.set(pass, pipelineNames.get(p) || "?"));
   wrap(GPUComputePassEncoder.prototype, "dispatchWorkgroups", (pass) => {
-    counts.dispatch++;
     const k = current.get(pass) || "?";
     counts.byKernel.set(k, (counts.byKernel.get(k) || 0) + 1);
   });
-  wrap(GPUQueue.prototype, "submit", () => counts.submit++);
-  // Every other call a step makes into WebGPU, by name (per step in the results' `calls`).
-  counts.calls = new Map();
+  // Every call a step makes into WebGPU, by name (per step in the results' `calls`).
   for (const cls of [GPUDevice, GPUQueue, GPUCommandEncoder, GPUComputePassEncoder, GPUBuffer]) {
     for (const name of Object.getOwnPropertyNames(cls.prototype)) {
       const d = Object.getOwnPropertyDescriptor(cls.prototype, name);
@@ -56,6 +55,9 @@ const median = (v) => {
 };
 
 /** The project's side: the same wasm API the page's worker drives. */
+/** The training run both sides make: the project's TrainConfig (the peer takes the same). */
+const trainConfig = (model, batch) => ({ model, steps: 1_000_000, batch, lr: 5e-3, optimizer: "adam", weight_decay: 0, grad_clip: 1, seed: 0 });
+
 class Project {
   static engines = new Map();
   /** One engine per backend for the page's life (wgpu initialises once per wasm instance). */
@@ -73,7 +75,7 @@ class Project {
     this.run.step(k);
     return this.run.loss();
   }
-  async startSampling(bytes, n, steps) {
+  startSampling(bytes, n, steps) {
     this.model = this.engine.load_checkpoint(bytes, null);
     this.sampler = this.engine.sampler(this.model, { n, steps, seed: 0 });
   }
@@ -82,23 +84,8 @@ class Project {
   }
 }
 
-class Peer {
-  constructor(cfg) {
-    this.toy = new TfjsToy(cfg);
-  }
-  trainSteps(k) {
-    for (let i = 0; i < k; i++) this.toy.step();
-    return this.toy.read();
-  }
-  sampleSteps(k) {
-    for (let i = 0; i < k; i++) this.toy.sampleStep();
-    return this.toy.readSamples();
-  }
-}
-
 /** ms per step and dispatches/submits per step of `fn(k)` (which returns a promise). */
 async function once(fn, k) {
-  const c0 = { ...counts };
   counts.byKernel = new Map();
   counts.calls = new Map();
   const t0 = performance.now();
@@ -108,7 +95,8 @@ async function once(fn, k) {
   await pending;
   const ms = (performance.now() - t0) / k;
   const perStep = (m) => Object.fromEntries([...m].sort((a, b) => b[1] - a[1]).map(([name, n]) => [name, n / k]));
-  return { ms, host_ms: hostMs, dispatch: (counts.dispatch - c0.dispatch) / k, submit: (counts.submit - c0.submit) / k, kernels: perStep(counts.byKernel), calls: perStep(counts.calls ?? new Map()) };
+  const calls = perStep(counts.calls);
+  return { ms, host_ms: hostMs, dispatch: calls[DISPATCH] ?? 0, submit: calls["GPUQueue.submit"] ?? 0, kernels: perStep(counts.byKernel), calls };
 }
 
 /** A/B interleaved: warm-up rounds of each, then `rounds` rounds alternating which goes first. */
@@ -149,13 +137,14 @@ window.bench = {
     await tf.setBackend(peerBackend);
     await tf.ready();
     const project = await Project.create(backend);
-    project.startTraining({ model, steps: 1_000_000, batch, lr: 5e-3, optimizer: "adam", weight_decay: 0, grad_clip: 1, seed: 0 });
-    const peer = new Peer({ dim: model.dim, width: model.width, depth: model.depth, batch, lr: 5e-3, steps: 1_000_000 });
+    const cfg = trainConfig(model, batch);
+    project.startTraining(cfg);
+    const peer = new TfjsToy({ dim: model.dim, width: model.width, depth: model.depth, batch, lr: cfg.lr, steps: cfg.steps });
     const r = await interleave((k) => project.trainSteps(k), (k) => peer.trainSteps(k), k, rounds, warmup);
     r.peer_info = { backend: tf.getBackend(), threads: peerBackend === "wasm" ? tf.wasm?.getThreadsCount?.() : null, crossOriginIsolated: self.crossOriginIsolated };
     r.project_loss = await project.run.loss();
-    r.peer_loss = await peer.toy.read();
-    peer.toy.dispose();
+    r.peer_loss = await peer.read();
+    peer.dispose();
     project.run.free();
     log(`train ${backend} vs tfjs-${peerBackend}: ${r.project.ms.toFixed(2)} vs ${r.peer.ms.toFixed(2)} ms/step`);
     return r;
@@ -163,7 +152,7 @@ window.bench = {
   /** `steps` training steps of the project alone (for a profiler to watch). */
   async projectOnly({ backend, model, batch, steps }) {
     const project = await Project.create(backend);
-    project.startTraining({ model, steps: 1_000_000, batch, lr: 5e-3, optimizer: "adam", weight_decay: 0, grad_clip: 1, seed: 0 });
+    project.startTraining(trainConfig(model, batch));
     for (let i = 0; i < steps; i++) await project.trainSteps(1);
     project.run.free();
   },
@@ -173,13 +162,15 @@ window.bench = {
     await tf.ready();
     const project = await Project.create(backend);
     const bytes = new Uint8Array(await (await fetch(`../www/pretrained/${file}`)).arrayBuffer());
-    const peer = new Peer({ dim: model.dim, width: model.width, depth: model.depth, batch: 1 });
-    // Enough steps for every round; each side restarts when it runs out.
-    const total = (warmup + rounds) * k;
-    await project.startSampling(bytes, n, Math.max(steps, total));
-    peer.toy.startSampling(n, Math.max(steps, total));
+    const peer = new TfjsToy({ dim: model.dim, width: model.width, depth: model.depth, batch: 1 });
+    // Enough steps for every round.
+    const total = Math.max(steps, (warmup + rounds) * k);
+    project.startSampling(bytes, n, total);
+    peer.startSampling(n, total);
     const r = await interleave((k) => project.sampleSteps(k), (k) => peer.sampleSteps(k), k, rounds, warmup);
-    peer.toy.dispose();
+    peer.dispose();
+    project.sampler.free();
+    project.model.free();
     log(`sample ${backend} vs tfjs-${peerBackend}: ${r.project.ms.toFixed(2)} vs ${r.peer.ms.toFixed(2)} ms/step`);
     return r;
   },

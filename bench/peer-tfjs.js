@@ -126,6 +126,12 @@ export class TfjsToy {
     this.k++;
   }
 
+  /** `k` optimizer steps, then the last loss (waiting for the device). */
+  trainSteps(k) {
+    for (let i = 0; i < k; i++) this.step();
+    return this.read();
+  }
+
   /** Sampling: `n` trajectories from N(0, I) (the project's FM sampler, Euler: mu = 0, nu = 1). */
   startSampling(n, steps) {
     tf.dispose(this.u);
@@ -147,6 +153,12 @@ export class TfjsToy {
     this.u.dispose();
     this.u = next;
     this.s++;
+  }
+
+  /** `k` sampling steps, then the plane coordinates read back. */
+  sampleSteps(k) {
+    for (let i = 0; i < k; i++) this.sampleStep();
+    return this.readSamples();
   }
 
   /** The plane coordinates of the trajectories, read back (what the page draws each frame). */

@@ -89,36 +89,31 @@ async function browserPart() {
     if (threads) await page.evaluate((n) => tf.wasm.setThreadsCount(n), threads);
     return page;
   };
-  const train = async (page, backend, peerBackend, opts = {}) => {
-    const r = await page.evaluate((o) => window.bench.train(o), { backend, peerBackend, model: MODEL, batch: BATCH, k, rounds, warmup: 2, ...opts });
-    return r;
-  };
+  const train = (page, backend, peerBackend, opts = {}) =>
+    page.evaluate((o) => window.bench.train(o), { backend, peerBackend, model: MODEL, batch: BATCH, k, rounds, warmup: 2, ...opts });
   const sample = async (page, backend, peerBackend, opts = {}) =>
     page.evaluate((o) => window.bench.sample(o), { backend, peerBackend, file: "fm-cond-d128.safetensors", model: MODEL, n: 2000, steps: 100, k, rounds, warmup: 2, ...opts });
 
-  const page1 = await open(1);
-  results.adapter = await page1.evaluate(() => window.bench.adapterInfo());
-  if (wantBrowser("cpu")) {
-    for (const [what, fn] of [["training", train], ["sampling", sample]]) {
-      const r = await fn(page1, "cpu", "wasm");
-      row({ what: `browser ${what} step, CPU`, projectName: "burn Flex (wasm, 1 thread)", peerName: "TF.js wasm, 1 thread", ...r });
-    }
-    await page1.close();
-    if (cores > 1) {
-      const pageN = await open(cores);
-      for (const [what, fn] of [["training", train], ["sampling", sample]]) {
-        const r = await fn(pageN, "cpu", "wasm");
-        row({ what: `browser ${what} step, CPU`, projectName: "burn Flex (wasm, 1 thread)", peerName: `TF.js wasm, ${cores} threads (cross-origin isolated)`, ...r });
-      }
-      await pageN.close();
-    }
-    {
-      const page = await open(0);
+  {
+    const page = await open(0);
+    results.adapter = await page.evaluate(() => window.bench.adapterInfo());
+    if (wantBrowser("cpu")) {
       const r = await train(page, "cpu", "cpu", { k: 1, rounds: quick ? 2 : 3, warmup: 1 });
       row({ what: "browser training step, CPU", projectName: "burn Flex (wasm, 1 thread)", peerName: "TF.js cpu (plain JS)", ...r });
-      await page.close();
     }
-  } else await page1.close();
+    await page.close();
+  }
+  // TF.js wasm at 1 thread, then at one thread per core (its thread count is set before its
+  // backend starts, so one page each).
+  for (const threads of wantBrowser("cpu") ? [...new Set([1, cores])] : []) {
+    const page = await open(threads);
+    const peerName = threads > 1 ? `TF.js wasm, ${threads} threads (cross-origin isolated)` : "TF.js wasm, 1 thread";
+    for (const [what, fn] of [["training", train], ["sampling", sample]]) {
+      const r = await fn(page, "cpu", "wasm");
+      row({ what: `browser ${what} step, CPU`, projectName: "burn Flex (wasm, 1 thread)", peerName, ...r });
+    }
+    await page.close();
+  }
   if (wantBrowser("webgpu")) {
     const page = await open(0);
     const opts = { k: quick ? 1 : 2, rounds: quick ? 2 : 5, warmup: 1 };
@@ -143,10 +138,11 @@ async function browserPart() {
     const cdp = await page.context().newCDPSession(page);
     await cdp.send("Profiler.enable");
     await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
-    await page.evaluate(() => window.bench.projectOnly({ backend: "webgpu", model: { model: "fm", blind: false, dim: 128, width: 128, depth: 3, projection_seed: 0 }, batch: 8, steps: 2 }));
+    const projectOnly = () => page.evaluate((model) => window.bench.projectOnly({ backend: "webgpu", model, batch: 8, steps: 2 }), MODEL);
+    await projectOnly(); // warm-up
     await cdp.send("Profiler.start");
     const t0 = Date.now();
-    await page.evaluate(() => window.bench.projectOnly({ backend: "webgpu", model: { model: "fm", blind: false, dim: 128, width: 128, depth: 3, projection_seed: 0 }, batch: 8, steps: 2 }));
+    await projectOnly();
     const wall = Date.now() - t0;
     const { profile } = await cdp.send("Profiler.stop");
     const self = new Map();
@@ -201,7 +197,7 @@ function nativePart() {
   const repeats = quick ? 2 : 5;
   for (const threads of [...new Set([1, cores])]) {
     const env = { ...process.env, RAYON_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
-    const common = ["--dim", "128", "--width", "128", "--depth", "3", "--batch", String(BATCH), "--steps", String(steps)];
+    const common = ["--dim", MODEL.dim, "--width", MODEL.width, "--depth", MODEL.depth, "--batch", BATCH, "--steps", steps].map(String);
     const project = [];
     const peer = [];
     // Processes alternate; each reports the median of its own timed steps after a warm-up.

@@ -362,28 +362,16 @@ function handleStart({ panel, config }) {
   runs.set(panel, { run: engine.sampler(model, config), config });
 }
 
-async function frameMessage(panel, frame, r, gen) {
-  const f = await frame.read_xy();
-  const model = models.get(panel);
-  const full = await r.run.current().read_full();
-  const m = metrics(full, model.dim, model.projection_seed);
-  return { type: "frame", panel, gen, step: f.step, total: f.total, t: f.t, done: f.done, xy: f.xy, metrics: m };
-}
-
 async function handleAdvance({ panel, k, gen }) {
   const r = runs.get(panel);
   if (!r) return; // dropped meanwhile
-  // The starting noise is known on the host: the first frame needs no device work.
+  // Before the first step the frame is made on the host (no device work); after it, read back.
   const start = k === 0 ? r.run.start_on_host() : null;
-  if (start) {
-    const model = models.get(panel);
-    const m = metrics(start.full, model.dim, model.projection_seed);
-    post({ type: "frame", panel, gen, step: start.step, total: start.total, t: start.t, done: start.done, xy: start.xy, metrics: m }, [start.xy.buffer]);
-    return;
-  }
-  const frame = k === 0 ? r.run.current() : r.run.advance(k);
-  const msg = await frameMessage(panel, frame, r, gen);
-  post(msg, [msg.xy.buffer]);
+  const f = start ?? (await (k === 0 ? r.run.current() : r.run.advance(k)).read_xy());
+  const full = start ? start.full : await r.run.current().read_full();
+  const model = models.get(panel);
+  const m = metrics(full, model.dim, model.projection_seed);
+  post({ type: "frame", panel, gen, step: f.step, total: f.total, t: f.t, done: f.done, xy: f.xy, metrics: m }, [f.xy.buffer]);
 }
 
 async function handleExport({ panel }) {

@@ -100,6 +100,12 @@ impl Projection {
         let p = self.tensor(&u.device());
         u.matmul(p)
     }
+
+    /// `u P` of host rows (n x D, row-major), computed on Flex: n x 2 values.
+    pub fn project_host(&self, u: &[f32]) -> Vec<f32> {
+        let xy = self.project(host_tensor(u.to_vec(), self.dim, &Device::flex()));
+        xy.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 tensor data")
+    }
 }
 
 /// Rows of host floats as a tensor.

@@ -35,6 +35,17 @@ pub struct Metrics {
     pub mmd: f64,
 }
 
+/// The median of `v` (the mean of the middle two for an even count); `v` must not be empty.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        0.5 * (v[m - 1] + v[m])
+    }
+}
+
 /// Pairwise RBF kernel mean between two sets of 2-D rows.
 fn kernel_mean(a: &Tensor<2>, b: &Tensor<2>) -> f64 {
     let an = a.clone().square().sum_dim(1); // [n,1]
@@ -89,8 +100,7 @@ pub fn compute(samples: &[f32], proj: &Projection) -> Result<Metrics, String> {
         radial.push(ei.min(eo));
     }
     out.radial_error_mean = radial.iter().sum::<f64>() / m as f64;
-    radial.sort_by(|a, b| a.total_cmp(b));
-    out.radial_error_median = if m % 2 == 1 { radial[m / 2] } else { 0.5 * (radial[m / 2 - 1] + radial[m / 2]) };
+    out.radial_error_median = median(radial);
     out.off_manifold_mean = off.iter().map(|v| *v as f64).sum::<f64>() / m as f64;
     out.inner_fraction = inner as f64 / m as f64;
 

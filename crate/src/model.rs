@@ -259,20 +259,29 @@ fn sigmoid(x: f32) -> f32 {
     }
 }
 
-/// `exp(v)` for `v <= 0` (Cephes' single-precision polynomial, within 2 ulp), branch-free and
-/// without float-to-int casts (Rust's saturating casts do not vectorise on x86).
+/// Cephes' single-precision `exp` (within 2 ulp), shared by the scalar and the SIMD pass: below
+/// `EXP_MIN` the result is clamped; `v = n ln 2 + r` with ln 2 in two parts; `e^r = 1 + r + r^2
+/// p(r)` with `p`'s coefficients highest power first.
+const EXP_MIN: f32 = -87.0;
+const EXP_LN2_HI: f32 = 0.693_359_4;
+const EXP_LN2_LO: f32 = -2.121_944_4e-4;
+const EXP_POLY: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5];
+/// 1.5 * 2^23: adding it to a float of magnitude below 2^22 rounds it to an integer, which is
+/// then in the low mantissa bits.
+const EXP_SHIFTER: f32 = 12_582_912.0;
+
+/// `exp(v)` for `v <= 0`, branch-free and without float-to-int casts (Rust's saturating casts do
+/// not vectorise on x86).
 #[inline(always)]
 fn exp_nonpositive(v: f32) -> f32 {
-    const SHIFTER: f32 = 12_582_912.0; // 1.5 * 2^23
-    let v = v.max(-87.0);
-    // Round v / ln 2 to an integer n: adding 1.5 * 2^23 leaves n in the low mantissa bits.
-    let t = v * std::f32::consts::LOG2_E + SHIFTER;
-    let n = t - SHIFTER;
-    let r = v - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65) * r + 0.5;
+    let v = v.max(EXP_MIN);
+    let t = v * std::f32::consts::LOG2_E + EXP_SHIFTER;
+    let n = t - EXP_SHIFTER;
+    let r = v - n * EXP_LN2_HI - n * EXP_LN2_LO;
+    let p = EXP_POLY[1..].iter().fold(EXP_POLY[0], |p, c| p * r + c);
     let e = p * r * r + r + 1.0;
     // 2^n from n's bits: (n + 127) << 23.
-    let n_bits = (t.to_bits() as i32).wrapping_sub(SHIFTER.to_bits() as i32);
+    let n_bits = (t.to_bits() as i32).wrapping_sub(EXP_SHIFTER.to_bits() as i32);
     e * f32::from_bits((n_bits.wrapping_add(127) << 23) as u32)
 }
 
@@ -280,6 +289,7 @@ fn exp_nonpositive(v: f32) -> f32 {
 /// turns LLVM's loop vectoriser off.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
+    use super::{EXP_LN2_HI, EXP_LN2_LO, EXP_MIN, EXP_POLY, EXP_SHIFTER};
     use core::arch::wasm32::*;
 
     /// Fills `c` (and `g`) four lanes at a time; returns how many elements it did.
@@ -291,11 +301,11 @@ mod simd128 {
             // have no alignment requirement.
             unsafe {
                 let x = v128_load(v.as_ptr().add(i) as *const v128);
-                let a = f32x4_max(f32x4_neg(f32x4_abs(x)), f(-87.0));
-                let k = f32x4_sub(f32x4_add(f32x4_mul(a, f(std::f32::consts::LOG2_E)), f(12_582_912.0)), f(12_582_912.0));
-                let r = f32x4_add(f32x4_sub(a, f32x4_mul(k, f(0.693_359_4))), f32x4_mul(k, f(2.121_944_4e-4)));
-                let mut p = f(1.987_569_1e-4);
-                for coef in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+                let a = f32x4_max(f32x4_neg(f32x4_abs(x)), f(EXP_MIN));
+                let k = f32x4_sub(f32x4_add(f32x4_mul(a, f(std::f32::consts::LOG2_E)), f(EXP_SHIFTER)), f(EXP_SHIFTER));
+                let r = f32x4_sub(f32x4_sub(a, f32x4_mul(k, f(EXP_LN2_HI))), f32x4_mul(k, f(EXP_LN2_LO)));
+                let mut p = f(EXP_POLY[0]);
+                for &coef in &EXP_POLY[1..] {
                     p = f32x4_add(f32x4_mul(p, r), f(coef));
                 }
                 let e = f32x4_add(f32x4_add(f32x4_mul(f32x4_mul(p, r), r), r), f(1.0));
@@ -476,7 +486,7 @@ mod tests {
             let y = f(x.clone());
             let grads = (y.clone() * w.clone()).sum().backward();
             let g = x.grad(&grads).expect("x has a gradient");
-            (y.into_data().to_vec::<f32>().unwrap(), g.into_data().to_vec::<f32>().unwrap())
+            (y.into_data().try_to_vec::<f32>().unwrap(), g.into_data().try_to_vec::<f32>().unwrap())
         };
         let (ours, burn) = (run(&silu), run(&activation::silu));
         for i in 0..v.len() {
@@ -484,7 +494,7 @@ mod tests {
             assert!((ours.1[i] - burn.1[i]).abs() <= 1e-5 * (1.0 + burn.1[i].abs()), "gradient at {}: {} vs {}", v[i], ours.1[i], burn.1[i]);
         }
         // Without autodiff: the value alone.
-        let plain = silu(Tensor::<2>::from_data(TensorData::new(v.clone(), [2, 67]), &Device::flex())).into_data().to_vec::<f32>().unwrap();
+        let plain = silu(Tensor::<2>::from_data(TensorData::new(v.clone(), [2, 67]), &Device::flex())).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(plain, ours.0);
     }
 

@@ -6,11 +6,11 @@
 //! tensors (full D and the 2-D projection) so a caller can stream them, reading them back
 //! synchronously or asynchronously as its platform allows.
 
-use crate::data::Projection;
+use crate::data::{host_tensor, Projection};
 use crate::model::Model;
 use crate::rng::Rng;
 use crate::target::Parameterization;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 
@@ -109,6 +109,15 @@ pub fn starting_noise(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     Rng::derive(seed, "noise").normals_f32(n * dim)
 }
 
+/// Where a run starts, rows of D: the forward process at t_max with the (unknown) data term
+/// dropped, `u = b(t_max) eps`. a(t_max) is 0 for the linear path and under 0.01 for VP.
+fn starting_positions(field: &dyn Field, n: usize, seed: u64) -> Vec<f32> {
+    let b = field.parameterization().b(field.range().1) as f32;
+    let mut u = starting_noise(n, field.dim(), seed);
+    u.iter_mut().for_each(|v| *v *= b);
+    u
+}
+
 /// One streamed step.
 #[derive(Clone, Debug)]
 pub struct Frame {
@@ -145,10 +154,7 @@ impl Sampler {
         let p = field.parameterization();
         let (lo, hi) = field.range();
         let grid = p.sampling_grid(config.steps, lo, hi);
-        // Start from the forward process at t_max with the (unknown) data term dropped:
-        // u = b(t_max) eps. a(t_max) is 0 for the linear path and under 0.01 for VP.
-        let eps = starting_noise(config.n, dim, config.seed);
-        let u = Tensor::<2>::from_data(TensorData::new(eps, [config.n, dim]), device).mul_scalar(p.b(hi));
+        let u = host_tensor(starting_positions(&*field, config.n, config.seed), dim, device);
         Ok(Sampler { field, config, grid, k: 0, u, prev: None, p: projection.tensor(device), projection: projection.clone() })
     }
 
@@ -161,23 +167,8 @@ impl Sampler {
         if self.k > 0 {
             return None;
         }
-        let (n, dim) = (self.config.n, self.projection.dim);
-        let (_, hi) = self.field.range();
-        let b = self.field.parameterization().b(hi) as f32;
-        let mut u = starting_noise(n, dim, self.config.seed);
-        u.iter_mut().for_each(|v| *v *= b);
-        let m = &self.projection.matrix;
-        let xy = u
-            .chunks_exact(dim)
-            .flat_map(|row| {
-                let (mut x, mut y) = (0f32, 0f32);
-                for (i, v) in row.iter().enumerate() {
-                    x += v * m[2 * i];
-                    y += v * m[2 * i + 1];
-                }
-                [x, y]
-            })
-            .collect();
+        let u = starting_positions(&*self.field, self.config.n, self.config.seed);
+        let xy = self.projection.project_host(&u);
         Some((u, xy))
     }
 
@@ -263,6 +254,7 @@ pub fn read_f32(t: Tensor<2>) -> Vec<f32> {
 mod tests {
     use super::*;
     use crate::data::{R_INNER, R_OUTER};
+    use burn::tensor::TensorData;
 
     /// A field that is the exact conditional optimum for data that is a single point `x0`:
     /// xhat = x0, f*(u, t) = (c - d a / b) x0 + (d / b) u. Every solver must land on x0.

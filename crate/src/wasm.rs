@@ -321,12 +321,8 @@ impl Run {
     /// first frame comes from here.
     pub fn start_on_host(&self) -> Result<JsValue, JsError> {
         let Some((full, xy)) = self.sampler.start_on_host() else { return Ok(JsValue::NULL) };
-        let err = |_| js_err("could not build the start frame");
-        let o = float_arrays([("xy", xy), ("full", full)]).map_err(err)?;
-        for (k, v) in [("step", JsValue::from(0)), ("t", JsValue::from(self.sampler.t())), ("done", JsValue::from(self.sampler.done())), ("total", JsValue::from(self.sampler.total_steps() as f64))] {
-            js_sys::Reflect::set(&o, &k.into(), &v).map_err(err)?;
-        }
-        Ok(o)
+        let s = &self.sampler;
+        frame_object(0, s.t(), s.done(), s.total_steps(), [("xy", Float32Array::from(xy.as_slice())), ("full", Float32Array::from(full.as_slice()))])
     }
 
     #[wasm_bindgen(getter)]
@@ -354,19 +350,22 @@ async fn read(t: Tensor<2>) -> Result<Float32Array, JsError> {
     Ok(Float32Array::from(v.as_slice()))
 }
 
+/// A frame as the page reads it: `{step, t, done, total}` and the given arrays.
+fn frame_object<const N: usize>(step: usize, t: f64, done: bool, total: usize, arrays: [(&str, Float32Array); N]) -> Result<JsValue, JsError> {
+    let o = js_sys::Object::new();
+    let fields = [("step", JsValue::from(step as f64)), ("t", JsValue::from(t)), ("done", JsValue::from(done)), ("total", JsValue::from(total as f64))];
+    for (k, v) in fields.into_iter().chain(arrays.into_iter().map(|(k, a)| (k, a.into()))) {
+        js_sys::Reflect::set(&o, &k.into(), &v).map_err(|_| js_err("could not build the frame object"))?;
+    }
+    Ok(o.into())
+}
+
 #[wasm_bindgen]
 impl StepFrame {
     /// `{step, t, done, total, xy}`, `xy` the plane coordinates as a Float32Array of n * 2.
     pub async fn read_xy(self) -> Result<JsValue, JsError> {
         let xy = read(self.frame.xy).await?;
-        let o = js_sys::Object::new();
-        let set = |k: &str, v: JsValue| js_sys::Reflect::set(&o, &JsValue::from_str(k), &v).map(|_| ()).map_err(|_| js_err("could not build the frame object"));
-        set("step", JsValue::from(self.frame.step as f64))?;
-        set("t", JsValue::from(self.frame.t))?;
-        set("done", JsValue::from(self.done))?;
-        set("total", JsValue::from(self.total as f64))?;
-        set("xy", xy.into())?;
-        Ok(o.into())
+        frame_object(self.frame.step, self.frame.t, self.done, self.total, [("xy", xy)])
     }
 
     /// The full positions, n * D values.
@@ -515,8 +514,7 @@ impl OracleProbe {
 
     /// Rows of R^D ([M, D] flat) to their data-plane coordinates ([M, 2]).
     pub fn project(&self, v: &[f32]) -> Float32Array {
-        let t = crate::data::host_tensor(v.to_vec(), self.oracle.dim, &Device::flex());
-        Float32Array::from(crate::sample::read_f32(self.proj.project(t)).as_slice())
+        Float32Array::from(self.proj.project_host(v).as_slice())
     }
 
     /// `u = a(t) x_i + b(t) eps` for data point `i` and noise from `seed`: a point whose noise

@@ -566,25 +566,17 @@ fn cmd_bench(dim: usize, batch: usize, steps: usize, n: usize, sample_steps: usi
     Ok(())
 }
 
-/// The oracle's full analysis (posterior, E_marg, f*, grad E_marg) at `m` points, D = 128 and
-/// 512, default data and grid: the tensor path on Flex and on wgpu against the WGSL kernel on
-/// the same wgpu device, each with its readback, best of three.
-#[allow(clippy::too_many_arguments)]
+/// Median times of single training and sampling steps on Flex, at `threads` threads of its pool.
 fn cmd_bench_step(model: ModelConfig, batch: usize, steps: usize, n: usize, threads: usize, pretty: bool) -> Res<()> {
     if threads > 0 {
         rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().map_err(|e| format!("cannot set up {threads} threads: {e}"))?;
     }
     let dev = Device::flex();
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let m = v.len() / 2;
-        if v.len() % 2 == 1 { v[m] } else { 0.5 * (v[m - 1] + v[m]) }
-    };
     // Each timed step ends with its result on the host (the loss; the positions' plane
     // coordinates), as the peer's `loss.item()` does.
     let timed = |f: &mut dyn FnMut()| -> f64 {
         (0..3).for_each(|_| f());
-        median((0..steps.max(1)).map(|_| {
+        metrics::median((0..steps.max(1)).map(|_| {
             let t = Instant::now();
             f();
             1e3 * t.elapsed().as_secs_f64()
@@ -607,6 +599,9 @@ fn cmd_bench_step(model: ModelConfig, batch: usize, steps: usize, n: usize, thre
     Ok(())
 }
 
+/// The oracle's full analysis (posterior, E_marg, f*, grad E_marg) at `m` points, D = 128 and
+/// 512, default data and grid: the tensor path on Flex and on wgpu against the WGSL kernel on
+/// the same wgpu device, each with its readback, best of three.
 fn bench_oracle(m: usize, wgpu: &Device, setup: &burn::backend::wgpu::WgpuSetup) -> Res<Value> {
     let mut rows = vec![];
     for dim in [128, 512] {
