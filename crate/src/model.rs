@@ -341,13 +341,19 @@ pub fn time_features(s: f64) -> [f32; TIME_FEATURES] {
 
 /// The embedding rows for a batch of noise levels (zeros when `blind`).
 pub fn time_embedding(config: &ModelConfig, ts: &[f64], device: &Device) -> Tensor<2> {
+    time_rows(config.model, config.blind, ts, device)
+}
+
+/// The embedding rows of parameterization `p` for a batch of noise levels, zeros when `blind`:
+/// every network of the project (the toy MLP, the image U-Net) is made blind this way.
+pub fn time_rows(p: Parameterization, blind: bool, ts: &[f64], device: &Device) -> Tensor<2> {
     let n = ts.len();
-    if config.blind {
+    if blind {
         return Tensor::zeros([n, TIME_FEATURES], device);
     }
     let mut v = Vec::with_capacity(n * TIME_FEATURES);
     for &t in ts {
-        v.extend_from_slice(&time_features(config.model.time_input(t)));
+        v.extend_from_slice(&time_features(p.time_input(t)));
     }
     Tensor::from_data(TensorData::new(v, [n, TIME_FEATURES]), device)
 }

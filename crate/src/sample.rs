@@ -49,6 +49,13 @@ pub enum Solver {
     Heun,
     /// EqM's gradient descent `u <- u - eta f(u)` (Nesterov momentum when `momentum > 0`).
     Descent,
+    /// Stochastic: the ancestral step of the forward process's Markov chain (DDPM's sampler, and
+    /// DDIM with eta = 1, for any schedule). From the field's estimates `xhat`, `epshat` at `t`,
+    /// the next point is drawn from `q(u_s | u_t, x = xhat)`:
+    /// `u_s = a_s xhat + (alpha b_s^2 / b_t) epshat + sigma z`, with `alpha = a_t / a_s` and
+    /// `sigma^2 = b_s^2 (b_t^2 - alpha^2 b_s^2) / b_t^2`. Finite at every point of every path
+    /// (FM's `a(1) = 0` included), unlike an Euler–Maruyama step of the reverse SDE there.
+    Ancestral,
 }
 
 /// One sampling job. Shared by the CLI flags and the browser worker's messages (where a field
@@ -127,8 +134,8 @@ pub struct Frame {
     pub t: f64,
     /// Positions in R^D, [n, D].
     pub u: Tensor<2>,
-    /// Their coordinates in the data plane, `u P`, [n, 2].
-    pub xy: Tensor<2>,
+    /// Their coordinates in the data plane, `u P`, [n, 2] (toy data; `None` for images).
+    pub xy: Option<Tensor<2>>,
 }
 
 /// A sampling run, advanced one step at a time. It shares the field, so a caller (the browser
@@ -140,26 +147,39 @@ pub struct Sampler {
     k: usize,
     u: Tensor<2>,
     prev: Option<Tensor<2>>,
-    p: Tensor<2>,
-    projection: Projection,
+    /// The lift of the toy data, and `P` on the device; `None` where samples are images.
+    projection: Option<(Projection, Tensor<2>)>,
+    /// The ancestral sampler's noise, drawn on the host (the same on every backend).
+    rng: Rng,
+    device: Device,
 }
 
 impl Sampler {
+    /// A run on the toy data: frames carry the plane coordinates `u P`.
     pub fn new(field: Rc<dyn Field>, config: SampleConfig, projection: &Projection, device: &Device) -> Result<Self, String> {
-        config.validate()?;
         let dim = field.dim();
         if projection.dim != dim {
             return Err(format!("projection is for D = {} but the field is for D = {dim}", projection.dim));
         }
+        let mut s = Self::unprojected(field, config, device)?;
+        s.projection = Some((projection.clone(), projection.tensor(device)));
+        Ok(s)
+    }
+
+    /// A run whose samples are not toy points (images): frames carry `u` alone.
+    pub fn unprojected(field: Rc<dyn Field>, config: SampleConfig, device: &Device) -> Result<Self, String> {
+        config.validate()?;
+        let dim = field.dim();
         let p = field.parameterization();
         let (lo, hi) = field.range();
         let grid = p.sampling_grid(config.steps, lo, hi);
         let u = host_tensor(starting_positions(&*field, config.n, config.seed), dim, device);
-        Ok(Sampler { field, config, grid, k: 0, u, prev: None, p: projection.tensor(device), projection: projection.clone() })
+        let rng = Rng::derive(config.seed, "ancestral");
+        Ok(Sampler { field, config, grid, k: 0, u, prev: None, projection: None, rng, device: device.clone() })
     }
 
     /// Before the first step, the positions `u` ([n, D]) and their plane coordinates `u P`
-    /// ([n, 2]) made again on the host from the seed, with no device work and no readback: the
+    /// ([n, 2]; empty for images) made again on the host from the seed, with no device work and no readback: the
     /// page's first frame needs neither (on WebGPU the first kernels to compile and the first
     /// readback took about 2 s). `u` is the device's exactly; `u P` agrees to float32 rounding.
     /// `None` once a step has been taken.
@@ -168,7 +188,7 @@ impl Sampler {
             return None;
         }
         let u = starting_positions(&*self.field, self.config.n, self.config.seed);
-        let xy = self.projection.project_host(&u);
+        let xy = self.projection.as_ref().map(|(p, _)| p.project_host(&u)).unwrap_or_default();
         Some((u, xy))
     }
 
@@ -191,7 +211,8 @@ impl Sampler {
 
     /// The current positions as a frame.
     pub fn frame(&self) -> Frame {
-        Frame { step: self.k, t: self.grid[self.k], u: self.u.clone(), xy: self.u.clone().matmul(self.p.clone()) }
+        let xy = self.projection.as_ref().map(|(_, p)| self.u.clone().matmul(p.clone()));
+        Frame { step: self.k, t: self.grid[self.k], u: self.u.clone(), xy }
     }
 
     fn drift(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
@@ -233,6 +254,18 @@ impl Sampler {
                 self.prev = Some(u);
                 y.clone() - self.field.eval(y, t0).mul_scalar(self.config.eta)
             }
+            Solver::Ancestral => {
+                let f = self.field.eval(u.clone(), t0);
+                let (cu, cf, sigma) = ancestral_coefficients(self.field.parameterization(), t0, t1);
+                let [n, d] = u.dims();
+                let next = u.mul_scalar(cu) + f.mul_scalar(cf);
+                if sigma > 0.0 {
+                    let z = host_tensor(self.rng.normals_f32(n * d), d, &self.device);
+                    next + z.mul_scalar(sigma)
+                } else {
+                    next
+                }
+            }
         };
         self.k += 1;
         Some(self.frame())
@@ -243,6 +276,23 @@ impl Sampler {
         while self.step().is_some() {}
         self.u
     }
+}
+
+/// The ancestral step from `t` down to `s` as `u_s = cu u_t + cf f + sigma z` (see
+/// [`Solver::Ancestral`]): the field's estimates are `xhat = (d u - b f) / det` and
+/// `epshat = (a f - c u) / det`, `det = a d - b c`, all at `t`.
+pub fn ancestral_coefficients(p: Parameterization, t: f64, s: f64) -> (f64, f64, f64) {
+    let (a, b) = (p.a(t), p.b(t));
+    let (c, d) = p.target_coeffs(t);
+    let det = a * d - b * c;
+    let (a_s, b_s) = (p.a(s), p.b(s));
+    let alpha = a / a_s;
+    let var = (b_s * b_s * (b * b - alpha * alpha * b_s * b_s) / (b * b)).max(0.0);
+    let ke = alpha * b_s * b_s / b;
+    // u_s = a_s xhat + ke epshat + sigma z, expanded in u and f.
+    let cu = (a_s * d - ke * c) / det;
+    let cf = (ke * a - a_s * b) / det;
+    (cu, cf, var.sqrt())
 }
 
 /// Host copy of a tensor's values (native, or Flex anywhere).
@@ -287,7 +337,7 @@ mod tests {
         let proj = Projection::new(4, 0).unwrap();
         let x0 = vec![0.5f32, -1.0, 0.25, 0.0];
         for p in Parameterization::ALL {
-            for solver in [Solver::Euler, Solver::Heun] {
+            for solver in [Solver::Euler, Solver::Heun, Solver::Ancestral] {
                 let field = Rc::new(PointField { p, x0: x0.clone() });
                 let cfg = SampleConfig { n: 8, steps: 200, solver, ..Default::default() };
                 let out = read_f32(Sampler::new(field.clone(), cfg, &proj, &device).unwrap().run());
@@ -300,6 +350,51 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn ancestral_steps_keep_the_forward_marginals() {
+        // With the exact conditional field of a point mass x0, xhat = x0 exactly, so after each
+        // ancestral step u_s must be distributed as the forward process, a_s x0 + b_s eps: check
+        // the mean and the variance per coordinate after a few steps, from a start at t_max.
+        let device = Device::flex();
+        let proj = Projection::new(2, 0).unwrap();
+        for p in Parameterization::ALL {
+            let x0 = [0.7f32, -0.4];
+            let field = Rc::new(PointField { p, x0: x0.to_vec() });
+            let cfg = SampleConfig { n: 20_000, steps: 10, solver: Solver::Ancestral, seed: 3, ..Default::default() };
+            let mut s = Sampler::new(field, cfg, &proj, &device).unwrap();
+            for _ in 0..6 {
+                s.step();
+            }
+            let t = s.t();
+            let (a, b) = (p.a(t), p.b(t));
+            let u = read_f32(s.frame().u);
+            for j in 0..2 {
+                let col: Vec<f64> = u.chunks(2).map(|r| r[j] as f64).collect();
+                let mean = col.iter().sum::<f64>() / col.len() as f64;
+                let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / col.len() as f64;
+                let (want_mean, want_var) = (a * x0[j] as f64, b * b);
+                assert!((mean - want_mean).abs() < 0.03 * (1.0 + b), "{p} at t={t}: mean {mean} vs {want_mean}");
+                assert!((var / want_var - 1.0).abs() < 0.05, "{p} at t={t}: variance {var} vs {want_var}");
+            }
+        }
+    }
+
+    #[test]
+    fn ancestral_sampling_of_the_exact_field_lands_on_the_circles() {
+        let device = Device::flex();
+        let proj = Projection::new(8, 1).unwrap();
+        for p in [Parameterization::Fm, Parameterization::Ddpm] {
+            let oracle = crate::oracle::Oracle::for_circles(p, p.default_range(), &proj, 64, 32, &device).unwrap();
+            let field = Rc::new(crate::oracle::OracleField { oracle, blind: false });
+            let cfg = SampleConfig { n: 400, steps: 200, solver: Solver::Ancestral, ..Default::default() };
+            let out = read_f32(Sampler::new(field, cfg, &proj, &device).unwrap().run());
+            let m = crate::metrics::compute(&out, &proj).unwrap();
+            assert_eq!(m.diverged, 0, "{p}");
+            assert!(m.radial_error_median < 0.05, "{p}: {m:?}");
+            assert!((m.inner_fraction - 0.5).abs() < 0.1, "{p}: {m:?}");
         }
     }
 
@@ -347,7 +442,7 @@ mod tests {
             let (u, xy) = s.start_on_host().expect("no step taken yet");
             let f = s.frame();
             assert_eq!(u, read_f32(f.u), "{p}");
-            for (a, b) in xy.iter().zip(read_f32(f.xy)) {
+            for (a, b) in xy.iter().zip(read_f32(f.xy.unwrap())) {
                 assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{p}: {a} vs {b}");
             }
             s.step();
@@ -368,7 +463,7 @@ mod tests {
         while let Some(f) = s.step() {
             count += 1;
             assert_eq!(f.step, count);
-            assert_eq!(f.xy.dims(), [5, 2]);
+            assert_eq!(f.xy.unwrap().dims(), [5, 2]);
             assert_eq!(f.u.dims(), [5, 3]);
         }
         assert_eq!(count, 7);

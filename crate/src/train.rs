@@ -101,10 +101,15 @@ impl TrainConfig {
 
     /// Learning rate at step `k` (0-based): cosine from `lr` down to `lr / 10` over `steps`.
     pub fn lr_at(&self, k: usize) -> f64 {
-        let p = (k as f64 / self.steps.max(1) as f64).min(1.0);
-        let floor = 0.1;
-        self.lr * (floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
+        cosine_lr(self.lr, k, self.steps)
     }
+}
+
+/// Learning rate at step `k` (0-based) of `steps`: cosine from `lr` down to `lr / 10`.
+pub fn cosine_lr(lr: f64, k: usize, steps: usize) -> f64 {
+    let p = (k as f64 / steps.max(1) as f64).min(1.0);
+    let floor = 0.1;
+    lr * (floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
 }
 
 /// The trainer's state between steps.

@@ -364,7 +364,7 @@ fn frame_object<const N: usize>(step: usize, t: f64, done: bool, total: usize, a
 impl StepFrame {
     /// `{step, t, done, total, xy}`, `xy` the plane coordinates as a Float32Array of n * 2.
     pub async fn read_xy(self) -> Result<JsValue, JsError> {
-        let xy = read(self.frame.xy).await?;
+        let xy = read(self.frame.xy.ok_or_else(|| js_err("this run's samples have no plane coordinates"))?).await?;
         frame_object(self.frame.step, self.frame.t, self.done, self.total, [("xy", xy)])
     }
 

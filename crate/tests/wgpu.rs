@@ -36,7 +36,7 @@ fn wgpu_agrees_with_flex() {
         let proj = tr.projection().clone();
         let mut s = Sampler::new(Rc::new(model), SampleConfig { n: 32, steps: 2, ..Default::default() }, &proj, dev).unwrap();
         let frame = s.step().unwrap();
-        results.push((losses, read_f32(frame.u), read_f32(frame.xy)));
+        results.push((losses, read_f32(frame.u), read_f32(frame.xy.unwrap())));
     }
     let (a, b) = (&results[0], &results[1]);
     for (x, y) in a.0.iter().zip(&b.0) {

@@ -19,9 +19,10 @@ use std::rc::Rc;
 use std::time::Instant;
 
 mod figure;
+mod images;
 
 #[derive(Parser)]
-#[command(name = "geonoise", version, about = "Blind vs noise-conditioned diffusion on the concentric-circles toy of 'The Geometry of Noise'")]
+#[command(name = "geonoise", version, about = "Blind vs noise-conditioned diffusion: the concentric-circles toy and the image experiment of 'The Geometry of Noise'")]
 struct Cli {
     /// Compute device: flex (CPU) or wgpu (Vulkan/Metal/DX12; Mesa lavapipe without a GPU).
     #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Flex)]
@@ -147,6 +148,12 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         grid: usize,
     },
+    /// The paper's image experiment (Sec. 7.1): U-Nets on Fashion-MNIST / MNIST, sample grids,
+    /// the metric table.
+    Images {
+        #[command(subcommand)]
+        command: images::ImagesCommand,
+    },
     /// Training and sampling throughput on each available device.
     Bench {
         #[arg(long, default_value_t = 128)]
@@ -209,7 +216,7 @@ struct OracleArgs {
     grid: usize,
 }
 
-type Res<T> = Result<T, String>;
+pub(crate) type Res<T> = Result<T, String>;
 
 fn device(arg: DeviceArg) -> Res<Device> {
     match arg {
@@ -218,17 +225,17 @@ fn device(arg: DeviceArg) -> Res<Device> {
     }
 }
 
-fn emit(value: &Value, pretty: bool) {
+pub(crate) fn emit(value: &Value, pretty: bool) {
     let s = if pretty { serde_json::to_string_pretty(value) } else { serde_json::to_string(value) }.unwrap();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{s}");
 }
 
-fn read_file(path: &PathBuf) -> Res<Vec<u8>> {
+pub(crate) fn read_file(path: &PathBuf) -> Res<Vec<u8>> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
-fn write_file(path: &PathBuf, bytes: &[u8]) -> Res<()> {
+pub(crate) fn write_file(path: &PathBuf, bytes: &[u8]) -> Res<()> {
     std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
@@ -252,7 +259,7 @@ fn summary_metrics(m: &Metrics) -> String {
 fn run_sampler(field: Rc<dyn Field>, cfg: &SampleConfig, proj: &Projection, device: &Device, trajectory: bool) -> Res<(Vec<f32>, Vec<Value>)> {
     let mut s = Sampler::new(field, cfg.clone(), proj, device)?;
     let mut frames = vec![];
-    let record = |f: geonoise::sample::Frame| json!({"step": f.step, "t": f.t, "xy": rows(&read_f32(f.xy), 2)});
+    let record = |f: geonoise::sample::Frame| json!({"step": f.step, "t": f.t, "xy": f.xy.map(|xy| rows(&read_f32(xy), 2))});
     if trajectory {
         frames.push(record(s.frame()));
     }
@@ -524,11 +531,12 @@ fn cmd_bench(dim: usize, batch: usize, steps: usize, n: usize, sample_steps: usi
         let proj = tr.projection().clone();
         let scfg = SampleConfig { n, steps: sample_steps + 1, ..Default::default() };
         let mut s = Sampler::new(Rc::new(model), scfg, &proj, &dev)?;
+        let plane = |s: &Sampler| read_f32(s.frame().xy.expect("a toy run projects"));
         s.step();
-        read_f32(s.frame().xy);
+        plane(&s);
         let t1 = Instant::now();
         while s.step().is_some() {}
-        read_f32(s.frame().xy);
+        plane(&s);
         let sample_s = t1.elapsed().as_secs_f64();
         let r = json!({
             "device": name,
@@ -593,7 +601,7 @@ fn cmd_bench_step(model: ModelConfig, batch: usize, steps: usize, n: usize, thre
     let mut s = Sampler::new(Rc::new(tr.model()), scfg, &proj, &dev)?;
     let sample_ms = timed(&mut || {
         let f = s.step().expect("fewer timed steps than the sampler's");
-        read_f32(f.xy);
+        read_f32(f.xy.expect("a toy run projects"));
     });
     emit(&json!({"threads": rayon::current_num_threads(), "train_ms": train_ms, "sample_ms": sample_ms, "batch": batch, "n": n}), pretty);
     Ok(())
@@ -829,6 +837,7 @@ fn run(cli: Cli) -> Res<()> {
         Command::Figure { out, oracle, pretrained, table, models, dims, n, steps, seed, data_points, grid } => {
             cmd_figure(out, oracle, pretrained, table, models, dims, n, steps, seed, data_points, grid, &dev()?, pretty)
         }
+        Command::Images { command } => images::run(command, &dev()?, pretty),
         Command::Bench { dim, batch, steps, n, sample_steps } => cmd_bench(dim, batch, steps, n, sample_steps, pretty),
         Command::BenchStep { dim, width, depth, batch, steps, n, threads } => cmd_bench_step(ModelConfig { width, depth, ..ModelConfig::new(Parameterization::Fm, false, dim) }, batch, steps, n, threads, pretty),
     }

@@ -1,0 +1,322 @@
+//! Training an image model: the toy's objective `E || f_theta(u [, t]) - f ||^2` on real images,
+//! with the paper's recipe where the machine allows (Adam, batch 128, EMA 0.999 of the weights,
+//! 10,000 steps). The EMA weights are what is saved and sampled.
+//!
+//! A run is resumable: `state` gives the raw and the EMA weights with the step they were taken
+//! at, and `ImageTrainer::resume` goes on from them (Adam's moments start afresh, and the
+//! batches come from a stream of their own, as the toy's `Trainer::resume`).
+
+use super::idx::{DataName, Images};
+use super::store::Stored;
+use super::unet::{ImageModel, UNet, UNetConfig};
+use crate::model::time_rows;
+use crate::rng::Rng;
+use crate::train::cosine_lr;
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// One image training run. Shared by the CLI flags and the checkpoints' training record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(not(target_family = "wasm"), derive(clap::Args))]
+pub struct ImageTrainConfig {
+    #[cfg_attr(not(target_family = "wasm"), command(flatten))]
+    pub net: UNetConfig,
+    /// The data set.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, value_enum, default_value_t = DataName::FashionMnist))]
+    pub data: DataName,
+    /// Number of optimizer steps.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 10_000))]
+    pub steps: usize,
+    /// Batch size.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 128))]
+    pub batch: usize,
+    /// Peak learning rate (Adam; cosine-decayed to a tenth by the last step).
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 1e-3))]
+    pub lr: f64,
+    /// Decay of the exponential moving average of the weights.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 0.999))]
+    pub ema: f64,
+    /// Clip each parameter's gradient to this norm (0 = off).
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 1.0))]
+    pub grad_clip: f64,
+    /// Seed of the initial weights and the batches.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 0))]
+    pub seed: u64,
+}
+
+impl ImageTrainConfig {
+    pub fn new(net: UNetConfig) -> Self {
+        ImageTrainConfig { net, data: DataName::FashionMnist, steps: 10_000, batch: 128, lr: 1e-3, ema: 0.999, grad_clip: 1.0, seed: 0 }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.net.validate()?;
+        if !(1..=4096).contains(&self.batch) {
+            return Err(format!("batch size {} is out of range 1..=4096", self.batch));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
+            return Err(format!("learning rate {} is out of range (0, 1]", self.lr));
+        }
+        if !(self.ema.is_finite() && (0.0..1.0).contains(&self.ema)) {
+            return Err(format!("EMA decay {} is out of range [0, 1)", self.ema));
+        }
+        if !(self.grad_clip.is_finite() && self.grad_clip >= 0.0) {
+            return Err(format!("gradient clip {} must be >= 0", self.grad_clip));
+        }
+        Ok(())
+    }
+}
+
+/// Every float parameter of a module, flattened, in visiting order.
+struct Gather(Vec<Tensor<1>>);
+
+impl ModuleVisitor for Gather {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = param.val();
+        let n = t.shape().num_elements();
+        self.0.push(t.reshape([n]));
+    }
+}
+
+/// `e <- decay e + (1 - decay) w` for every parameter, `w` taken in the same visiting order.
+struct Blend {
+    source: VecDeque<Tensor<1>>,
+    decay: f64,
+}
+
+impl ModuleMapper for Blend {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let w = self.source.pop_front().expect("the two modules have the same parameters");
+        let decay = self.decay;
+        param.map(|e| {
+            let dims = e.dims();
+            e.mul_scalar(decay) + w.reshape(dims).mul_scalar(1.0 - decay)
+        })
+    }
+}
+
+/// The moving average `ema` moved towards `net` (two modules of the same architecture, on the
+/// same plain device).
+pub fn ema_update<M: Module>(ema: M, net: &M, decay: f64) -> M {
+    let mut g = Gather(vec![]);
+    net.visit(&mut g);
+    ema.map(&mut Blend { source: g.0.into(), decay })
+}
+
+/// The training record saved with an image checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageTrainingInfo {
+    pub train: ImageTrainConfig,
+    pub steps_done: usize,
+    pub final_loss: Option<f32>,
+    /// Wall-clock seconds of training, summed over resumed sessions.
+    pub seconds: f64,
+}
+
+impl Stored for UNet {
+    type Config = UNetConfig;
+    const FORMAT: &'static str = "geonoise-unet";
+    fn build(config: &UNetConfig, device: &Device) -> Result<UNet, String> {
+        config.validate()?;
+        Ok(UNet::init(config, 0, device))
+    }
+}
+
+pub struct ImageTrainer {
+    pub config: ImageTrainConfig,
+    /// On the autodiff device; `None` only inside `step`.
+    net: Option<UNet>,
+    /// The moving average, on the plain device.
+    ema: UNet,
+    optim: ModuleOptimizer,
+    device: Device,
+    /// The training images on the models' scale, rows of `side * side`.
+    data: Vec<f32>,
+    n: usize,
+    rng: Rng,
+    step: usize,
+    last_loss: Option<Tensor<1>>,
+}
+
+impl ImageTrainer {
+    /// A fresh run on `images` (the training split).
+    pub fn new(config: ImageTrainConfig, images: &Images, device: &Device) -> Result<ImageTrainer, String> {
+        config.validate()?;
+        let net = UNet::init(&config.net, config.seed, device);
+        let ema = net.clone();
+        let rng = Rng::derive(config.seed, "image batches");
+        Self::with(config, net, ema, 0, images, device, rng)
+    }
+
+    /// Goes on from the raw and EMA weights of step `step`.
+    pub fn resume(config: ImageTrainConfig, raw: UNet, ema: UNet, step: usize, images: &Images, device: &Device) -> Result<ImageTrainer, String> {
+        config.validate()?;
+        let rng = Rng::derive(config.seed, &format!("image batches from step {step}"));
+        Self::with(config, raw, ema, step, images, device, rng)
+    }
+
+    fn with(config: ImageTrainConfig, net: UNet, ema: UNet, step: usize, images: &Images, device: &Device, rng: Rng) -> Result<ImageTrainer, String> {
+        let side = config.net.side;
+        if (images.rows, images.cols) != (side, side) {
+            return Err(format!("the images are {} x {}, the network is for {side} x {side}", images.rows, images.cols));
+        }
+        if images.n == 0 {
+            return Err("no training images".into());
+        }
+        let clip = (config.grad_clip > 0.0).then(|| GradientClippingConfig::Norm(config.grad_clip as f32));
+        let optim = AdamConfig::new().with_epsilon(1e-8).with_grad_clipping(clip).init();
+        let ad = device.clone().autodiff();
+        Ok(ImageTrainer {
+            config: ImageTrainConfig { net: config.net.resolved(), ..config },
+            net: Some(net.to_device(&ad).train()),
+            ema: ema.to_device(device),
+            optim,
+            device: ad,
+            data: images.unit_rows(images.n),
+            n: images.n,
+            rng,
+            step,
+            last_loss: None,
+        })
+    }
+
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+
+    pub fn finished(&self) -> bool {
+        self.step >= self.config.steps
+    }
+
+    /// One optimizer step on a fresh batch, then the EMA update. Reads nothing back.
+    pub fn step(&mut self) {
+        let cfg = &self.config;
+        let (b, d, s) = (cfg.batch, cfg.net.dim(), cfg.net.side);
+        let p = cfg.net.model;
+        let (lo, hi) = cfg.net.range();
+        let prior = p.prior();
+        let mut x = Vec::with_capacity(b * d);
+        for _ in 0..b {
+            let i = self.rng.below(self.n);
+            x.extend_from_slice(&self.data[i * d..(i + 1) * d]);
+        }
+        let eps = self.rng.normals_f32(b * d);
+        let ts: Vec<f64> = (0..b).map(|_| prior.quantile(self.rng.uniform(), lo, hi)).collect();
+        let mut coeffs = Vec::with_capacity(4 * b);
+        for &t in &ts {
+            let (c, dd) = p.target_coeffs(t);
+            coeffs.extend_from_slice(&[p.a(t) as f32, p.b(t) as f32, c as f32, dd as f32]);
+        }
+        let dev = &self.device;
+        let x = Tensor::<4>::from_data(TensorData::new(x, [b, 1, s, s]), dev);
+        let eps = Tensor::<4>::from_data(TensorData::new(eps, [b, 1, s, s]), dev);
+        let co = Tensor::<2>::from_data(TensorData::new(coeffs, [b, 4]), dev);
+        let col = |j: usize| co.clone().slice([0..b, j..j + 1]).reshape([b, 1, 1, 1]);
+        let u = x.clone() * col(0) + eps.clone() * col(1);
+        let target = x * col(2) + eps * col(3);
+        let emb = time_rows(p, cfg.net.blind, &ts, dev);
+
+        let net = self.net.take().expect("trainer net present between steps");
+        let loss = (net.forward(u, emb) - target).square().mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let net = self.optim.step(cosine_lr(cfg.lr, self.step, cfg.steps), net, grads);
+        self.ema = ema_update(self.ema.clone(), &net.valid(), cfg.ema);
+        self.net = Some(net);
+        self.last_loss = Some(loss.detach());
+        self.step += 1;
+    }
+
+    /// The last step's loss, read synchronously.
+    pub fn loss(&self) -> Option<f32> {
+        let t = self.last_loss.clone()?;
+        t.into_data().convert::<f32>().try_to_vec::<f32>().ok()?.first().copied()
+    }
+
+    /// The raw weights, on the plain device.
+    pub fn raw(&self) -> UNet {
+        self.net.as_ref().expect("trainer net present between steps").valid()
+    }
+
+    /// The EMA weights as a model, ready to sample.
+    pub fn ema_model(&self) -> ImageModel {
+        ImageModel { config: self.config.net.clone(), net: self.ema.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::read_f32;
+    use crate::target::Parameterization;
+
+    /// Small images with structure a network can learn: a bright square at a random place.
+    fn squares(n: usize, side: usize) -> Images {
+        let mut rng = Rng::new(4);
+        let mut pixels = vec![0u8; n * side * side];
+        for i in 0..n {
+            let (r, c) = (rng.below(side - 3), rng.below(side - 3));
+            for dr in 0..3 {
+                for dc in 0..3 {
+                    pixels[i * side * side + (r + dr) * side + c + dc] = 255;
+                }
+            }
+        }
+        Images { n, rows: side, cols: side, pixels }
+    }
+
+    fn config(model: Parameterization, blind: bool) -> ImageTrainConfig {
+        let net = UNetConfig { channels: 8, mults: vec![1, 2], side: 8, patch: 2, ..UNetConfig::new(model, blind) };
+        ImageTrainConfig { steps: 60, batch: 16, lr: 3e-3, ema: 0.9, ..ImageTrainConfig::new(net) }
+    }
+
+    #[test]
+    fn loss_falls_and_the_ema_follows_the_weights() {
+        let device = Device::flex();
+        let images = squares(64, 8);
+        for (model, blind) in [(Parameterization::Fm, true), (Parameterization::Ddpm, false)] {
+            let mut tr = ImageTrainer::new(config(model, blind), &images, &device).unwrap();
+            let mut losses = vec![];
+            let before = read_f32(tr.ema_model().net.input.weight.val().reshape([8, 36]));
+            while !tr.finished() {
+                tr.step();
+                losses.push(tr.loss().unwrap());
+            }
+            let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
+            let (first, last) = (mean(&losses[..5]), mean(&losses[losses.len() - 10..]));
+            assert!(last < 0.8 * first, "{model} blind={blind}: loss {first} -> {last}");
+            // The EMA sits between where the weights started and where they are now.
+            let raw = read_f32(tr.raw().input.weight.val().reshape([8, 36]));
+            let ema = read_f32(tr.ema_model().net.input.weight.val().reshape([8, 36]));
+            let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt();
+            assert!(dist(&ema, &raw) < dist(&before, &raw), "EMA did not move towards the weights");
+            assert!(dist(&ema, &before) > 0.0);
+        }
+    }
+
+    #[test]
+    fn ema_update_is_the_weighted_mean() {
+        let device = Device::flex();
+        let cfg = UNetConfig { channels: 4, mults: vec![1], side: 4, patch: 1, ..UNetConfig::new(Parameterization::Fm, true) };
+        let a = UNet::init(&cfg, 1, &device);
+        let b = UNet::init(&cfg, 2, &device);
+        let w = |m: &UNet| read_f32(m.input.weight.val().reshape([4, 9]));
+        let (wa, wb) = (w(&a), w(&b));
+        let mixed = w(&ema_update(a, &b, 0.75));
+        for i in 0..wa.len() {
+            assert!((mixed[i] - (0.75 * wa[i] + 0.25 * wb[i])).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn wrong_image_size_and_bad_settings_are_refused() {
+        let device = Device::flex();
+        let e = ImageTrainer::new(config(Parameterization::Fm, true), &squares(4, 12), &device).err().unwrap();
+        assert!(e.contains("12 x 12"), "{e}");
+        let bad = ImageTrainConfig { ema: 1.0, ..config(Parameterization::Fm, true) };
+        assert!(ImageTrainer::new(bad, &squares(4, 8), &device).is_err());
+    }
+}
