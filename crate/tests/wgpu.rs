@@ -1,10 +1,13 @@
 //! The native wgpu path (Mesa lavapipe where there is no GPU) agrees with Flex for a training
-//! step and a sampling step. Skipped when no adapter exists, unless GEONOISE_REQUIRE_WGPU is set
+//! step and a sampling step, of the toy's MLP and of the image U-Net. Skipped when no adapter exists, unless GEONOISE_REQUIRE_WGPU is set
 //! (CI installs lavapipe and sets it, so there the test cannot silently skip).
 
 use burn::tensor::Device;
+use geonoise::image::idx::Images;
+use geonoise::image::train::{ImageTrainConfig, ImageTrainer};
+use geonoise::image::unet::UNetConfig;
 use geonoise::model::ModelConfig;
-use geonoise::sample::{read_f32, SampleConfig, Sampler};
+use geonoise::sample::{read_f32, SampleConfig, Sampler, Solver};
 use geonoise::target::Parameterization;
 use geonoise::train::{TrainConfig, Trainer};
 use std::rc::Rc;
@@ -46,4 +49,27 @@ fn wgpu_agrees_with_flex() {
         let max = va.iter().zip(vb.iter()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
         assert!(max < 1e-3, "flex and wgpu positions differ by {max}");
     }
+
+    // The image recipe (`geonoise images train --device wgpu`): a small U-Net on 8 x 8 images.
+    let side = 8;
+    let images = Images { n: 32, rows: side, cols: side, pixels: (0..32 * side * side).map(|i| ((i * 37) % 256) as u8).collect() };
+    let net = UNetConfig { channels: 8, mults: vec![1, 2], side, patch: 2, ..UNetConfig::new(Parameterization::Fm, true) };
+    let cfg = ImageTrainConfig { steps: 3, batch: 8, ..ImageTrainConfig::new(net) };
+    let mut runs = vec![];
+    for dev in [&flex, &wgpu] {
+        let mut tr = ImageTrainer::new(cfg.clone(), &images, dev).unwrap();
+        let mut losses = vec![];
+        while !tr.finished() {
+            tr.step();
+            losses.push(tr.loss().unwrap());
+        }
+        let field = Rc::new(tr.ema_model());
+        let mut s = Sampler::unprojected(field, SampleConfig { n: 4, steps: 2, solver: Solver::Ancestral, ..Default::default() }, dev).unwrap();
+        runs.push((losses, read_f32(s.step().unwrap().u)));
+    }
+    for (x, y) in runs[0].0.iter().zip(&runs[1].0) {
+        assert!((x - y).abs() <= 1e-3 * x.abs().max(1.0), "U-Net losses {:?} vs {:?}", runs[0].0, runs[1].0);
+    }
+    let max = runs[0].1.iter().zip(&runs[1].1).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(max < 1e-3, "flex and wgpu U-Net samples differ by {max}");
 }
