@@ -22,6 +22,7 @@ use crate::train::TrainConfig;
 use burn::store::{FloatCastAdapter, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{DType, Device};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -172,19 +173,25 @@ pub fn save(model: &Model, training: Option<&TrainingInfo>) -> Result<Vec<u8>, C
 
 /// Serialise a model with its weights stored at `precision`.
 pub fn save_as(model: &Model, training: Option<&TrainingInfo>, precision: Precision) -> Result<Vec<u8>, CheckpointError> {
-    let config = serde_json::to_string(&model.config.resolved()).map_err(|e| CheckpointError::Save(e.to_string()))?;
+    let training = training.map(serde_json::to_value).transpose().map_err(|e| CheckpointError::Save(e.to_string()))?;
+    write(&model.net, FORMAT, &model.config.resolved(), training.as_ref(), precision)
+}
+
+/// The bytes of a file of kind `format` holding `net`, with `config` and `training` as JSON in the
+/// metadata: every kind of network the project stores (the toy's, the image experiment's).
+pub(crate) fn write<M: ModuleSnapshot, C: Serialize>(net: &M, format: &str, config: &C, training: Option<&serde_json::Value>, precision: Precision) -> Result<Vec<u8>, CheckpointError> {
+    let config = serde_json::to_string(config).map_err(|e| CheckpointError::Save(e.to_string()))?;
     let mut store = SafetensorsStore::from_bytes(None)
-        .metadata(KEY_FORMAT, FORMAT)
+        .metadata(KEY_FORMAT, format)
         .metadata(KEY_VERSION, VERSION.to_string())
         .metadata(KEY_CONFIG, config);
     if let Some(info) = training {
-        let json = serde_json::to_string(info).map_err(|e| CheckpointError::Save(e.to_string()))?;
-        store = store.metadata(KEY_TRAINING, json);
+        store = store.metadata(KEY_TRAINING, info.to_string());
     }
     if precision == Precision::F16 {
         store = store.with_to_adapter(FloatCastAdapter::to(DType::F16));
     }
-    model.net.save_into(&mut store).map_err(|e| CheckpointError::Save(e.to_string()))?;
+    net.save_into(&mut store).map_err(|e| CheckpointError::Save(e.to_string()))?;
     store.get_bytes().map_err(|e| CheckpointError::Save(e.to_string()))
 }
 
@@ -196,7 +203,7 @@ pub struct Header {
 }
 
 /// Says in words what a safetensors parse error means for the person holding the file.
-pub(crate) fn unreadable(e: SafeTensorError) -> CheckpointError {
+fn unreadable(e: SafeTensorError) -> CheckpointError {
     use SafeTensorError::*;
     let why = match &e {
         HeaderTooSmall | HeaderTooLarge | InvalidHeaderLength | InvalidHeader(_) | InvalidHeaderDeserialization(_) | JsonError(_) => {
@@ -211,7 +218,7 @@ pub(crate) fn unreadable(e: SafeTensorError) -> CheckpointError {
 }
 
 /// Counts the non-finite values of a stored F32 or F16 tensor without decoding it.
-pub(crate) fn non_finite(dtype: Dtype, bytes: &[u8]) -> usize {
+fn non_finite(dtype: Dtype, bytes: &[u8]) -> usize {
     match dtype {
         Dtype::F32 => bytes.chunks_exact(4).filter(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & 0x7f80_0000 == 0x7f80_0000).count(),
         Dtype::F16 => bytes.chunks_exact(2).filter(|c| u16::from_le_bytes([c[0], c[1]]) & 0x7c00 == 0x7c00).count(),
@@ -219,58 +226,82 @@ pub(crate) fn non_finite(dtype: Dtype, bytes: &[u8]) -> usize {
     }
 }
 
-/// Reads and validates the header: format, version, config, and every tensor's name, shape and
-/// dtype against the architecture the config describes, and that every weight is finite.
-pub fn inspect(bytes: &[u8]) -> Result<Header, CheckpointError> {
+/// A file's safetensors view and its metadata, once its format (`format`) and version are
+/// checked.
+pub(crate) struct Raw<'a> {
+    pub tensors: SafeTensors<'a>,
+    pub metadata: HashMap<String, String>,
+}
+
+impl Raw<'_> {
+    /// The metadata entry `key` read as JSON (`None` where it is absent).
+    pub(crate) fn json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CheckpointError> {
+        self.metadata.get(key).map(|j| serde_json::from_str(j).map_err(|e| CheckpointError::BadConfig(format!("{key}: {e}")))).transpose()
+    }
+
+    /// The config the file's architecture is built from.
+    pub(crate) fn config<T: DeserializeOwned>(&self) -> Result<T, CheckpointError> {
+        self.json(KEY_CONFIG)?.ok_or_else(|| CheckpointError::BadConfig("no config in the metadata".into()))
+    }
+
+    pub(crate) fn training<T: DeserializeOwned>(&self) -> Result<Option<T>, CheckpointError> {
+        self.json(KEY_TRAINING).map_err(|e| match e {
+            CheckpointError::BadConfig(m) => CheckpointError::BadConfig(format!("training info: {m}")),
+            e => e,
+        })
+    }
+
+    /// Every tensor's name, shape, dtype and finiteness against `expected`, and nothing more.
+    pub(crate) fn check_tensors(&self, expected: &[(String, Vec<usize>)]) -> Result<(), CheckpointError> {
+        let found: HashMap<String, _> = self.tensors.tensors().into_iter().collect();
+        for (name, shape) in expected {
+            let view = found.get(name).ok_or_else(|| CheckpointError::MissingTensor(name.clone()))?;
+            if view.shape() != shape.as_slice() {
+                return Err(CheckpointError::Shape { name: name.clone(), found: view.shape().to_vec(), expected: shape.clone() });
+            }
+            if !matches!(view.dtype(), Dtype::F32 | Dtype::F16) {
+                return Err(CheckpointError::Dtype { name: name.clone(), found: format!("{:?}", view.dtype()) });
+            }
+            let bad = non_finite(view.dtype(), view.data());
+            if bad > 0 {
+                return Err(CheckpointError::NonFinite { name: name.clone(), count: bad });
+            }
+        }
+        if let Some(extra) = found.keys().find(|k| !expected.iter().any(|(n, _)| n == *k)) {
+            return Err(CheckpointError::UnexpectedTensor(extra.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Parses a file's header and checks that it is a geonoise file of kind `format` in a version
+/// this build reads. A geonoise file of another kind (an image model given for a toy one) is a
+/// mismatch that names both.
+pub(crate) fn read_header<'a>(bytes: &'a [u8], format: &str) -> Result<Raw<'a>, CheckpointError> {
     if bytes.is_empty() {
         return Err(CheckpointError::Empty);
     }
-    let st = SafeTensors::deserialize(bytes).map_err(unreadable)?;
+    let tensors = SafeTensors::deserialize(bytes).map_err(unreadable)?;
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(unreadable)?;
-    let md: HashMap<String, String> = meta.metadata().clone().unwrap_or_default();
-    if md.get(KEY_FORMAT).map(String::as_str) != Some(FORMAT) {
-        return Err(CheckpointError::NotGeonoise);
+    let metadata: HashMap<String, String> = meta.metadata().clone().unwrap_or_default();
+    match metadata.get(KEY_FORMAT).map(String::as_str) {
+        Some(f) if f == format => {}
+        Some(other) if other.starts_with("geonoise") => {
+            return Err(CheckpointError::Mismatch(format!("the file holds a {other}, expected a {format}")));
+        }
+        _ => return Err(CheckpointError::NotGeonoise),
     }
-    let version = md.get(KEY_VERSION).cloned().unwrap_or_default();
+    let version = metadata.get(KEY_VERSION).cloned().unwrap_or_default();
     match version.parse::<u32>() {
-        Ok(v) if v <= VERSION && v >= 1 => {}
+        Ok(v) if (1..=VERSION).contains(&v) => {}
         Ok(v) if v > VERSION => return Err(CheckpointError::FutureVersion { found: version }),
         _ => return Err(CheckpointError::BadConfig(format!("unreadable format version '{version}'"))),
     }
-    let config_json = md.get(KEY_CONFIG).ok_or_else(|| CheckpointError::BadConfig("no config in the metadata".into()))?;
-    let config: ModelConfig = serde_json::from_str(config_json).map_err(|e| CheckpointError::BadConfig(e.to_string()))?;
-    config.validate().map_err(CheckpointError::BadConfig)?;
-    let training = match md.get(KEY_TRAINING) {
-        Some(j) => Some(serde_json::from_str(j).map_err(|e| CheckpointError::BadConfig(format!("training info: {e}")))?),
-        None => None,
-    };
-
-    let expected = expected_tensors(&config);
-    let found: HashMap<String, _> = st.tensors().into_iter().collect();
-    for (name, shape) in &expected {
-        let view = found.get(name).ok_or_else(|| CheckpointError::MissingTensor(name.clone()))?;
-        if view.shape() != shape.as_slice() {
-            return Err(CheckpointError::Shape { name: name.clone(), found: view.shape().to_vec(), expected: shape.clone() });
-        }
-        if !matches!(view.dtype(), Dtype::F32 | Dtype::F16) {
-            return Err(CheckpointError::Dtype { name: name.clone(), found: format!("{:?}", view.dtype()) });
-        }
-        let bad = non_finite(view.dtype(), view.data());
-        if bad > 0 {
-            return Err(CheckpointError::NonFinite { name: name.clone(), count: bad });
-        }
-    }
-    if let Some(extra) = found.keys().find(|k| !expected.iter().any(|(n, _)| n == *k)) {
-        return Err(CheckpointError::UnexpectedTensor(extra.clone()));
-    }
-    Ok(Header { config, training })
+    Ok(Raw { tensors, metadata })
 }
 
-/// Loads a checkpoint onto `device`; the file must be what `expect` asks for.
-pub fn load(bytes: &[u8], device: &Device, expect: &Expected) -> Result<(Model, Header), CheckpointError> {
-    let header = inspect(bytes)?;
-    expect.check(&header.config)?;
-    let mut net = Net::init(&header.config, 0, device);
+/// Applies a checked file's weights (F32 or F16 on disk) to `net`.
+pub(crate) fn apply<M: ModuleSnapshot>(net: &mut M, bytes: &[u8]) -> Result<(), CheckpointError> {
     let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()))
         .validate(true)
         .allow_partial(false)
@@ -279,6 +310,26 @@ pub fn load(bytes: &[u8], device: &Device, expect: &Expected) -> Result<(Model, 
     if !result.errors.is_empty() {
         return Err(CheckpointError::Load(format!("{:?}", result.errors)));
     }
+    Ok(())
+}
+
+/// Reads and validates the header: format, version, config, and every tensor's name, shape and
+/// dtype against the architecture the config describes, and that every weight is finite.
+pub fn inspect(bytes: &[u8]) -> Result<Header, CheckpointError> {
+    let raw = read_header(bytes, FORMAT)?;
+    let config: ModelConfig = raw.config()?;
+    config.validate().map_err(CheckpointError::BadConfig)?;
+    let training = raw.training()?;
+    raw.check_tensors(&expected_tensors(&config))?;
+    Ok(Header { config, training })
+}
+
+/// Loads a checkpoint onto `device`; the file must be what `expect` asks for.
+pub fn load(bytes: &[u8], device: &Device, expect: &Expected) -> Result<(Model, Header), CheckpointError> {
+    let header = inspect(bytes)?;
+    expect.check(&header.config)?;
+    let mut net = Net::init(&header.config, 0, device);
+    apply(&mut net, bytes)?;
     Ok((Model { config: header.config.clone(), net }, header))
 }
 

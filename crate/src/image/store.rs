@@ -12,20 +12,12 @@
 //! tensor's name, shape, dtype and finiteness against a network built from the config before
 //! anything is applied, so a damaged or foreign file is an error that says what is wrong.
 
-use crate::checkpoint::{non_finite, unreadable, CheckpointError, Precision};
+use crate::checkpoint::{apply, read_header, write, CheckpointError, Precision};
 use burn::module::Module;
-use burn::store::{FloatCastAdapter, ModuleSnapshot, SafetensorsStore};
-use burn::tensor::{DType, Device};
-use safetensors::{Dtype, SafeTensors};
+use burn::store::ModuleSnapshot;
+use burn::tensor::Device;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::HashMap;
-
-const KEY_FORMAT: &str = "geonoise.format";
-const KEY_VERSION: &str = "geonoise.version";
-const KEY_CONFIG: &str = "geonoise.config";
-const KEY_TRAINING: &str = "geonoise.training";
-pub const VERSION: u32 = 1;
 
 /// A network that lives in a file of its own kind.
 pub trait Stored: Module + Sized {
@@ -37,92 +29,75 @@ pub trait Stored: Module + Sized {
 
 /// The bytes of a file holding `net`, built from `config`, with `training` (any JSON) if given.
 pub fn save<M: Stored>(net: &M, config: &M::Config, training: Option<&serde_json::Value>, precision: Precision) -> Result<Vec<u8>, CheckpointError> {
-    let json = |v: &dyn erased::Json| v.json().map_err(CheckpointError::Save);
-    let mut store = SafetensorsStore::from_bytes(None)
-        .metadata(KEY_FORMAT, M::FORMAT)
-        .metadata(KEY_VERSION, VERSION.to_string())
-        .metadata(KEY_CONFIG, json(config)?);
-    if let Some(t) = training {
-        store = store.metadata(KEY_TRAINING, t.to_string());
-    }
-    if precision == Precision::F16 {
-        store = store.with_to_adapter(FloatCastAdapter::to(DType::F16));
-    }
-    net.save_into(&mut store).map_err(|e| CheckpointError::Save(e.to_string()))?;
-    store.get_bytes().map_err(|e| CheckpointError::Save(e.to_string()))
+    write(net, M::FORMAT, config, training, precision)
 }
 
-mod erased {
-    /// `serde_json::to_string` behind a trait object, so `save` takes any config.
-    pub trait Json {
-        fn json(&self) -> Result<String, String>;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn json(&self) -> Result<String, String> {
-            serde_json::to_string(self).map_err(|e| e.to_string())
-        }
-    }
-}
-
-/// A file's config and training record, checked against the architecture the config builds.
+/// A file's network, with its config and training record.
 pub struct Loaded<M: Stored> {
     pub net: M,
     pub config: M::Config,
     pub training: Option<serde_json::Value>,
 }
 
-/// Reads, validates and loads a file of kind `M` onto `device`.
+/// Reads, validates and loads a file of kind `M` onto `device`: every tensor's name, shape,
+/// dtype and finiteness is checked against a network built from the file's config first.
 pub fn load<M: Stored>(bytes: &[u8], device: &Device) -> Result<Loaded<M>, CheckpointError> {
-    if bytes.is_empty() {
-        return Err(CheckpointError::Empty);
-    }
-    let st = SafeTensors::deserialize(bytes).map_err(unreadable)?;
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(unreadable)?;
-    let md: HashMap<String, String> = meta.metadata().clone().unwrap_or_default();
-    match md.get(KEY_FORMAT).map(String::as_str) {
-        Some(f) if f == M::FORMAT => {}
-        Some(other) => return Err(CheckpointError::Mismatch(format!("the file holds a {other}, expected a {}", M::FORMAT))),
-        None => return Err(CheckpointError::NotGeonoise),
-    }
-    let version = md.get(KEY_VERSION).cloned().unwrap_or_default();
-    match version.parse::<u32>() {
-        Ok(v) if (1..=VERSION).contains(&v) => {}
-        Ok(v) if v > VERSION => return Err(CheckpointError::FutureVersion { found: version }),
-        _ => return Err(CheckpointError::BadConfig(format!("unreadable format version '{version}'"))),
-    }
-    let config_json = md.get(KEY_CONFIG).ok_or_else(|| CheckpointError::BadConfig("no config in the metadata".into()))?;
-    let config: M::Config = serde_json::from_str(config_json).map_err(|e| CheckpointError::BadConfig(e.to_string()))?;
-    let training = match md.get(KEY_TRAINING) {
-        Some(j) => Some(serde_json::from_str(j).map_err(|e| CheckpointError::BadConfig(format!("training info: {e}")))?),
-        None => None,
-    };
+    let raw = read_header(bytes, M::FORMAT)?;
+    let config: M::Config = raw.config()?;
+    let training = raw.training()?;
     let mut net = M::build(&config, device).map_err(CheckpointError::BadConfig)?;
-
     let expected: Vec<(String, Vec<usize>)> = net.collect(None, None, false).into_iter().map(|t| (t.name.clone(), t.shape.to_vec())).collect();
-    let found: HashMap<String, _> = st.tensors().into_iter().collect();
-    for (name, shape) in &expected {
-        let view = found.get(name).ok_or_else(|| CheckpointError::MissingTensor(name.clone()))?;
-        if view.shape() != shape.as_slice() {
-            return Err(CheckpointError::Shape { name: name.clone(), found: view.shape().to_vec(), expected: shape.clone() });
-        }
-        if !matches!(view.dtype(), Dtype::F32 | Dtype::F16) {
-            return Err(CheckpointError::Dtype { name: name.clone(), found: format!("{:?}", view.dtype()) });
-        }
-        let bad = non_finite(view.dtype(), view.data());
-        if bad > 0 {
-            return Err(CheckpointError::NonFinite { name: name.clone(), count: bad });
-        }
-    }
-    if let Some(extra) = found.keys().find(|k| !expected.iter().any(|(n, _)| n == *k)) {
-        return Err(CheckpointError::UnexpectedTensor(extra.clone()));
-    }
-    let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()))
-        .validate(true)
-        .allow_partial(false)
-        .with_from_adapter(FloatCastAdapter::to(DType::F32));
-    let result = net.load_from(&mut store).map_err(|e| CheckpointError::Load(e.to_string()))?;
-    if !result.errors.is_empty() {
-        return Err(CheckpointError::Load(format!("{:?}", result.errors)));
-    }
+    raw.check_tensors(&expected)?;
+    apply(&mut net, bytes)?;
     Ok(Loaded { net, config, training })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::classifier::{Classifier, ClassifierConfig};
+    use crate::image::idx::DataName;
+    use crate::image::unet::{UNet, UNetConfig};
+    use crate::target::Parameterization;
+
+    fn small() -> UNetConfig {
+        UNetConfig { channels: 8, mults: vec![1, 2], side: 8, patch: 2, ..UNetConfig::new(Parameterization::Ddpm, false) }
+    }
+
+    #[test]
+    fn round_trip_and_each_kind_of_bad_file_is_named() {
+        let device = Device::flex();
+        let cfg = small();
+        let net = UNet::init(&cfg, 3, &device);
+        let training = serde_json::json!({"steps_done": 7});
+        let bytes = save(&net, &cfg, Some(&training), Precision::F32).unwrap();
+        let back = load::<UNet>(&bytes, &device).unwrap();
+        assert_eq!(back.config, cfg);
+        assert_eq!(back.training, Some(training));
+        let w = |n: &UNet| n.output.weight.val().into_data().to_vec::<f32>().unwrap();
+        assert_eq!(w(&back.net), w(&net));
+
+        // Another kind of geonoise file: named, not "not geonoise".
+        let c = ClassifierConfig { channels: 4, features: 8, side: 8, data: DataName::Mnist };
+        let clf = save(&Classifier::init(&c, 0, &device), &c, None, Precision::F16).unwrap();
+        let e = load::<UNet>(&clf, &device).err().unwrap();
+        assert!(matches!(&e, CheckpointError::Mismatch(m) if m.contains("geonoise-classifier") && m.contains("geonoise-unet")), "{e}");
+        let toy = crate::checkpoint::save(&crate::model::Model::new(crate::model::ModelConfig::new(Parameterization::Fm, true, 4), 0, &device).unwrap(), None).unwrap();
+        assert!(matches!(load::<UNet>(&toy, &device).err().unwrap(), CheckpointError::Mismatch(_)));
+        assert!(matches!(crate::checkpoint::load(&bytes, &device, &crate::checkpoint::Expected::any()).err().unwrap(), CheckpointError::Mismatch(_)));
+
+        assert!(matches!(load::<UNet>(&bytes[..bytes.len() - 10], &device).err().unwrap(), CheckpointError::NotSafetensors(_)));
+        assert_eq!(load::<UNet>(&[], &device).err().unwrap(), CheckpointError::Empty);
+        // A config that builds another architecture than the weights: the first tensor that
+        // differs is named.
+        let wider = save(&net, &UNetConfig { channels: 16, ..cfg.clone() }, None, Precision::F32).unwrap();
+        assert!(matches!(load::<UNet>(&wider, &device).err().unwrap(), CheckpointError::Shape { .. }));
+        let bad = save(&net, &UNetConfig { patch: 3, ..cfg.clone() }, None, Precision::F32).unwrap();
+        assert!(matches!(load::<UNet>(&bad, &device).err().unwrap(), CheckpointError::BadConfig(_)));
+        // A NaN among the weights.
+        let mut poisoned = net.clone();
+        poisoned.input.bias = poisoned.input.bias.map(|b| b.map(|t| t.mul_scalar(f32::NAN)));
+        let nan = save(&poisoned, &cfg, None, Precision::F16).unwrap();
+        assert!(matches!(load::<UNet>(&nan, &device).err().unwrap(), CheckpointError::NonFinite { .. }));
+    }
 }
