@@ -12,6 +12,7 @@
 use crate::data::{sample_circles_2d, Projection};
 use crate::model::{time_embedding, Model, ModelConfig, Net};
 use crate::rng::Rng;
+use crate::target::Parameterization;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
@@ -112,6 +113,19 @@ pub fn cosine_lr(lr: f64, k: usize, steps: usize) -> f64 {
     lr * (floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
 }
 
+/// `b` noise levels drawn from `p`'s prior on `range`, and the rows `[a, b, c, d]` of each (the
+/// forward process and the target), as the toy's and the image trainer's batches use them.
+pub fn noise_levels(p: Parameterization, range: (f64, f64), b: usize, rng: &mut Rng) -> (Vec<f64>, Vec<f32>) {
+    let prior = p.prior();
+    let ts: Vec<f64> = (0..b).map(|_| prior.quantile(rng.uniform(), range.0, range.1)).collect();
+    let mut coeffs = Vec::with_capacity(4 * b);
+    for &t in &ts {
+        let (c, d) = p.target_coeffs(t);
+        coeffs.extend_from_slice(&[p.a(t) as f32, p.b(t) as f32, c as f32, d as f32]);
+    }
+    (ts, coeffs)
+}
+
 /// The trainer's state between steps.
 pub struct Trainer {
     pub config: TrainConfig,
@@ -200,7 +214,6 @@ impl Trainer {
         let (b, d) = (cfg.batch, cfg.model.dim);
         let p = cfg.model.model;
         let (lo, hi) = cfg.model.range();
-        let prior = p.prior();
 
         // Host-side batch: clean points in the plane, noise, noise levels and their coefficients.
         let x2 = sample_circles_2d(&mut self.rng, b);
@@ -208,12 +221,7 @@ impl Trainer {
         if std::mem::take(&mut self.poison) {
             eps[0] = f32::NAN;
         }
-        let ts: Vec<f64> = (0..b).map(|_| prior.quantile(self.rng.uniform(), lo, hi)).collect();
-        let mut coeffs = Vec::with_capacity(4 * b);
-        for &t in &ts {
-            let (c, dd) = p.target_coeffs(t);
-            coeffs.extend_from_slice(&[p.a(t) as f32, p.b(t) as f32, c as f32, dd as f32]);
-        }
+        let (ts, coeffs) = noise_levels(p, (lo, hi), b, &mut self.rng);
         let dev = &self.device;
         let x = Tensor::<2>::from_data(TensorData::new(x2, [b, 2]), dev).matmul(self.projection_t.clone());
         let eps = Tensor::<2>::from_data(TensorData::new(eps, [b, d]), dev);

@@ -74,7 +74,7 @@ mod tests {
         let back = load::<UNet>(&bytes, &device).unwrap();
         assert_eq!(back.config, cfg);
         assert_eq!(back.training, Some(training));
-        let w = |n: &UNet| n.output.weight.val().into_data().to_vec::<f32>().unwrap();
+        let w = |n: &UNet| n.output.weight.val().into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(w(&back.net), w(&net));
 
         // Another kind of geonoise file: named, not "not geonoise".

@@ -7,11 +7,10 @@
 //! batches come from a stream of their own, as the toy's `Trainer::resume`).
 
 use super::idx::{DataName, Images};
-use super::store::Stored;
 use super::unet::{ImageModel, UNet, UNetConfig};
 use crate::model::time_rows;
 use crate::rng::Rng;
-use crate::train::cosine_lr;
+use crate::train::{cosine_lr, noise_levels};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
@@ -117,15 +116,6 @@ pub struct ImageTrainingInfo {
     pub seconds: f64,
 }
 
-impl Stored for UNet {
-    type Config = UNetConfig;
-    const FORMAT: &'static str = "geonoise-unet";
-    fn build(config: &UNetConfig, device: &Device) -> Result<UNet, String> {
-        config.validate()?;
-        Ok(UNet::init(config, 0, device))
-    }
-}
-
 pub struct ImageTrainer {
     pub config: ImageTrainConfig,
     /// On the autodiff device; `None` only inside `step`.
@@ -198,19 +188,13 @@ impl ImageTrainer {
         let (b, d, s) = (cfg.batch, cfg.net.dim(), cfg.net.side);
         let p = cfg.net.model;
         let (lo, hi) = cfg.net.range();
-        let prior = p.prior();
         let mut x = Vec::with_capacity(b * d);
         for _ in 0..b {
             let i = self.rng.below(self.n);
             x.extend_from_slice(&self.data[i * d..(i + 1) * d]);
         }
         let eps = self.rng.normals_f32(b * d);
-        let ts: Vec<f64> = (0..b).map(|_| prior.quantile(self.rng.uniform(), lo, hi)).collect();
-        let mut coeffs = Vec::with_capacity(4 * b);
-        for &t in &ts {
-            let (c, dd) = p.target_coeffs(t);
-            coeffs.extend_from_slice(&[p.a(t) as f32, p.b(t) as f32, c as f32, dd as f32]);
-        }
+        let (ts, coeffs) = noise_levels(p, (lo, hi), b, &mut self.rng);
         let dev = &self.device;
         let x = Tensor::<4>::from_data(TensorData::new(x, [b, 1, s, s]), dev);
         let eps = Tensor::<4>::from_data(TensorData::new(eps, [b, 1, s, s]), dev);

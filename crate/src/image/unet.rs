@@ -22,6 +22,7 @@
 //!
 //! Weights are drawn from the host generator, so a seed gives the same network on every backend.
 
+use super::store::Stored;
 use crate::model::{silu, time_rows, TIME_FEATURES};
 use crate::rng::Rng;
 use crate::sample::Field;
@@ -303,6 +304,15 @@ impl UNet {
             }
         }
         depth_to_space(self.output.forward(silu4(self.out_norm.forward(h))), self.patch)
+    }
+}
+
+impl Stored for UNet {
+    type Config = UNetConfig;
+    const FORMAT: &'static str = "geonoise-unet";
+    fn build(config: &UNetConfig, device: &Device) -> Result<UNet, String> {
+        config.validate()?;
+        Ok(UNet::init(config, 0, device))
     }
 }
 
