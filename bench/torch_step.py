@@ -11,7 +11,9 @@ the cosine learning rate of TrainConfig::lr_at. Sampling: Euler steps u <- u + h
 trajectories (FM: mu = 0, nu = 1).
 
 Prints one JSON object: the median ms per training step and per sampling step after a warm-up.
-Run by `node bench/run.mjs native`; needs `torch` (bench/run.mjs --install-torch).
+Run by `node bench/run.mjs native`; needs `torch` (bench/run.mjs --install-torch). `--device cuda`
+runs it on a GPU (the peer of `geonoise bench-step --device wgpu` on the same machine); each timed
+step ends with its result on the host, so the GPU's queue is drained inside the timing.
 """
 
 import argparse
@@ -77,12 +79,15 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    dev = torch.device(a.device)
+    torch.set_default_device(dev)
 
     net = Net(a.dim, a.width, a.depth)
-    proj = projection(a.dim)
+    proj = projection(a.dim).to(dev)
     lr, total = 5e-3, 1_000_000
     opt = torch.optim.Adam(net.parameters(), lr=lr, eps=1e-8)
     params = list(net.parameters())
@@ -127,11 +132,11 @@ def main():
         t0, t1 = grid[i % 100], grid[i % 100 + 1]
         emb = time_features(torch.full((1,), t0)).expand(a.n, -1)
         u = u + (t1 - t0) * net(u, emb)
-        (u @ proj.T).numpy()  # the plane coordinates on the host, as the project reads each step
+        (u @ proj.T).cpu().numpy()  # the plane coordinates on the host, as the project reads each step
 
     timed(sample_step, 3)
     sample_ms = timed(sample_step, a.steps)
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "train_ms": train_ms, "sample_ms": sample_ms, "batch": a.batch, "n": a.n}))
+    print(json.dumps({"torch": torch.__version__, "device": str(dev), "threads": torch.get_num_threads(), "train_ms": train_ms, "sample_ms": sample_ms, "batch": a.batch, "n": a.n}))
 
 
 if __name__ == "__main__":

@@ -170,8 +170,9 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         sample_steps: usize,
     },
-    /// Time single training and sampling steps on Flex (the CPU), the median of each, as JSON:
-    /// the project's side of `node bench/run.mjs native` (its peer is bench/torch_step.py).
+    /// Time single training and sampling steps on `--device` (Flex by default), the median of
+    /// each, as JSON: the project's side of `node bench/run.mjs native` (its peer is
+    /// bench/torch_step.py; `--device wgpu` against its `--device cuda` on a GPU machine).
     BenchStep {
         #[arg(long, default_value_t = 128)]
         dim: usize,
@@ -575,11 +576,11 @@ fn cmd_bench(dim: usize, batch: usize, steps: usize, n: usize, sample_steps: usi
 }
 
 /// Median times of single training and sampling steps on Flex, at `threads` threads of its pool.
-fn cmd_bench_step(model: ModelConfig, batch: usize, steps: usize, n: usize, threads: usize, pretty: bool) -> Res<()> {
+fn cmd_bench_step(model: ModelConfig, batch: usize, steps: usize, n: usize, threads: usize, dev: &Device, pretty: bool) -> Res<()> {
     if threads > 0 {
         rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().map_err(|e| format!("cannot set up {threads} threads: {e}"))?;
     }
-    let dev = Device::flex();
+    let dev = dev.clone();
     // Each timed step ends with its result on the host (the loss; the positions' plane
     // coordinates), as the peer's `loss.item()` does.
     let timed = |f: &mut dyn FnMut()| -> f64 {
@@ -603,7 +604,7 @@ fn cmd_bench_step(model: ModelConfig, batch: usize, steps: usize, n: usize, thre
         let f = s.step().expect("fewer timed steps than the sampler's");
         read_f32(f.xy.expect("a toy run projects"));
     });
-    emit(&json!({"threads": rayon::current_num_threads(), "train_ms": train_ms, "sample_ms": sample_ms, "batch": batch, "n": n}), pretty);
+    emit(&json!({"device": format!("{dev:?}"), "threads": rayon::current_num_threads(), "train_ms": train_ms, "sample_ms": sample_ms, "batch": batch, "n": n}), pretty);
     Ok(())
 }
 
@@ -839,7 +840,7 @@ fn run(cli: Cli) -> Res<()> {
         }
         Command::Images { command } => images::run(command, &dev()?, pretty),
         Command::Bench { dim, batch, steps, n, sample_steps } => cmd_bench(dim, batch, steps, n, sample_steps, pretty),
-        Command::BenchStep { dim, width, depth, batch, steps, n, threads } => cmd_bench_step(ModelConfig { width, depth, ..ModelConfig::new(Parameterization::Fm, false, dim) }, batch, steps, n, threads, pretty),
+        Command::BenchStep { dim, width, depth, batch, steps, n, threads } => cmd_bench_step(ModelConfig { width, depth, ..ModelConfig::new(Parameterization::Fm, false, dim) }, batch, steps, n, threads, &dev()?, pretty),
     }
 }
 

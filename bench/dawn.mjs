@@ -1,0 +1,144 @@
+// The browser's WebGPU path on a real GPU, without a browser: the project's wasm core (www/pkg,
+// the very module the page loads) and the TF.js webgpu peer run in Node on Dawn — the WebGPU
+// implementation inside Chromium — through npm's `webgpu` package (dawn.node, pinned in
+// bench/package.json), timed A/B interleaved by bench/ab.js as bench/page.js does in Chromium.
+//
+//   node bench/dawn.mjs [--null] [--quick] [--pkg DIR] [--label NAME] [--json FILE] [--dawn FLAG]... [rows]...
+//
+// rows (all by default):
+//   train       the toy's training step (D = 128, width 128, depth 3, batch 512): WebGPU vs TF.js
+//               webgpu, and WebGPU vs the project's own CPU path (burn Flex, the same wasm)
+//   sample      a sampling frame (one step, then the positions read back to the host) of 2,000
+//               and 20,000 trajectories: WebGPU vs TF.js webgpu, plain and pipelined (the next
+//               step issued before the read is awaited), and WebGPU vs the CPU path at 2,000
+//   large       a training step at D = 512, width 1024, depth 4, batch 4096: WebGPU vs TF.js webgpu
+// --null        Dawn's null backend: every WebGPU call runs, nothing is computed. On machines with
+//               no GPU (Dawn refuses Mesa's lavapipe) this still exercises the whole path and
+//               counts dispatches and submits; its times are not GPU times. bench/dawn.test.mjs
+//               runs it in CI so the runner cannot rot.
+// --pkg DIR     another wasm-bindgen output of the core (a build with other burn features), so
+//               builds can be compared on one machine; default www/pkg.
+// --dawn FLAG   passed to dawn.node's create() (e.g. enable-dawn-features=...).
+//
+// On a GPU machine it needs the GPU's Vulkan driver, the Vulkan loader and glvnd
+// (PLATFORM notes); it prints the adapter, the wasm's size and one table of ratios, and writes
+// the results as JSON (--json, default bench/dawn-results.json).
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import vm from "node:vm";
+import zlib from "node:zlib";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "..");
+
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : dflt;
+};
+const all = (name) => argv.flatMap((a, i) => (a === name ? [argv[i + 1]] : []));
+const valued = new Set(["--pkg", "--label", "--json", "--dawn"]);
+const rows = argv.filter((a, i) => !a.startsWith("--") && !valued.has(argv[i - 1]));
+const known = ["train", "sample", "large"];
+for (const r of rows) if (!known.includes(r)) fail(`unknown row '${r}': use ${known.join(", ")}`);
+const want = (r) => rows.length === 0 || rows.includes(r);
+const nullBackend = argv.includes("--null");
+const quick = argv.includes("--quick");
+const pkg = path.resolve(opt("--pkg", path.join(root, "www/pkg")));
+const label = opt("--label", path.relative(root, pkg) || pkg);
+const jsonOut = path.resolve(opt("--json", path.join(here, "dawn-results.json")));
+
+function fail(msg) {
+  console.error(`dawn.mjs: ${msg}`);
+  process.exit(2);
+}
+
+for (const f of ["geonoise.js", "geonoise_bg.wasm"]) {
+  if (!fs.existsSync(path.join(pkg, f))) fail(`${path.join(pkg, f)} is missing: run ./build.sh wasm first (or pass --pkg)`);
+}
+const modules = path.join(here, "node_modules");
+if (!fs.existsSync(path.join(modules, "webgpu"))) fail("bench/node_modules/webgpu is missing: run `npm ci` in bench/");
+
+// Dawn as the page's navigator.gpu. wgpu's web backend looks for navigator.gpu in a window or a
+// worker scope, so the worker scope's name is defined too (TF.js checks the same).
+const { create, globals } = await import(pathToFileURL(path.join(modules, "webgpu/index.js")).href);
+Object.assign(globalThis, globals);
+const dawnFlags = [...(nullBackend ? ["backend=null"] : []), ...all("--dawn")];
+Object.defineProperty(globalThis, "navigator", { value: { gpu: create(dawnFlags) }, configurable: true });
+globalThis.WorkerGlobalScope ??= class WorkerGlobalScope {};
+
+const { instrument, makeBench } = await import("./ab.js");
+const counts = instrument(globalThis);
+
+// TF.js: its es2017 UMD bundles, as the bench page loads them, define the global `tf`.
+for (const f of ["@tensorflow/tfjs/dist/tf.es2017.min.js", "@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.es2017.min.js"]) {
+  vm.runInThisContext(fs.readFileSync(path.join(modules, f), "utf8"), { filename: f });
+}
+globalThis.tf.env().set("IS_NODE", false);
+
+const adapter = await navigator.gpu.requestAdapter();
+if (!adapter) fail(`Dawn found no WebGPU adapter (flags: ${dawnFlags.join(" ") || "none"}); on a GPU machine check VK_DRIVER_FILES and the Vulkan loader`);
+const info = adapter.info || {};
+const adapterName = nullBackend ? "Dawn null backend (nothing computed)" : [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" / ");
+
+const core = await import(pathToFileURL(path.join(pkg, "geonoise.js")).href);
+const wasm = fs.readFileSync(path.join(pkg, "geonoise_bg.wasm"));
+await core.default({ module_or_path: wasm });
+const checkpoint = async (file) => new Uint8Array(fs.readFileSync(path.join(root, "pretrained", file)));
+const bench = makeBench({ Engine: core.Engine, counts, checkpoint, tf: globalThis.tf, gpu: navigator.gpu });
+
+const TOY = { model: "fm", blind: false, dim: 128, width: 128, depth: 3, projection_seed: 0 };
+const LARGE = { model: "fm", blind: false, dim: 512, width: 1024, depth: 4, projection_seed: 0 };
+const results = {
+  date: new Date().toISOString(),
+  machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version },
+  adapter: nullBackend ? { backend: "null" } : info,
+  adapter_name: adapterName,
+  build: label,
+  wasm: { raw_bytes: wasm.length, gzip_bytes: zlib.gzipSync(wasm, { level: 9 }).length },
+  rows: [],
+};
+const k = quick ? 1 : 2;
+const rounds = quick ? 2 : 7;
+const warmup = quick ? 1 : 2;
+
+async function measure(what, projectName, peerName, fn) {
+  const t0 = performance.now();
+  const r = await fn();
+  const row = { what, projectName, peerName, ...r };
+  results.rows.push(row);
+  console.log(`${what}: geonoise ${r.project.ms.toFixed(2)} ms (${r.project.dispatch} dispatches, ${r.project.submit} submits, host ${r.project.host_ms.toFixed(2)} ms) | ${peerName} ${r.peer.ms.toFixed(2)} ms (${r.peer.dispatch}, ${r.peer.submit}) | ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return row;
+}
+
+console.log(`Dawn (dawn.node) adapter: ${adapterName}; build ${label}: ${(results.wasm.raw_bytes / 1e6).toFixed(2)} MB wasm, ${(results.wasm.gzip_bytes / 1e6).toFixed(2)} MB gzip`);
+if (want("train")) {
+  const o = { model: TOY, batch: 512, k, rounds, warmup };
+  await measure("toy training step, WebGPU vs TF.js webgpu", "burn wgpu (wasm)", "TF.js webgpu", () => bench.train({ backend: "webgpu", peerBackend: "webgpu", ...o }));
+  await measure("toy training step, WebGPU vs the CPU path", "burn wgpu (wasm)", "burn Flex (wasm, 1 thread)", () => bench.train({ backend: "webgpu", peerBackend: "project-cpu", ...o, k: 1, rounds: quick ? 1 : 5, warmup: 1 }));
+}
+if (want("sample")) {
+  const o = { file: "fm-cond-d128.safetensors", model: TOY, steps: 100, k: quick ? 2 : 4, rounds, warmup };
+  for (const n of quick ? [2000] : [2000, 20000]) {
+    await measure(`sampling frame, ${n} trajectories, WebGPU vs TF.js webgpu`, "burn wgpu (wasm)", "TF.js webgpu", () => bench.sample({ backend: "webgpu", peerBackend: "webgpu", n, ...o }));
+    await measure(`sampling frame, ${n} trajectories, pipelined, WebGPU vs TF.js webgpu`, "burn wgpu (wasm), next step issued before the read", "TF.js webgpu", () => bench.sample({ backend: "webgpu", peerBackend: "webgpu", n, pipelined: true, ...o }));
+  }
+  await measure("sampling frame, 2000 trajectories, WebGPU vs the CPU path", "burn wgpu (wasm)", "burn Flex (wasm, 1 thread)", () => bench.sample({ backend: "webgpu", peerBackend: "project-cpu", n: 2000, ...o, rounds: quick ? 1 : 3 }));
+}
+if (want("large")) {
+  const o = quick ? { model: { ...LARGE, dim: 64, width: 128 }, batch: 256 } : { model: LARGE, batch: 4096 };
+  await measure(`training step, D=${o.model.dim}, width ${o.model.width}, depth 4, batch ${o.batch}, WebGPU vs TF.js webgpu`, "burn wgpu (wasm)", "TF.js webgpu", () => bench.train({ backend: "webgpu", peerBackend: "webgpu", ...o, k: 1, rounds: quick ? 1 : 5, warmup: 1 }));
+}
+
+console.log(`\n| what | ${label} ms | peer | peer ms | speed-up (peer / geonoise) | dispatches/step (geonoise, peer) | submits/step | host ms/step (geonoise) |`);
+console.log("|---|---|---|---|---|---|---|---|");
+for (const r of results.rows) {
+  const [a, b] = [r.project.ms, r.peer.ms];
+  console.log(`| ${r.what} | ${a.toFixed(2)} | ${r.peerName} | ${b.toFixed(2)} | ${(b / a).toFixed(2)}x | ${r.project.dispatch}, ${r.peer.dispatch} | ${r.project.submit}, ${r.peer.submit} | ${r.project.host_ms.toFixed(2)} |`);
+}
+fs.writeFileSync(jsonOut, JSON.stringify(results, null, 2));
+console.log(`\nwrote ${path.relative(process.cwd(), jsonOut)}`);
+// dawn.node keeps its device's event loop alive; the measurements are done.
+process.exit(0);

@@ -1,0 +1,58 @@
+// The Dawn runner's own check (run by ./build.sh test; no GPU needed): bench/dawn.mjs on Dawn's
+// null backend, which runs every WebGPU call and computes nothing. It proves that the runner
+// still loads www/pkg and the TF.js webgpu peer in Node, that every row runs, and that both
+// stacks' dispatches and submits are counted — so the real-GPU table (the same command without
+// --null on a GPU machine) cannot rot between the times a GPU is at hand. Its times are not
+// GPU times and are not checked.
+// Needs: www/pkg (./build.sh wasm) and bench/node_modules (npm ci in bench/).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function runner(args) {
+  const json = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dawn-")), "results.json");
+  const r = spawnSync(process.execPath, [path.join(here, "dawn.mjs"), ...args, "--json", json], { encoding: "utf8", timeout: 600_000 });
+  return { ...r, results: fs.existsSync(json) ? JSON.parse(fs.readFileSync(json, "utf8")) : null };
+}
+
+test("the Dawn runner runs every row on Dawn's null backend and counts both stacks' WebGPU work", () => {
+  const r = runner(["--null", "--quick"]);
+  assert.equal(r.status, 0, `dawn.mjs failed:\n${r.stdout}\n${r.stderr}`);
+  const { results } = r;
+  assert.equal(results.adapter.backend, "null");
+  assert.ok(results.wasm.gzip_bytes > 0);
+  const what = results.rows.map((x) => x.what);
+  for (const w of ["toy training step, WebGPU vs TF.js webgpu", "toy training step, WebGPU vs the CPU path", "sampling frame, 2000 trajectories, WebGPU vs TF.js webgpu", "sampling frame, 2000 trajectories, pipelined, WebGPU vs TF.js webgpu"]) {
+    assert.ok(what.includes(w), `row '${w}' missing from ${JSON.stringify(what)}`);
+  }
+  assert.ok(what.some((w) => w.startsWith("training step, D=")), "the large-model row is missing");
+  for (const row of results.rows) {
+    assert.ok(row.project.ms > 0 && row.peer.ms > 0, `${row.what}: times`);
+    assert.ok(row.project.dispatch > 10, `${row.what}: ${row.project.dispatch} project dispatches`);
+    assert.ok(row.project.submit >= 1, `${row.what}: ${row.project.submit} project submits`);
+    const kernels = Object.values(row.project.kernels).reduce((a, b) => a + b, 0);
+    assert.equal(kernels, row.project.dispatch, `${row.what}: every dispatch is attributed to a kernel`);
+    if (row.peerName.startsWith("TF.js")) {
+      assert.ok(row.peer.dispatch > 10 && row.peer.submit >= 1, `${row.what}: TF.js ${row.peer.dispatch} dispatches, ${row.peer.submit} submits`);
+    } else {
+      // The CPU path makes no WebGPU calls at all.
+      assert.equal(row.peer.dispatch, 0, `${row.what}: the CPU path dispatched`);
+    }
+  }
+  assert.match(r.stdout, /\| toy training step, WebGPU vs TF\.js webgpu \|/);
+});
+
+test("the Dawn runner refuses an unknown row and a missing wasm build with a clear message", () => {
+  const bad = runner(["--null", "nonsense"]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /unknown row 'nonsense'/);
+  const missing = runner(["--null", "--pkg", path.join(os.tmpdir(), "no-such-pkg")]);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /geonoise\.js is missing/);
+});
