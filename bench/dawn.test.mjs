@@ -46,6 +46,7 @@ test("the Dawn runner runs every row on Dawn's null backend and counts both stac
     }
   }
   assert.match(r.stdout, /\| toy training step, WebGPU vs TF\.js webgpu \|/);
+  assert.ok(results.floor.readback_ms > 0 && results.floor.work_done_ms > 0, JSON.stringify(results.floor));
 });
 
 test("the Dawn runner refuses an unknown row and a missing wasm build with a clear message", () => {

@@ -1,7 +1,13 @@
 // The in-browser half of `node bench/run.mjs`: the project's wasm core and the TF.js peer in one
 // page, timed A/B interleaved by bench/ab.js (which bench/dawn.mjs shares on Dawn in Node).
-import init, { Engine } from "../www/pkg/geonoise.js";
 import { instrument, makeBench } from "./ab.js";
+import { requestSubgroups } from "../www/webgpu-features.js";
+
+requestSubgroups(self);
+
+// `?pkg=PATH/` loads another build of the core (e.g. one with other burn features).
+const pkg = new URLSearchParams(location.search).get("pkg") || "../www/pkg/";
+const { default: init, Engine } = await import(`${pkg}geonoise.js`);
 
 const log = (s) => (document.getElementById("log").textContent += s + "\n");
 const counts = instrument(self);

@@ -103,7 +103,7 @@ class GeonoiseFigure extends HTMLElement {
       e.preventDefault();
       this.note.textContent = `The engine stopped (${e.message || "worker error"}).`;
     };
-    this.worker.postMessage({ type: "init", backend: this.s.backend });
+    this.worker.postMessage({ type: "init", backend: this.s.backend, job: { kind: "sample", dim: this.s.dim, n: this.s.n } });
   }
 
   post(msg) {

@@ -70,7 +70,10 @@ function startWorker() {
     window.geonoise.errors.push(e.message || "worker error");
     restartEngine(`The engine stopped (${e.message || "worker error"}).`);
   };
-  worker.postMessage({ type: "init", backend: state.backend });
+  // What "auto" measures on each backend: the job this view is about to do. A test may replace
+  // the measurement (window.geonoiseTest.probeTimes, set before the page loads).
+  const job = state.mode === "train" ? { kind: "train", dim: state.tdim, batch: state.batch } : { kind: "sample", dim: state.d, n: state.n };
+  worker.postMessage({ type: "init", backend: state.backend, job, probeTimes: window.geonoiseTest?.probeTimes });
 }
 
 // Restarts after failures, newest last: a failure that repeats at once (a broken install, a

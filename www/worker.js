@@ -2,7 +2,10 @@
 //
 // Protocol (every message is an object with a `type`; `panel` names the panel it is about):
 //   page -> worker
-//     {type: "init", backend: "auto" | "webgpu" | "cpu"}
+//     {type: "init", backend: "auto" | "webgpu" | "cpu", job, probeTimes?}   job: what "auto" measures,
+//                                                     {kind: "sample", dim, n} or {kind: "train", dim, batch};
+//                                                     probeTimes {webgpu, cpu} (test hook) replaces the
+//                                                     measurement, measuring a software adapter too
 //     {type: "load", panel, url, expect}              fetch and load a checkpoint; expect: what it must
 //                                                     be, {model, blind, dim, width, depth} (each optional)
 //     {type: "start", panel, config: {n, steps, solver, seed}}   (re)start sampling from step 0
@@ -49,9 +52,12 @@
 //     {type: "error", panel?, message, fatal?, crashed?}   fatal: the engine itself is unusable (init
 //                                                     failed, WebGPU failed mid-run, or the wasm
 //                                                     panicked: crashed): the page restarts it
-import init, { Engine, metrics } from "./pkg/geonoise.js";
 import { planeGrid } from "./theory.js";
 import { DIMS, checkpointUrl } from "./state.js";
+import { requestSubgroups } from "./webgpu-features.js";
+import { decideBackend, isSoftware } from "./backend.js";
+
+requestSubgroups(self);
 
 // The GPU devices this worker opened (burn opens them through the browser's WebGPU): watched for
 // loss, so a lost device is reported at once even when no work is in flight, and reachable by a
@@ -68,6 +74,10 @@ if (self.GPUAdapter) {
 }
 
 let engine = null;
+// The wasm core, loaded once the backend is known: pkg/ has WebGPU and the CPU, pkg-cpu/ is the
+// smaller CPU-only build that a visitor without WebGPU (or who chose the CPU) downloads instead.
+const CORES = { webgpu: "./pkg/geonoise.js", cpu: "./pkg-cpu/geonoise.js" };
+let core = null;
 let wasm = null; // the module's exports (its memory, for the soak benchmark)
 const models = new Map(); // panel -> LoadedModel
 const trainers = new Map(); // panel -> TrainRun
@@ -84,30 +94,81 @@ const message = (e) => {
   return kept.join("; ");
 };
 
-async function chooseBackend(wanted) {
-  if (wanted === "cpu") return { backend: "cpu", reason: "CPU chosen" };
-  if (!self.navigator.gpu) return { backend: "cpu", reason: "this browser has no WebGPU" };
+/** Which core to load and, unless "auto" must measure, the backend: {core, backend?, reason?, adapter?}. */
+async function chooseCore(wanted, testing) {
+  if (wanted === "cpu") return { core: "cpu", backend: "cpu", reason: "CPU chosen" };
+  if (!self.navigator.gpu) return { core: "cpu", backend: "cpu", reason: "this browser has no WebGPU" };
   let adapter = null;
   try {
     adapter = await self.navigator.gpu.requestAdapter();
   } catch (e) {
-    return { backend: "cpu", reason: `WebGPU adapter request failed: ${message(e)}` };
+    return { core: "cpu", backend: "cpu", reason: `WebGPU adapter request failed: ${message(e)}` };
   }
-  if (!adapter) return { backend: "cpu", reason: "no WebGPU adapter" };
+  if (!adapter) return { core: "cpu", backend: "cpu", reason: "no WebGPU adapter" };
   const info = adapter.info || {};
-  const software = adapter.isFallbackAdapter || info.architecture === "swiftshader" || /swiftshader|llvmpipe|lavapipe/i.test(`${info.vendor} ${info.description}`);
-  if (software && wanted === "auto") return { backend: "cpu", reason: `the WebGPU adapter is a software one (${info.architecture || info.vendor || "fallback"}); CPU is faster` };
-  return { backend: "webgpu", reason: wanted === "webgpu" ? "WebGPU chosen" : `WebGPU adapter: ${info.vendor || "unknown"} ${info.architecture || ""}`.trim() };
+  if (wanted === "webgpu") return { core: "webgpu", backend: "webgpu", reason: "WebGPU chosen" };
+  if (isSoftware(adapter) && !testing) return { core: "cpu", backend: "cpu", reason: `the WebGPU adapter is a software one (${info.architecture || info.vendor || "fallback"}); the CPU is faster` };
+  return { core: "webgpu" };
 }
 
-async function handleInit({ backend }) {
-  wasm = await init();
-  const choice = await chooseBackend(backend || "auto");
+/** ms per unit of `job` on `engine`: a sampling frame (a step and its read) or a training step. */
+async function probe(engine, job) {
+  const model = { model: "fm", blind: true, dim: job.dim, width: 128, depth: 3 };
+  const tr = engine.trainer({ model, steps: 1000, batch: job.batch || 256, lr: 1e-3, seed: 0 });
   try {
-    engine = await Engine.create(choice.backend);
+    if (job.kind === "train") {
+      tr.step(2);
+      await tr.loss(); // warm-up: pipelines, allocations
+      const t0 = performance.now();
+      tr.step(4);
+      await tr.loss();
+      return (performance.now() - t0) / 4;
+    }
+    const m = tr.model();
+    const run = engine.sampler(m, { n: job.n, steps: 16, seed: 0 });
+    try {
+      await run.advance(1).read_xy();
+      const t0 = performance.now();
+      for (let i = 0; i < 3; i++) await run.advance(1).read_xy();
+      return (performance.now() - t0) / 3;
+    } finally {
+      run.free();
+      m.free();
+    }
+  } finally {
+    tr.free();
+  }
+}
+
+async function handleInit({ backend, job, probeTimes }) {
+  const wanted = backend || "auto";
+  const choice = await chooseCore(wanted, Boolean(probeTimes));
+  core = await import(CORES[choice.core]);
+  wasm = await core.default();
+  if (!choice.backend) {
+    // "auto" on a hardware adapter: both backends, measured on the job at hand.
+    const times = { webgpu: null, cpu: null };
+    const cpuEngine = await core.Engine.create("cpu");
+    let gpuEngine = null;
+    try {
+      gpuEngine = await core.Engine.create("webgpu");
+      times.webgpu = probeTimes ? probeTimes.webgpu : await probe(gpuEngine, job);
+    } catch (e) {
+      choice.failure = message(e);
+    }
+    times.cpu = probeTimes ? probeTimes.cpu : await probe(cpuEngine, job);
+    Object.assign(choice, decideBackend(times, job));
+    if (choice.failure && choice.backend === "cpu") choice.reason = `WebGPU failed (${choice.failure}); using the CPU`;
+    engine = choice.backend === "webgpu" ? gpuEngine : cpuEngine;
+    (engine === gpuEngine ? cpuEngine : gpuEngine)?.free();
+    post({ type: "ready", backend: engine.backend, reason: choice.reason, times });
+    return;
+  }
+  try {
+    engine = await core.Engine.create(choice.backend);
   } catch (e) {
     if (choice.backend !== "webgpu") throw e;
-    engine = await Engine.create("cpu");
+    engine = await core.Engine.create("cpu");
     choice.backend = "cpu";
     choice.reason = `WebGPU failed (${message(e)}); using the CPU`;
   }
@@ -221,7 +282,7 @@ async function handleTrainPreview({ panel, gen, n, steps, seed }) {
   try {
     const f = await run.advance(steps).read_xy();
     const full = await run.current().read_full();
-    const m = metrics(full, model.dim, model.projection_seed);
+    const m = core.metrics(full, model.dim, model.projection_seed);
     post({ type: "train-preview", panel, gen, step: tr.steps_done, xy: f.xy, metrics: m }, [f.xy.buffer]);
   } finally {
     run.free();
@@ -367,10 +428,16 @@ async function handleAdvance({ panel, k, gen }) {
   if (!r) return; // dropped meanwhile
   // Before the first step the frame is made on the host (no device work); after it, read back.
   const start = k === 0 ? r.run.start_on_host() : null;
-  const f = start ?? (await (k === 0 ? r.run.current() : r.run.advance(k)).read_xy());
-  const full = start ? start.full : await r.run.current().read_full();
+  let f = start;
+  let full = start?.full;
+  if (!start) {
+    // Both reads in flight at once (one wait for the device, not two in a row): the plane
+    // coordinates for the canvas and the full positions for the live metrics.
+    const frame = k === 0 ? r.run.current() : r.run.advance(k);
+    [f, full] = await Promise.all([frame.read_xy(), r.run.current().read_full()]);
+  }
   const model = models.get(panel);
-  const m = metrics(full, model.dim, model.projection_seed);
+  const m = core.metrics(full, model.dim, model.projection_seed);
   post({ type: "frame", panel, gen, step: f.step, total: f.total, t: f.t, done: f.done, xy: f.xy, metrics: m }, [f.xy.buffer]);
 }
 

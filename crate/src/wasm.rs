@@ -28,9 +28,11 @@ use crate::metrics;
 use crate::model::Model;
 use crate::sample::{Field, Frame, SampleConfig, Sampler};
 use crate::train::{TrainConfig, Trainer};
+#[cfg(feature = "webgpu")]
 use crate::oracle::kernel::OracleKernel;
 use crate::oracle::{Oracle, OracleField, DEFAULT_GRID, DEFAULT_POINTS};
 use crate::target::Parameterization;
+#[cfg(feature = "webgpu")]
 use burn::backend::wgpu::WgpuSetup;
 use burn::tensor::{Device, Tensor};
 use js_sys::Float32Array;
@@ -61,6 +63,34 @@ pub fn start() {
         __wasm_call_ctors()
     };
     console_error_panic_hook::set_once();
+    // burn's and cubecl's warnings and errors (a shader the browser's WebGPU rejected, say) reach
+    // the console instead of vanishing.
+    if log::set_logger(&ConsoleLog).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = warn)]
+    fn console_warn(s: &str);
+}
+
+/// The `log` facade's sink in the browser: console.warn, with the level and the module.
+struct ConsoleLog;
+
+impl log::Log for ConsoleLog {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::Level::Warn
+    }
+
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            console_warn(&format!("[{} {}] {}", r.level(), r.target(), r.args()));
+        }
+    }
+
+    fn flush(&self) {}
 }
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
@@ -77,19 +107,29 @@ pub struct Engine {
     device: Device,
     backend: String,
     /// The wgpu handles burn's device runs on (WebGPU only): where the hand-written kernels run.
+    #[cfg(feature = "webgpu")]
     wgpu: Option<WgpuSetup>,
 }
 
 #[wasm_bindgen]
 impl Engine {
-    /// `backend`: "webgpu" (fails if WebGPU cannot be initialised) or "cpu" (burn's Flex).
+    /// `backend`: "webgpu" (fails if WebGPU cannot be initialised, or in the CPU-only build) or
+    /// "cpu" (burn's Flex).
     pub async fn create(backend: String) -> Result<Engine, JsError> {
         match backend.as_str() {
-            "cpu" => Ok(Engine { device: Device::flex(), backend, wgpu: None }),
+            "cpu" => Ok(Engine {
+                device: Device::flex(),
+                backend,
+                #[cfg(feature = "webgpu")]
+                wgpu: None,
+            }),
+            #[cfg(feature = "webgpu")]
             "webgpu" => {
                 let (device, setup) = Device::wgpu_options().init_with_setup_async().await.map_err(|e| js_err(format!("WebGPU could not be initialised: {e}")))?;
                 Ok(Engine { device, backend, wgpu: Some(setup) })
             }
+            #[cfg(not(feature = "webgpu"))]
+            "webgpu" => Err(js_err("this is the CPU-only build of the core, without WebGPU: load the WebGPU build (www/pkg) for it")),
             other => Err(js_err(format!("unknown backend '{other}': use 'webgpu' or 'cpu'"))),
         }
     }
@@ -406,11 +446,17 @@ impl Engine {
     /// its tensor path runs on the CPU (Flex); on WebGPU its WGSL kernel runs on the GPU too.
     pub fn oracle(&self, config: JsValue) -> Result<OracleProbe, JsError> {
         let (_, proj, oracle) = oracle_of(config, &Device::flex())?;
+        #[cfg(feature = "webgpu")]
         let kernel = match &self.wgpu {
             Some(setup) => Some(Rc::new(OracleKernel::new(&oracle, &setup.device, &setup.queue).map_err(js_err)?)),
             None => None,
         };
-        Ok(OracleProbe { oracle, kernel, proj })
+        Ok(OracleProbe {
+            oracle,
+            #[cfg(feature = "webgpu")]
+            kernel,
+            proj,
+        })
     }
 
     /// The model's field at the rows of `u` ([M, D] flat) and noise level `t` (a blind model
@@ -451,8 +497,8 @@ fn float_arrays<'a>(pairs: impl IntoIterator<Item = (&'a str, Vec<f32>)>) -> Res
 fn oracle_of(config: JsValue, device: &Device) -> Result<(OracleConfig, Projection, Oracle), JsError> {
     let c: OracleConfig = serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("oracle config: {e}")))?;
     crate::data::check_dim(c.dim).map_err(js_err)?;
-    if !(2..=crate::oracle::kernel::MAX_POINTS).contains(&c.points) || !(2..=crate::oracle::kernel::MAX_GRID).contains(&c.grid) {
-        return Err(js_err(format!("the oracle takes 2 to {} data points and 2 to {} grid levels", crate::oracle::kernel::MAX_POINTS, crate::oracle::kernel::MAX_GRID)));
+    if !(2..=crate::oracle::MAX_POINTS).contains(&c.points) || !(2..=crate::oracle::MAX_GRID).contains(&c.grid) {
+        return Err(js_err(format!("the oracle takes 2 to {} data points and 2 to {} grid levels", crate::oracle::MAX_POINTS, crate::oracle::MAX_GRID)));
     }
     let proj = Projection::new(c.dim, c.projection_seed).map_err(js_err)?;
     let oracle = Oracle::for_circles(c.model, c.model.default_range(), &proj, c.points, c.grid, device).map_err(js_err)?;
@@ -464,6 +510,7 @@ fn oracle_of(config: JsValue, device: &Device) -> Result<(OracleConfig, Projecti
 #[wasm_bindgen]
 pub struct OracleProbe {
     oracle: Oracle,
+    #[cfg(feature = "webgpu")]
     kernel: Option<Rc<OracleKernel>>,
     proj: Projection,
 }
@@ -483,7 +530,10 @@ impl OracleProbe {
     /// Whether the WGSL kernel is available (WebGPU engines).
     #[wasm_bindgen(getter)]
     pub fn has_kernel(&self) -> bool {
-        self.kernel.is_some()
+        #[cfg(feature = "webgpu")]
+        return self.kernel.is_some();
+        #[cfg(not(feature = "webgpu"))]
+        false
     }
 
     /// The grid of noise levels the posterior is over (increasing).
@@ -591,11 +641,19 @@ impl OracleProbe {
 
     /// The WGSL kernel at the rows of `u`: a Promise of the same object as `analyze`.
     pub fn analyze_kernel(&self, u: Vec<f32>) -> Result<js_sys::Promise, JsError> {
-        let kernel = self.kernel.clone().ok_or_else(|| js_err("the oracle kernel needs the WebGPU backend"))?;
-        Ok(wasm_bindgen_futures::future_to_promise(async move {
-            let a = kernel.analyze(&u).await.map_err(|e| JsValue::from(js_err(e)))?;
-            float_arrays([("posterior", a.posterior), ("energy", a.energy), ("gain", a.gain), ("field", a.field), ("grad_energy", a.grad_energy)])
-        }))
+        #[cfg(feature = "webgpu")]
+        {
+            let kernel = self.kernel.clone().ok_or_else(|| js_err("the oracle kernel needs the WebGPU backend"))?;
+            Ok(wasm_bindgen_futures::future_to_promise(async move {
+                let a = kernel.analyze(&u).await.map_err(|e| JsValue::from(js_err(e)))?;
+                float_arrays([("posterior", a.posterior), ("energy", a.energy), ("gain", a.gain), ("field", a.field), ("grad_energy", a.grad_energy)])
+            }))
+        }
+        #[cfg(not(feature = "webgpu"))]
+        {
+            let _ = u;
+            Err(js_err("the oracle kernel needs the WebGPU backend"))
+        }
     }
 }
 

@@ -13,9 +13,11 @@ import { serve, CHROMIUM } from "./serve.mjs";
 const www = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { server, base } = await serve(www);
 
-const wasm = fs.readFileSync(path.join(www, "pkg/geonoise_bg.wasm"));
 console.log(`machine: ${os.cpus().length} x ${os.cpus()[0].model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
-console.log(`wasm: ${(wasm.length / 1e6).toFixed(2)} MB raw, ${(zlib.gzipSync(wasm, { level: 9 }).length / 1e6).toFixed(2)} MB gzip`);
+for (const [name, dir] of [["WebGPU core", "pkg"], ["CPU-only core", "pkg-cpu"]]) {
+  const wasm = fs.readFileSync(path.join(www, dir, "geonoise_bg.wasm"));
+  console.log(`wasm, ${name} (${dir}/): ${(wasm.length / 1e6).toFixed(2)} MB raw, ${(zlib.gzipSync(wasm, { level: 9 }).length / 1e6).toFixed(2)} MB gzip`);
+}
 
 // `node bench.mjs [sample] [train] [soak] [soak-gpu]` runs only those parts (default: all).
 const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["sample", "train", "soak", "soak-gpu"];

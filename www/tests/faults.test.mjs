@@ -96,7 +96,9 @@ test("the worker crashing mid-training: a new engine, training goes on from the 
 });
 
 test("the engine failing at every start (its wasm missing) is retried three times, then reported", async () => {
+  // Both cores: the CPU-only one this page loads, and the WebGPU one.
   faults.set("/pkg/geonoise_bg.wasm", "404");
+  faults.set("/pkg-cpu/geonoise_bg.wasm", "404");
   try {
     const { page } = await open("?backend=cpu&d=8");
     await page.waitForFunction(() => /within a minute/.test(document.querySelector("#notice").textContent), null, { timeout: 60000, polling: 100 });

@@ -18,9 +18,7 @@ use std::sync::{Arc, Mutex};
 pub const SOURCE: &str = include_str!("../../../shaders/oracle.wgsl");
 /// Threads per workgroup (`WG` in the shader).
 pub const WORKGROUP: u32 = 64;
-/// The most data points and grid levels the shader's workgroup memory holds (`NMAX`, `KMAX`).
-pub const MAX_POINTS: usize = 512;
-pub const MAX_GRID: usize = 256;
+pub use super::{MAX_GRID, MAX_POINTS};
 /// Columns of the coefficient table (`NC` and the `C_*` indices in the shader).
 const NC: usize = 11;
 /// Workgroups per dispatch dimension (WebGPU's guaranteed limit); more points go in y.

@@ -17,7 +17,13 @@
 //! posterior-weighted quantity is a weighted sum of the `w_i` followed by a single product with
 //! `X`, evaluated for many grid points at once as a batched matmul.
 
+#[cfg(feature = "webgpu")]
 pub mod kernel;
+
+/// The most data points and grid levels the WGSL kernel's workgroup memory holds (`NMAX`, `KMAX`
+/// in `shaders/oracle.wgsl`); the page's oracle keeps within them on every backend.
+pub const MAX_POINTS: usize = 512;
+pub const MAX_GRID: usize = 256;
 
 use crate::data::{discrete_circles_2d, host_tensor, Projection};
 use crate::sample::Field;
@@ -89,6 +95,8 @@ struct Nearest {
 /// two paths share one set of formulas.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Level {
+    /// `a(t)` (the kernel's table reads it; the tensor path uses `delta`).
+    #[cfg_attr(not(feature = "webgpu"), allow(dead_code))]
     pub a: f64,
     /// `1 - a`
     pub delta: f64,
