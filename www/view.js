@@ -45,6 +45,7 @@ export class PanelView {
       <canvas width="420" height="420" aria-label="${panel.title} samples in the data plane"></canvas>
       <p class="error" hidden></p>
       <dl class="metrics">
+        <div><dt>clean</dt><dd data-m="clean">–</dd></div>
         <div><dt>radial error</dt><dd data-m="radial">–</dd></div>
         <div><dt>off-manifold</dt><dd data-m="off">–</dd></div>
         <div><dt>diverged</dt><dd data-m="div">–</dd></div>
@@ -111,8 +112,10 @@ export class PanelView {
   setMetrics(m, step, total) {
     const f = (v, d = 3) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(d));
     const q = (k) => this.el.querySelector(`[data-m="${k}"]`);
-    q("radial").textContent = m ? `${f(m.radial_error_median)} (median)` : "–";
-    q("off").textContent = m ? f(m.off_manifold_mean) : "–";
+    q("clean").textContent = m && Number.isFinite(m.clean_fraction) ? `${(100 * m.clean_fraction).toFixed(1)}%` : "–";
+    q("clean").title = "share of samples within a tenth of the circles' gap (0.089) of a circle";
+    q("radial").textContent = m ? `${f(m.radial_error_median)} median, ${f(m.radial_error_p90)} p90` : "–";
+    q("off").textContent = m ? `${f(m.off_manifold_mean)} mean, ${f(m.off_manifold_median)} median` : "–";
     q("div").textContent = m ? `${(100 * m.diverged_fraction).toFixed(1)}% (${m.diverged})` : "–";
     q("step").textContent = step === undefined ? "–" : `${step} / ${total}`;
   }

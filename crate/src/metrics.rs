@@ -6,8 +6,14 @@
 //!   radius: far outside anything the data or a converged sampler produces). Diverged samples are
 //!   counted and excluded from every other metric.
 //! - **radial error**: `min(| ||y|| - r_in |, | ||y|| - r_out |)`, the distance of the projected
-//!   sample to the nearer circle; reported as mean and median.
-//! - **off-manifold norm**: `||u - P P^T u||`, how far the sample sits off the data plane; mean.
+//!   sample to the nearer circle; reported as mean, median and 90th percentile. The median alone
+//!   hides a scattered minority: it stays small while over half the samples sit on a circle.
+//! - **clean fraction**: the share of samples whose radial error is at most [`CLEAN_TOLERANCE`],
+//!   a tenth of the gap between the circles (`(r_out - r_in) / 10`, 0.089). A point half-way
+//!   between the circles has the largest radial error there is, half the gap (0.447); the
+//!   tolerance is a fifth of that. Diverged samples count as not clean.
+//! - **off-manifold norm**: `||u - P P^T u||`, how far the sample sits off the data plane; mean
+//!   and median (a heavy tail moves the mean, a shifted bulk moves both).
 //! - **inner fraction**: share of samples whose nearer circle is the inner one (the data: 0.5).
 //! - **MMD**: biased squared maximum mean discrepancy between the projected samples (the first
 //!   2,000 that did not diverge) and 512 evenly spaced points of the data, RBF kernel
@@ -19,6 +25,8 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub const DIVERGED_NORM: f64 = 10.0 * R_OUTER;
+/// The radial error under which a sample counts as clean: a tenth of the gap between the circles.
+pub const CLEAN_TOLERANCE: f64 = 0.1 * (R_OUTER - R_INNER);
 pub const MMD_BANDWIDTH: f64 = 0.2;
 pub const MMD_MAX_SAMPLES: usize = 2000;
 pub const MMD_DATA_POINTS: usize = 512;
@@ -30,9 +38,29 @@ pub struct Metrics {
     pub diverged_fraction: f64,
     pub radial_error_mean: f64,
     pub radial_error_median: f64,
+    /// Absent from files written before it was measured (read back as NaN).
+    #[serde(default = "nan")]
+    pub radial_error_p90: f64,
+    /// Share of all `n` samples within [`CLEAN_TOLERANCE`] of a circle.
+    #[serde(default = "nan")]
+    pub clean_fraction: f64,
     pub off_manifold_mean: f64,
+    #[serde(default = "nan")]
+    pub off_manifold_median: f64,
     pub inner_fraction: f64,
     pub mmd: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
+}
+
+/// The `q`-quantile of `v` (0 <= q <= 1), linear between order statistics; `v` must not be empty.
+pub fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (pos - lo as f64) * (v[hi] - v[lo])
 }
 
 /// The median of `v` (the mean of the middle two for an even count); `v` must not be empty.
@@ -76,7 +104,10 @@ pub fn compute(samples: &[f32], proj: &Projection) -> Result<Metrics, String> {
         diverged_fraction: if n > 0 { diverged as f64 / n as f64 } else { 0.0 },
         radial_error_mean: f64::NAN,
         radial_error_median: f64::NAN,
+        radial_error_p90: f64::NAN,
+        clean_fraction: if n > 0 { 0.0 } else { f64::NAN },
         off_manifold_mean: f64::NAN,
+        off_manifold_median: f64::NAN,
         inner_fraction: f64::NAN,
         mmd: f64::NAN,
     };
@@ -100,8 +131,12 @@ pub fn compute(samples: &[f32], proj: &Projection) -> Result<Metrics, String> {
         radial.push(ei.min(eo));
     }
     out.radial_error_mean = radial.iter().sum::<f64>() / m as f64;
+    out.clean_fraction = radial.iter().filter(|e| **e <= CLEAN_TOLERANCE).count() as f64 / n as f64;
+    out.radial_error_p90 = quantile(radial.clone(), 0.9);
     out.radial_error_median = median(radial);
-    out.off_manifold_mean = off.iter().map(|v| *v as f64).sum::<f64>() / m as f64;
+    let off: Vec<f64> = off.iter().map(|v| *v as f64).collect();
+    out.off_manifold_mean = off.iter().sum::<f64>() / m as f64;
+    out.off_manifold_median = median(off);
     out.inner_fraction = inner as f64 / m as f64;
 
     let ys = y.slice([0..m.min(MMD_MAX_SAMPLES), 0..2]);
@@ -147,6 +182,70 @@ mod tests {
         assert!((m.radial_error_mean - (3.0 * e_in + e_out) / 4.0).abs() < 1e-5);
         assert!((m.radial_error_median - e_in).abs() < 1e-5);
         assert!((m.inner_fraction - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn scatter_metrics_are_exact_on_a_constructed_set() {
+        // 10 samples in the plane at D = 8: 7 on the circles (radial error 0), one just inside the
+        // tolerance, one just outside it, one half-way between the circles; lifted and then 6 of
+        // them pushed off the plane by known distances.
+        let proj = Projection::new(8, 3).unwrap();
+        let tol = CLEAN_TOLERANCE;
+        let mid = 0.5 * (R_INNER + R_OUTER);
+        let radii = [R_INNER, R_INNER, R_INNER, R_OUTER, R_OUTER, R_OUTER, R_OUTER, R_OUTER + 0.99 * tol, R_INNER - 1.01 * tol, mid];
+        let xy: Vec<f32> = radii.iter().enumerate().flat_map(|(i, r)| {
+            let a = 0.7 * i as f64;
+            [(r * a.cos()) as f32, (r * a.sin()) as f32]
+        }).collect();
+        let mut u = lifted(xy, &proj);
+        // A unit vector orthogonal to the plane: a basis vector minus its projection, normalised.
+        let p = read_f32(proj.tensor(&Device::flex()));
+        let mut e: Vec<f64> = (0..8).map(|i| if i == 0 { 1.0 } else { 0.0 }).collect();
+        for c in 0..2 {
+            let dot: f64 = (0..8).map(|i| e[i] * p[2 * i + c] as f64).sum();
+            for i in 0..8 {
+                e[i] -= dot * p[2 * i + c] as f64;
+            }
+        }
+        let ne = e.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let offs = [0.0, 0.0, 0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 2.0, 8.0];
+        for (row, off) in u.chunks_mut(8).zip(offs) {
+            for i in 0..8 {
+                row[i] += (off * e[i] / ne) as f32;
+            }
+        }
+        let m = compute(&u, &proj).unwrap();
+        assert!((m.clean_fraction - 0.8).abs() < 1e-12, "{m:?}");
+        // The radial errors sorted: seven zeros, 0.99 tol, 1.01 tol, gap / 2; their 90th
+        // percentile lies between the last two order statistics.
+        let sorted = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.99 * tol, 1.01 * tol, mid - R_INNER];
+        let p90 = sorted[8] + 0.1 * (sorted[9] - sorted[8]);
+        assert!((m.radial_error_p90 - p90).abs() < 1e-5, "{} vs {p90}", m.radial_error_p90);
+        assert!(m.radial_error_median < 1e-5);
+        assert!((m.off_manifold_median - 0.5).abs() < 1e-5, "{m:?}");
+        assert!((m.off_manifold_mean - 1.3).abs() < 1e-5, "{m:?}");
+        // A diverged sample lowers the clean fraction (it is a sample that is not clean).
+        let mut more = u.clone();
+        more.extend(std::iter::repeat(f32::NAN).take(8));
+        let m2 = compute(&more, &proj).unwrap();
+        assert!((m2.clean_fraction - 8.0 / 11.0).abs() < 1e-12, "{m2:?}");
+        assert_eq!(m2.radial_error_p90, m.radial_error_p90);
+    }
+
+    #[test]
+    fn quantiles_interpolate_between_order_statistics() {
+        assert_eq!(quantile(vec![3.0, 1.0, 2.0], 0.5), 2.0);
+        assert_eq!(quantile(vec![0.0, 10.0], 0.9), 9.0);
+        assert_eq!(quantile(vec![5.0], 0.9), 5.0);
+        assert_eq!(quantile((0..=10).map(f64::from).collect(), 0.9), 9.0);
+    }
+
+    #[test]
+    fn metrics_written_before_the_scatter_metrics_still_read() {
+        let old = r#"{"n":4,"diverged":0,"diverged_fraction":0.0,"radial_error_mean":0.1,"radial_error_median":0.05,"off_manifold_mean":0.2,"inner_fraction":0.5,"mmd":0.001}"#;
+        let m: Metrics = serde_json::from_str(old).unwrap();
+        assert!(m.clean_fraction.is_nan() && m.radial_error_p90.is_nan() && m.off_manifold_median.is_nan());
+        assert_eq!(m.radial_error_median, 0.05);
     }
 
     #[test]

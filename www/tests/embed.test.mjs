@@ -10,13 +10,14 @@ import { browserSession, artifacts } from "./browser.mjs";
 
 const { open } = browserSession();
 
-/** Each figure's panels: {title, step, radial} from its shadow DOM. */
+/** Each figure's panels: {title, step, clean, radial} from its shadow DOM. */
 const figures = (page) =>
   page.evaluate(() =>
     [...document.querySelectorAll("geonoise-figure")].map((f) =>
       [...f.shadowRoot.querySelectorAll(".panel")].map((p) => ({
         title: p.querySelector("h2").textContent,
         step: p.querySelector('[data-m="step"]').textContent,
+        clean: p.querySelector('[data-m="clean"]').textContent,
         radial: p.querySelector('[data-m="radial"]').textContent,
         error: p.querySelector(".error").textContent,
       })),
@@ -33,7 +34,7 @@ test("embed-example.html: the autoplaying figure samples both checkpoints to the
   let [first, second] = await figures(page);
   assert.deepEqual(first.map((p) => p.title), ["FM Blind", "DDPM Blind"]);
   assert.deepEqual(first.map((p) => p.step), ["60 / 60", "60 / 60"]);
-  assert.ok(first.every((p) => /\(median\)/.test(p.radial) && p.error === ""), JSON.stringify(first));
+  assert.ok(first.every((p) => /^[\d.]+ median, [\d.]+ p90$/.test(p.radial) && /^[\d.]+%$/.test(p.clean) && p.error === ""), JSON.stringify(first));
   // The second figure has drawn its starting noise and waits.
   assert.deepEqual(second.map((p) => p.step), ["0 / 30", "0 / 30"]);
   assert.equal(await page.evaluate(() => window.doneFigures.includes(1)), false);

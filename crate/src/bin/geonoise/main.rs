@@ -246,10 +246,13 @@ fn rows(v: &[f32], cols: usize) -> Vec<Vec<f32>> {
 
 fn summary_metrics(m: &Metrics) -> String {
     format!(
-        "radial error mean {:.4} median {:.4}, off-manifold {:.4}, inner {:.2}, MMD {:.5}, diverged {:.1}%",
+        "clean {:.1}%, radial error mean {:.4} median {:.4} p90 {:.4}, off-manifold mean {:.4} median {:.4}, inner {:.2}, MMD {:.5}, diverged {:.1}%",
+        100.0 * m.clean_fraction,
         m.radial_error_mean,
         m.radial_error_median,
+        m.radial_error_p90,
         m.off_manifold_mean,
+        m.off_manifold_median,
         m.inner_fraction,
         m.mmd,
         100.0 * m.diverged_fraction
@@ -807,7 +810,7 @@ fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, table: bool
         eprintln!("wrote {}", path.display());
     }
     if table {
-        println!("radial error (median) / off-manifold norm (mean) / diverged, {n} samples per cell\n");
+        println!("clean fraction / radial error median / radial error p90 / off-manifold norm (mean) / diverged, {n} samples per cell (clean: within {:.3} of a circle)\n", geonoise::metrics::CLEAN_TOLERANCE);
         print!("{}", figure::table(&rows, &dims, &slots));
     } else {
         let cells: Vec<Value> = slots
