@@ -115,6 +115,10 @@ enum Command {
         /// Retrain cells that are already done.
         #[arg(long)]
         force: bool,
+        /// Measure the metrics of up-to-date cells again from their files (the same evaluation
+        /// run), without training: how a manifest gains a metric added after it was written.
+        #[arg(long)]
+        rescore: bool,
     },
     /// The paper's Figure 5: samples projected to the data plane, rows = models, columns = D.
     Figure {
@@ -668,7 +672,7 @@ fn read_manifest(dir: &Path) -> Res<Option<Manifest>> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>, steps: Option<usize>, width: Option<usize>, depth: Option<usize>, precision: Option<Precision>, force: bool, dev: &Device, pretty: bool) -> Res<()> {
+fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>, steps: Option<usize>, width: Option<usize>, depth: Option<usize>, precision: Option<Precision>, force: bool, rescore: bool, dev: &Device, pretty: bool) -> Res<()> {
     let mut recipe = GridRecipe::default();
     if let Some(steps) = steps {
         // One step count for every D.
@@ -689,7 +693,10 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
         }
         None => Manifest::new(command.clone(), recipe.clone()),
     };
-    manifest.command = command;
+    // A rescore measures the files the recorded command made: that command stays the record.
+    if !rescore {
+        manifest.command = command;
+    }
     let eval = pretrained::eval_config();
     let total = models.len() * dims.len() * 2;
     let mut done = 0;
@@ -705,10 +712,28 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
                 if !force {
                     if let Some(e) = manifest.find(model, blind, dim) {
                         if e.config == config && std::fs::metadata(&path).map(|m| m.len() as usize == e.bytes).unwrap_or(false) {
-                            eprintln!("[{done}/{total}] {label}: up to date, skipped");
+                            if rescore {
+                                let bytes = std::fs::read(&path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+                                let (model_back, _) = checkpoint::load(&bytes, dev, &checkpoint::Expected::any()).map_err(|err| format!("{}: {err}", path.display()))?;
+                                let proj = Projection::new(dim, config.model.projection_seed)?;
+                                let (samples, _) = run_sampler(Rc::new(model_back), &eval, &proj, dev, false)?;
+                                let m = metrics::compute(&samples, &proj)?;
+                                eprintln!("[{done}/{total}] {label}: rescored: {}", summary_metrics(&m));
+                                let mut entry = e.clone();
+                                entry.metrics = m;
+                                manifest.upsert(entry);
+                                let json = serde_json::to_string_pretty(&manifest).unwrap();
+                                write_file(&manifest_path(&out), json.as_bytes())?;
+                            } else {
+                                eprintln!("[{done}/{total}] {label}: up to date, skipped");
+                            }
                             continue;
                         }
                     }
+                }
+                if rescore {
+                    eprintln!("[{done}/{total}] {label}: not up to date (no file, or another recipe); --rescore does not train, skipped");
+                    continue;
                 }
                 eprintln!("[{done}/{total}] {label}: training {} steps", config.steps);
                 let start = Instant::now();
@@ -835,8 +860,8 @@ fn run(cli: Cli) -> Res<()> {
         }
         Command::Oracle { oracle_args, points } => cmd_oracle(oracle_args, points, &dev()?, pretty),
         Command::Metrics { samples } => cmd_metrics(samples, pretty),
-        Command::TrainGrid { out, models, dims, steps, width, depth, precision, force } => {
-            cmd_train_grid(out, models, dims, steps, width, depth, precision, force, &dev()?, pretty)
+        Command::TrainGrid { out, models, dims, steps, width, depth, precision, force, rescore } => {
+            cmd_train_grid(out, models, dims, steps, width, depth, precision, force, rescore, &dev()?, pretty)
         }
         Command::Figure { out, oracle, pretrained, table, models, dims, n, steps, seed, data_points, grid } => {
             cmd_figure(out, oracle, pretrained, table, models, dims, n, steps, seed, data_points, grid, &dev()?, pretty)
