@@ -52,7 +52,7 @@ function writeUrl() {
 }
 
 function sampleConfig() {
-  return { n: state.n, steps: state.steps, solver: state.solver, seed: state.seed };
+  return { n: state.n, steps: state.steps, solver: state.solver, time_grid: state.grid, seed: state.seed };
 }
 
 function startWorker() {
@@ -564,6 +564,7 @@ function syncControls() {
   $("#fields").value = state.fields;
   $("#n").value = String(state.n);
   $("#solver").value = state.solver;
+  $("#grid").value = state.grid;
   $("#steps").value = String(state.steps);
   $("#seed").value = String(state.seed);
   $("#speed").value = String(state.speed);
@@ -642,6 +643,11 @@ function setupControls() {
   });
   on("solver", "change", (e) => {
     state.solver = e.target.value;
+    writeUrl();
+    restartRuns();
+  });
+  on("grid", "change", (e) => {
+    state.grid = e.target.value;
     writeUrl();
     restartRuns();
   });

@@ -3,6 +3,9 @@
 
 export const DIMS = [2, 8, 32, 128, 512];
 export const SOLVERS = ["euler", "heun"];
+// How the sampler spaces its steps (crate/src/target.rs, TimeGrid): the parameterization's own,
+// uniform in t, EDM's rho = 7, uniform in log-SNR.
+export const GRIDS = ["default", "uniform", "rho7", "log-snr"];
 export const BACKENDS = ["auto", "webgpu", "cpu"];
 export const MODES = ["view", "train", "theory"];
 export const PMODELS = ["fm", "ddpm", "edm", "eqm"];
@@ -26,6 +29,7 @@ export const DEFAULTS = Object.freeze({
   twins: false, // also show the conditional twins (2x2 grid)
   n: 1000, // samples per panel
   solver: "euler",
+  grid: "default",
   steps: 100,
   seed: 0,
   speed: 3, // solver steps per drawn frame
@@ -86,6 +90,7 @@ export function parseState(query) {
     else notes.push(`${key}=${v} is not one of ${allowed.join(", ")}; using ${state[key]}`);
   };
   pick("solver", SOLVERS);
+  pick("grid", GRIDS);
   pick("backend", BACKENDS);
   pick("mode", MODES);
   pick("fields", FIELDS);

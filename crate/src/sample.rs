@@ -9,7 +9,7 @@
 use crate::data::{host_tensor, Projection};
 use crate::model::Model;
 use crate::rng::Rng;
-use crate::target::Parameterization;
+use crate::target::{Parameterization, TimeGrid};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
@@ -82,6 +82,10 @@ pub struct SampleConfig {
     /// Nesterov momentum of the descent sampler (0 = plain gradient descent).
     #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 0.0))]
     pub momentum: f64,
+    /// Spacing of the steps: the parameterization's own (default), uniform in t, EDM's rho = 7,
+    /// or uniform in log-SNR.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, value_enum, default_value_t = TimeGrid::Default))]
+    pub time_grid: TimeGrid,
 }
 
 pub const MAX_SAMPLES: usize = 100_000;
@@ -89,7 +93,7 @@ pub const MAX_STEPS: usize = 10_000;
 
 impl Default for SampleConfig {
     fn default() -> Self {
-        SampleConfig { n: 1000, steps: 100, solver: Solver::Euler, seed: 0, eta: 0.003, momentum: 0.0 }
+        SampleConfig { n: 1000, steps: 100, solver: Solver::Euler, seed: 0, eta: 0.003, momentum: 0.0, time_grid: TimeGrid::Default }
     }
 }
 
@@ -172,7 +176,7 @@ impl Sampler {
         let dim = field.dim();
         let p = field.parameterization();
         let (lo, hi) = field.range();
-        let grid = p.sampling_grid(config.steps, lo, hi);
+        let grid = p.sampling_grid_with(config.time_grid, config.steps, lo, hi);
         let u = host_tensor(starting_positions(&*field, config.n, config.seed), dim, device);
         let rng = Rng::derive(config.seed, "ancestral");
         Ok(Sampler { field, config, grid, k: 0, u, prev: None, projection: None, rng, device: device.clone() })
@@ -469,6 +473,34 @@ mod tests {
         assert_eq!(count, 7);
         assert!(Sampler::new(field.clone(), SampleConfig { n: 0, ..cfg.clone() }, &proj, &device).is_err());
         assert!(Sampler::new(field.clone(), cfg, &Projection::new(4, 0).unwrap(), &device).is_err());
+    }
+
+    #[test]
+    fn time_grids_are_named_the_same_in_json_and_on_the_command_line() {
+        for (name, grid) in [("default", TimeGrid::Default), ("uniform", TimeGrid::Uniform), ("rho7", TimeGrid::Rho7), ("log-snr", TimeGrid::LogSnr)] {
+            let cfg: SampleConfig = serde_json::from_str(&format!(r#"{{"time_grid": "{name}"}}"#)).unwrap();
+            assert_eq!(cfg.time_grid, grid);
+            assert_eq!(<TimeGrid as clap::ValueEnum>::from_str(name, false).unwrap(), grid);
+        }
+        assert!(serde_json::from_str::<SampleConfig>(r#"{"time_grid": "cosine"}"#).is_err());
+    }
+
+    #[test]
+    fn the_time_grid_sets_the_levels_a_run_visits() {
+        let device = Device::flex();
+        let proj = Projection::new(8, 0).unwrap();
+        let oracle = crate::oracle::Oracle::for_circles(Parameterization::Fm, Parameterization::Fm.default_range(), &proj, 16, 16, &device).unwrap();
+        let field = Rc::new(crate::oracle::OracleField { oracle, blind: true });
+        for grid in [TimeGrid::Uniform, TimeGrid::Rho7, TimeGrid::LogSnr] {
+            let cfg = SampleConfig { n: 4, steps: 5, time_grid: grid, ..Default::default() };
+            let mut s = Sampler::new(field.clone(), cfg, &proj, &device).unwrap();
+            let mut ts = vec![s.t()];
+            while let Some(f) = s.step() {
+                ts.push(f.t);
+            }
+            let (lo, hi) = field.range();
+            assert_eq!(ts, Parameterization::Fm.sampling_grid_with(grid, 5, lo, hi), "{grid:?}");
+        }
     }
 
     #[test]

@@ -156,23 +156,90 @@ impl Parameterization {
     }
 
     /// The time grid a sampler walks with `steps` steps, from `t_max` down to `t_min`
-    /// (`steps + 1` points). Uniform in `t` on the `[0, 1]` paths; EDM's rho = 7 spacing for VE.
+    /// (`steps + 1` points), with the parameterization's own spacing ([`TimeGrid::Default`]).
     pub fn sampling_grid(&self, steps: usize, t_min: f64, t_max: f64) -> Vec<f64> {
-        let n = steps.max(1);
-        (0..=n)
-            .map(|i| {
-                let r = i as f64 / n as f64;
-                match self {
-                    Parameterization::Edm => {
-                        let rho = 7.0;
-                        let (lo, hi) = (t_min.powf(1.0 / rho), t_max.powf(1.0 / rho));
-                        (hi + r * (lo - hi)).powf(rho)
-                    }
-                    _ => t_max + r * (t_min - t_max),
-                }
-            })
-            .collect()
+        self.sampling_grid_with(TimeGrid::Default, steps, t_min, t_max)
     }
+
+    /// Log signal-to-noise ratio `ln(a^2 / b^2)` (`-inf` where `a = 0`, FM's and EqM's `t = 1`).
+    pub fn log_snr(&self, t: f64) -> f64 {
+        2.0 * (self.a(t).abs().ln() - self.b(t).abs().ln())
+    }
+
+    /// The time grid with the spacing `grid` (see [`TimeGrid`]): `steps + 1` points, strictly
+    /// decreasing, from `t_max` to `t_min`.
+    pub fn sampling_grid_with(&self, grid: TimeGrid, steps: usize, t_min: f64, t_max: f64) -> Vec<f64> {
+        let n = steps.max(1);
+        let grid = match (grid, self) {
+            (TimeGrid::Default, Parameterization::Edm) => TimeGrid::Rho7,
+            (TimeGrid::Default, _) => TimeGrid::Uniform,
+            (g, _) => g,
+        };
+        let rho = |r: f64| {
+            let (lo, hi) = (t_min.powf(1.0 / RHO), t_max.powf(1.0 / RHO));
+            (hi + r * (lo - hi)).powf(RHO)
+        };
+        let mut g: Vec<f64> = match grid {
+            TimeGrid::Rho7 => (0..=n).map(|i| rho(i as f64 / n as f64)).collect(),
+            TimeGrid::LogSnr => {
+                let lam_lo = self.log_snr(t_min);
+                let lam_hi = self.log_snr(t_max);
+                if lam_hi.is_finite() {
+                    (0..=n).map(|i| self.t_of_log_snr(lam_hi + (i as f64 / n as f64) * (lam_lo - lam_hi), t_min, t_max)).collect()
+                } else {
+                    // The SNR is 0 at t_max (pure noise): the first step goes to the level whose
+                    // log-SNR mirrors t_min's, the other n - 1 are uniform in log-SNR from there.
+                    let start = (-lam_lo).min(lam_lo);
+                    let rest: Vec<f64> = match n {
+                        1 => vec![t_min],
+                        _ => (0..n).map(|i| self.t_of_log_snr(start + (i as f64 / (n - 1) as f64) * (lam_lo - start), t_min, t_max)).collect(),
+                    };
+                    std::iter::once(t_max).chain(rest).collect()
+                }
+            }
+            _ => (0..=n).map(|i| t_max + (i as f64 / n as f64) * (t_min - t_max)).collect(),
+        };
+        // Exact ends, whatever rounding the spacing did.
+        g[0] = t_max;
+        g[n] = t_min;
+        g
+    }
+
+    /// The `t` in `[t_min, t_max]` with log-SNR `lam` (log-SNR decreases in `t`): bisection in f64.
+    fn t_of_log_snr(&self, lam: f64, t_min: f64, t_max: f64) -> f64 {
+        let (mut lo, mut hi) = (t_min, t_max);
+        for _ in 0..200 {
+            let mid = 0.5 * (lo + hi);
+            if self.log_snr(mid) > lam {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        0.5 * (lo + hi)
+    }
+}
+
+/// EDM's step-spacing exponent.
+pub const RHO: f64 = 7.0;
+
+/// How a sampler spaces its steps between `t_max` and `t_min`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(not(target_family = "wasm"), derive(clap::ValueEnum))]
+pub enum TimeGrid {
+    /// The parameterization's own: uniform in `t` on the `[0, 1]` paths, EDM's rho = 7 for VE.
+    #[default]
+    Default,
+    /// Uniform in `t`.
+    Uniform,
+    /// EDM's spacing, `t_i = (t_max^(1/7) + i/N (t_min^(1/7) - t_max^(1/7)))^7`: steps crowd
+    /// near `t_min`, where the fields change fastest.
+    Rho7,
+    /// Uniform in the log signal-to-noise ratio `ln(a^2 / b^2)`. Where the SNR is 0 at `t_max`
+    /// (FM and EqM start from pure noise), the first step goes to the level whose log-SNR mirrors
+    /// `t_min`'s and the rest are uniform from there.
+    LogSnr,
 }
 
 impl fmt::Display for Parameterization {
@@ -256,6 +323,43 @@ mod tests {
             assert_eq!(g.len(), 11);
             assert!((g[0] - hi).abs() < 1e-9 && (g[10] - lo).abs() < 1e-9);
             assert!(g.windows(2).all(|w| w[1] < w[0]));
+        }
+    }
+
+    #[test]
+    fn every_time_grid_runs_down_from_t_max_to_t_min_with_its_spacing() {
+        for p in Parameterization::ALL {
+            let (lo, hi) = p.default_range();
+            for grid in [TimeGrid::Default, TimeGrid::Uniform, TimeGrid::Rho7, TimeGrid::LogSnr] {
+                for n in [1, 2, 10, 1000] {
+                    let g = p.sampling_grid_with(grid, n, lo, hi);
+                    assert_eq!(g.len(), n + 1, "{p} {grid:?} {n}");
+                    assert!(g[0] == hi && g[n] == lo, "{p} {grid:?} {n}: {} .. {}", g[0], g[n]);
+                    assert!(g.windows(2).all(|w| w[1] < w[0]), "{p} {grid:?} {n}: not decreasing");
+                }
+            }
+            // Default: uniform in t except EDM, whose default is rho = 7.
+            let want = if p == Parameterization::Edm { TimeGrid::Rho7 } else { TimeGrid::Uniform };
+            assert_eq!(p.sampling_grid(10, lo, hi), p.sampling_grid_with(want, 10, lo, hi));
+            // Uniform: equal steps in t. Rho7: equal steps in t^(1/7).
+            let u = p.sampling_grid_with(TimeGrid::Uniform, 10, lo, hi);
+            assert!(u.windows(2).all(|w| ((w[0] - w[1]) - (hi - lo) / 10.0).abs() < 1e-12));
+            let r = p.sampling_grid_with(TimeGrid::Rho7, 10, lo, hi);
+            let d = (hi.powf(1.0 / RHO) - lo.powf(1.0 / RHO)) / 10.0;
+            assert!(r.windows(2).all(|w| ((w[0].powf(1.0 / RHO) - w[1].powf(1.0 / RHO)) - d).abs() < 1e-9));
+            // LogSnr: equal steps in ln(a^2/b^2), after a first step from pure noise where the
+            // SNR at t_max is 0 (FM, EqM).
+            let l = p.sampling_grid_with(TimeGrid::LogSnr, 10, lo, hi);
+            let lam: Vec<f64> = l.iter().map(|t| p.log_snr(*t)).collect();
+            let from = if lam[0].is_finite() { 0 } else { 1 };
+            let step = (lam[10] - lam[from]) / (10 - from) as f64;
+            assert!(step > 0.0, "{p}: log-SNR must grow as t falls");
+            for k in from..10 {
+                assert!(((lam[k + 1] - lam[k]) - step).abs() < 1e-6 * step.abs().max(1.0), "{p}: step {k} of the log-SNR grid: {} vs {step}", lam[k + 1] - lam[k]);
+            }
+            if from == 1 {
+                assert!((lam[1] + lam[10]).abs() < 1e-6, "{p}: the first level after pure noise mirrors t_min's log-SNR");
+            }
         }
     }
 

@@ -26,6 +26,25 @@ function close(a, b, what) {
   assert.ok(Math.abs(a - b) <= tol, `${what}: page ${a} vs CLI ${b}`);
 }
 
+test("the time grid from the URL and the control sets the noise levels each panel's run visits", async () => {
+  const { page, problems } = await open("?backend=cpu&d=8&n=16&steps=5&speed=1&grid=rho7");
+  await waitDone(page, ["fm-blind", "ddpm-blind"], 120000);
+  // EDM's spacing over FM's range [1e-3, 1]: equal steps in t^(1/7).
+  const rho7 = [0, 1, 2, 3, 4, 5].map((i) => (1 + (i / 5) * (0.001 ** (1 / 7) - 1)) ** 7);
+  const ts = await page.evaluate(() => window.geonoise.panels.get("fm-blind").frames.map((f) => f.t));
+  assert.equal(ts.length, 6, JSON.stringify(ts));
+  ts.forEach((t, i) => assert.ok(Math.abs(t - rho7[i]) < 1e-9, `level ${i}: ${t} vs ${rho7[i]}`));
+  assert.equal(await page.locator("#grid").inputValue(), "rho7");
+  // The control restarts the runs on the new grid and the URL follows.
+  await page.selectOption("#grid", "uniform");
+  await page.waitForFunction(() => window.geonoise.state.grid === "uniform" && window.geonoise.panels.get("fm-blind")?.done && window.geonoise.panels.get("fm-blind").frames.length === 6, null, { timeout: 120000, polling: 100 });
+  const uniform = await page.evaluate(() => window.geonoise.panels.get("fm-blind").frames.map((f) => f.t));
+  uniform.forEach((t, i) => assert.ok(Math.abs(t - (1 - (i / 5) * 0.999)) < 1e-9, `uniform level ${i}: ${t}`));
+  assert.match(page.url(), /grid=uniform/);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
 test("CPU path: FM Blind and DDPM Blind at D=128 sample fully and match the native CLI", async () => {
   const { page, problems } = await open("?backend=cpu&d=128&n=300&steps=40&speed=10");
   await page.waitForFunction(() => window.geonoise.backend === "cpu", null, { timeout: 60000 });
