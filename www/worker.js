@@ -8,7 +8,7 @@
 //                                                     measurement, measuring a software adapter too
 //     {type: "load", panel, url, expect}              fetch and load a checkpoint; expect: what it must
 //                                                     be, {model, blind, dim, width, depth} (each optional)
-//     {type: "start", panel, config: {n, steps, solver, seed}}   (re)start sampling from step 0
+//     {type: "start", panel, config: {n, steps, solver, time_grid, seed}}   (re)start sampling from step 0
 //     {type: "advance", panel, k, gen}                take k steps, answer with one frame (gen echoed)
 //     {type: "export", panel}                         the current full positions
 //     {type: "drop", panel}                           forget the panel's model, run and training
@@ -94,7 +94,7 @@ const message = (e) => {
   return kept.join("; ");
 };
 
-/** Which core to load and, unless "auto" must measure, the backend: {core, backend?, reason?, adapter?}. */
+/** Which core to load and, unless "auto" must measure, the backend: {core, backend?, reason?}. */
 async function chooseCore(wanted, testing) {
   if (wanted === "cpu") return { core: "cpu", backend: "cpu", reason: "CPU chosen" };
   if (!self.navigator.gpu) return { core: "cpu", backend: "cpu", reason: "this browser has no WebGPU" };
