@@ -71,7 +71,7 @@ const dawnFlags = [...(nullBackend ? ["backend=null"] : []), ...all("--dawn")];
 Object.defineProperty(globalThis, "navigator", { value: { gpu: create(dawnFlags) }, configurable: true });
 globalThis.WorkerGlobalScope ??= class WorkerGlobalScope {};
 
-const { instrument, makeBench } = await import("./ab.js");
+const { instrument, makeBench, median } = await import("./ab.js");
 // The device the page's worker asks for ("subgroups" where the adapter has it).
 (await import("../www/webgpu-features.js")).requestSubgroups(globalThis);
 const counts = instrument(globalThis);
@@ -147,7 +147,7 @@ if (want("floor")) {
       await f();
       if (i) v.push(performance.now() - t0);
     }
-    return v.sort((a, b) => a - b)[10];
+    return median(v);
   };
   const data = new Float32Array(bytes / 4);
   const readback = await timed(async () => {

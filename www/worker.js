@@ -274,14 +274,17 @@ async function handleTrainStep({ panel, k, gen }) {
   post({ type: "train-progress", panel, gen, step, chunk: step - before, total: tr.config().steps, loss, ms });
 }
 
+/** A frame's plane coordinates `{step, t, done, total, xy}` and the run's full positions, both
+ * read at once (one wait for the device, not two in a row). */
+const readFrame = (run, frame) => Promise.all([frame.read_xy(), run.current().read_full()]);
+
 async function handleTrainPreview({ panel, gen, n, steps, seed }) {
   const tr = trainers.get(panel);
   if (!tr) return;
   const model = tr.model();
   const run = engine.sampler(model, { n, steps, solver: "euler", seed });
   try {
-    const f = await run.advance(steps).read_xy();
-    const full = await run.current().read_full();
+    const [f, full] = await readFrame(run, run.advance(steps));
     const m = core.metrics(full, model.dim, model.projection_seed);
     post({ type: "train-preview", panel, gen, step: tr.steps_done, xy: f.xy, metrics: m }, [f.xy.buffer]);
   } finally {
@@ -327,8 +330,7 @@ async function handleProbeSample({ panel, index, points, grid }) {
   const r = runs.get(panel);
   const model = models.get(panel);
   if (!r || !model) throw new Error("nothing has been sampled on this panel yet");
-  const { step, t } = await r.run.current().read_xy();
-  const full = await r.run.current().read_full();
+  const [{ step, t }, full] = await readFrame(r.run, r.run.current());
   const cfg = model.config();
   const dim = model.dim;
   const probe = oracleProbe(cfg.model, dim, points, grid);
@@ -430,12 +432,8 @@ async function handleAdvance({ panel, k, gen }) {
   const start = k === 0 ? r.run.start_on_host() : null;
   let f = start;
   let full = start?.full;
-  if (!start) {
-    // Both reads in flight at once (one wait for the device, not two in a row): the plane
-    // coordinates for the canvas and the full positions for the live metrics.
-    const frame = k === 0 ? r.run.current() : r.run.advance(k);
-    [f, full] = await Promise.all([frame.read_xy(), r.run.current().read_full()]);
-  }
+  // The plane coordinates for the canvas, the full positions for the live metrics.
+  if (!start) [f, full] = await readFrame(r.run, k === 0 ? r.run.current() : r.run.advance(k));
   const model = models.get(panel);
   const m = core.metrics(full, model.dim, model.projection_seed);
   post({ type: "frame", panel, gen, step: f.step, total: f.total, t: f.t, done: f.done, xy: f.xy, metrics: m }, [f.xy.buffer]);
@@ -445,8 +443,7 @@ async function handleExport({ panel }) {
   const r = runs.get(panel);
   const model = models.get(panel);
   if (!r || !model) throw new Error("nothing to export yet");
-  const samples = await r.run.current().read_full();
-  const f = await r.run.current().read_xy();
+  const [f, samples] = await readFrame(r.run, r.run.current());
   post({ type: "export", panel, dim: model.dim, projection_seed: model.projection_seed, config: model.config(), sample: r.config, samples, xy: f.xy }, [samples.buffer, f.xy.buffer]);
 }
 

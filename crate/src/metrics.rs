@@ -60,18 +60,18 @@ pub fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    v[lo] + (pos - lo as f64) * (v[hi] - v[lo])
+    if lo == hi {
+        return v[lo];
+    }
+    // Weighted sum, not `v[lo] + w (v[hi] - v[lo])`: at w = 1/2 it is exactly the mean of the
+    // middle two (halving is exact), and an infinite neighbour gives infinity, not NaN.
+    let w = pos - lo as f64;
+    (1.0 - w) * v[lo] + w * v[hi]
 }
 
 /// The median of `v` (the mean of the middle two for an even count); `v` must not be empty.
-pub fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        0.5 * (v[m - 1] + v[m])
-    }
+pub fn median(v: Vec<f64>) -> f64 {
+    quantile(v, 0.5)
 }
 
 /// Pairwise RBF kernel mean between two sets of 2-D rows.
@@ -230,6 +230,15 @@ mod tests {
         let m2 = compute(&more, &proj).unwrap();
         assert!((m2.clean_fraction - 8.0 / 11.0).abs() < 1e-12, "{m2:?}");
         assert_eq!(m2.radial_error_p90, m.radial_error_p90);
+    }
+
+    #[test]
+    fn the_median_is_the_middle_value_or_the_mean_of_the_middle_two() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![0.1, 0.2]), 0.5 * (0.1 + 0.2));
+        assert_eq!(median(vec![1.0, f64::INFINITY, f64::INFINITY]), f64::INFINITY);
+        assert_eq!(median(vec![1.0, f64::INFINITY]), f64::INFINITY);
     }
 
     #[test]

@@ -155,19 +155,13 @@ impl Parameterization {
         }
     }
 
-    /// The time grid a sampler walks with `steps` steps, from `t_max` down to `t_min`
-    /// (`steps + 1` points), with the parameterization's own spacing ([`TimeGrid::Default`]).
-    pub fn sampling_grid(&self, steps: usize, t_min: f64, t_max: f64) -> Vec<f64> {
-        self.sampling_grid_with(TimeGrid::Default, steps, t_min, t_max)
-    }
-
     /// Log signal-to-noise ratio `ln(a^2 / b^2)` (`-inf` where `a = 0`, FM's and EqM's `t = 1`).
     pub fn log_snr(&self, t: f64) -> f64 {
         2.0 * (self.a(t).abs().ln() - self.b(t).abs().ln())
     }
 
-    /// The time grid with the spacing `grid` (see [`TimeGrid`]): `steps + 1` points, strictly
-    /// decreasing, from `t_max` to `t_min`.
+    /// The time grid a sampler walks with `steps` steps and the spacing `grid` (see
+    /// [`TimeGrid`]): `steps + 1` points, strictly decreasing, from `t_max` to `t_min`.
     pub fn sampling_grid_with(&self, grid: TimeGrid, steps: usize, t_min: f64, t_max: f64) -> Vec<f64> {
         let n = steps.max(1);
         let grid = match (grid, self) {
@@ -316,17 +310,6 @@ mod tests {
     }
 
     #[test]
-    fn grids_run_from_t_max_to_t_min() {
-        for p in Parameterization::ALL {
-            let (lo, hi) = p.default_range();
-            let g = p.sampling_grid(10, lo, hi);
-            assert_eq!(g.len(), 11);
-            assert!((g[0] - hi).abs() < 1e-9 && (g[10] - lo).abs() < 1e-9);
-            assert!(g.windows(2).all(|w| w[1] < w[0]));
-        }
-    }
-
-    #[test]
     fn every_time_grid_runs_down_from_t_max_to_t_min_with_its_spacing() {
         for p in Parameterization::ALL {
             let (lo, hi) = p.default_range();
@@ -340,7 +323,7 @@ mod tests {
             }
             // Default: uniform in t except EDM, whose default is rho = 7.
             let want = if p == Parameterization::Edm { TimeGrid::Rho7 } else { TimeGrid::Uniform };
-            assert_eq!(p.sampling_grid(10, lo, hi), p.sampling_grid_with(want, 10, lo, hi));
+            assert_eq!(p.sampling_grid_with(TimeGrid::Default, 10, lo, hi), p.sampling_grid_with(want, 10, lo, hi));
             // Uniform: equal steps in t. Rho7: equal steps in t^(1/7).
             let u = p.sampling_grid_with(TimeGrid::Uniform, 10, lo, hi);
             assert!(u.windows(2).all(|w| ((w[0] - w[1]) - (hi - lo) / 10.0).abs() < 1e-12));

@@ -662,6 +662,18 @@ fn manifest_path(dir: &Path) -> PathBuf {
     dir.join("manifest.json")
 }
 
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Res<()> {
+    write_file(&manifest_path(dir), serde_json::to_string_pretty(manifest).unwrap().as_bytes())
+}
+
+/// The metrics of a checkpoint as shipped (its bytes, after the precision round trip), sampled
+/// with the grid's evaluation run.
+fn shipped_metrics(bytes: &[u8], proj: &Projection, eval: &SampleConfig, dev: &Device) -> Res<Metrics> {
+    let (model, _) = checkpoint::load(bytes, dev, &checkpoint::Expected::any()).map_err(|e| e.to_string())?;
+    let (samples, _) = run_sampler(Rc::new(model), eval, proj, dev, false)?;
+    metrics::compute(&samples, proj)
+}
+
 fn read_manifest(dir: &Path) -> Res<Option<Manifest>> {
     let p = manifest_path(dir);
     if !p.exists() {
@@ -709,30 +721,24 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
                 let path = out.join(&file);
                 let config = recipe.train_config(model, blind, dim);
                 let label = config.model.label();
-                if !force {
-                    if let Some(e) = manifest.find(model, blind, dim) {
-                        if e.config == config && std::fs::metadata(&path).map(|m| m.len() as usize == e.bytes).unwrap_or(false) {
-                            if rescore {
-                                let bytes = std::fs::read(&path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-                                let (model_back, _) = checkpoint::load(&bytes, dev, &checkpoint::Expected::any()).map_err(|err| format!("{}: {err}", path.display()))?;
-                                let proj = Projection::new(dim, config.model.projection_seed)?;
-                                let (samples, _) = run_sampler(Rc::new(model_back), &eval, &proj, dev, false)?;
-                                let m = metrics::compute(&samples, &proj)?;
-                                eprintln!("[{done}/{total}] {label}: rescored: {}", summary_metrics(&m));
-                                let mut entry = e.clone();
-                                entry.metrics = m;
-                                manifest.upsert(entry);
-                                let json = serde_json::to_string_pretty(&manifest).unwrap();
-                                write_file(&manifest_path(&out), json.as_bytes())?;
-                            } else {
-                                eprintln!("[{done}/{total}] {label}: up to date, skipped");
-                            }
-                            continue;
-                        }
-                    }
-                }
+                // The cell's entry, if its file is the one the recipe makes.
+                let current = manifest.find(model, blind, dim).filter(|e| e.config == config && std::fs::metadata(&path).map(|m| m.len() as usize == e.bytes).unwrap_or(false)).cloned();
                 if rescore {
-                    eprintln!("[{done}/{total}] {label}: not up to date (no file, or another recipe); --rescore does not train, skipped");
+                    match current {
+                        Some(mut entry) => {
+                            let bytes = std::fs::read(&path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+                            let proj = Projection::new(dim, config.model.projection_seed)?;
+                            entry.metrics = shipped_metrics(&bytes, &proj, &eval, dev).map_err(|err| format!("{}: {err}", path.display()))?;
+                            eprintln!("[{done}/{total}] {label}: rescored: {}", summary_metrics(&entry.metrics));
+                            manifest.upsert(entry);
+                            write_manifest(&out, &manifest)?;
+                        }
+                        None => eprintln!("[{done}/{total}] {label}: not up to date (no file, or another recipe); --rescore does not train, skipped"),
+                    }
+                    continue;
+                }
+                if current.is_some() && !force {
+                    eprintln!("[{done}/{total}] {label}: up to date, skipped");
                     continue;
                 }
                 eprintln!("[{done}/{total}] {label}: training {} steps", config.steps);
@@ -747,10 +753,7 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
                 let info = TrainingInfo { train: tr.config.clone(), steps_done: tr.steps_done(), final_loss: last };
                 let bytes = checkpoint::save_as(&tr.model(), Some(&info), recipe.precision).map_err(|e| e.to_string())?;
                 write_file(&path, &bytes)?;
-                // Metrics of the model as shipped (after the precision round trip).
-                let (model_back, _) = checkpoint::load(&bytes, dev, &checkpoint::Expected::any()).map_err(|e| e.to_string())?;
-                let (samples, _) = run_sampler(Rc::new(model_back), &eval, tr.projection(), dev, false)?;
-                let m = metrics::compute(&samples, tr.projection())?;
+                let m = shipped_metrics(&bytes, tr.projection(), &eval, dev)?;
                 eprintln!("  {label}: {}", summary_metrics(&m));
                 manifest.upsert(Entry {
                     file,
@@ -765,8 +768,7 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
                     bounds: Bounds::from_metrics(&m),
                     metrics: m,
                 });
-                let json = serde_json::to_string_pretty(&manifest).unwrap();
-                write_file(&manifest_path(&out), json.as_bytes())?;
+                write_manifest(&out, &manifest)?;
             }
         }
     }
