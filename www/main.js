@@ -319,6 +319,7 @@ function finishTraining(p, text) {
 function onTrainNan(p, msg) {
   const t = p.train;
   t.pending = false;
+  t.nan = true;
   t.step = msg.good ?? 0;
   const kept = msg.good === null ? "No finite loss was read before, so there are no weights to keep" : `The weights of step ${msg.good} (the last finite loss read) are kept: they are sampled below and can be downloaded`;
   p.view.setError(`The loss became ${msg.loss} at step ${msg.step}; training stopped. ${kept}. A lower learning rate usually helps.`);
@@ -400,6 +401,8 @@ function onImported(p, msg) {
 
 /** After the engine restarted (lost GPU, crash): each run goes on from its last saved weights. */
 function recoverTraining() {
+  // Paused by the person (runs left, none stepping): recovery keeps the pause.
+  const paused = !training && [...panels.values()].some((q) => q.train && !q.train.finished);
   for (const p of panels.values()) {
     p.pending = false;
     const t = p.train;
@@ -407,8 +410,15 @@ function recoverTraining() {
     t.pending = false;
     t.started = false;
     p.view.setError(""); // the notice above says what happened
+    // A run that finished after its last saved copy (the engine failed before the final copy
+    // arrived) trains its last steps again; one stopped by a NaN stays stopped.
+    if (t.finished && !t.nan && (t.saved?.step ?? 0) < t.total) {
+      t.finished = false;
+      if (!paused) training = true;
+    }
     if (t.saved) {
       t.step = t.saved.step;
+      t.nextPreview = t.step + state.every;
       t.history = t.history.filter(([k]) => k <= t.step);
       chart.truncate(p.panel.id, t.step);
       const copy = t.saved.bytes.slice();
@@ -422,6 +432,7 @@ function recoverTraining() {
     }
     if (t.finished) worker.postMessage({ type: "train-use", panel: p.panel.id });
   }
+  syncTrainButtons();
 }
 
 function syncTrainButtons() {

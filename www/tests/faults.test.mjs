@@ -63,7 +63,11 @@ test("the worker crashing mid-training: a new engine, training goes on from the 
   await ready(page);
   await page.click("#train-start");
   await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.train?.saved && p.train.step > p.train.saved.step), null, { timeout: 120000, polling: 100 });
-  const saved = await page.evaluate(() => [...window.geonoise.panels.values()].map((p) => p.train.saved.step));
+  // The copies saved before the crash, kept to play a final copy that never arrived (below).
+  const saved = await page.evaluate(() => {
+    window.earlyCopies = [...window.geonoise.panels.values()].map((p) => p.train.saved);
+    return window.earlyCopies.map((c) => c.step);
+  });
   await page.evaluate(() => window.geonoise.crash("uncaught"));
   await page.waitForFunction(() => window.geonoise.restarts === 1, null, { timeout: 30000, polling: 100 });
   assert.match(await text(page, "#notice"), /The engine stopped \(.*test hook: the engine crashed\)\. Restarting\./);
@@ -79,10 +83,15 @@ test("the worker crashing mid-training: a new engine, training goes on from the 
   await waitDone(page, ["train-a", "train-b"], 120000);
 
   // A Rust panic in a handler: the same restart. The third failure within a minute is the last.
+  // The first panic comes after the runs finished but (as played here) before their final copies
+  // arrived: each run trains its last steps again, from the copy it has.
+  const allSaved = () => [...window.geonoise.panels.values()].every((p) => p.train.finished && p.train.saved?.step === p.train.total);
   for (let k = 2; k <= 3; k++) {
+    if (k === 2) await page.evaluate(() => [...window.geonoise.panels.values()].forEach((p, i) => (p.train.saved = window.earlyCopies[i])));
     await page.evaluate(() => window.geonoise.crash("panic"));
     await page.waitForFunction((k) => window.geonoise.restarts === k && window.geonoise.backend !== null, k, { timeout: 60000, polling: 100 });
     assert.match(await text(page, "#notice"), /The engine crashed \(unreachable \(test hook: a panic\)\)\. Restarting\./);
+    await page.waitForFunction(allSaved, null, { timeout: 50000, polling: 100 });
   }
   await waitDone(page, ["train-a", "train-b"], 120000); // the trained models are back in their panels
   await page.evaluate(() => window.geonoise.crash("panic"));
