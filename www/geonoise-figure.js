@@ -11,13 +11,14 @@
 //   fields    "trained" (the checkpoints) or "exact" (the closed-form fields; default trained)
 //   backend   "auto", "webgpu" or "cpu" (default auto)
 //   grid      the steps' spacing: "default", "uniform", "rho7" (EDM's) or "log-snr" (default default)
+//   sampler   "euler", "heun" (the ODE), "ancestral" or "sde" (reverse SDE, Euler–Maruyama; default euler)
 //   autoplay  start when the figure scrolls into view; without it, a Play button starts it
 //
 // Everything it loads (worker.js, pkg/, pretrained/, style.css) comes from beside this module,
 // so the embedding page needs nothing else. It runs its own worker: the page's main thread only
 // draws. When every panel has reached its last step it fires a `geonoise-done` event.
 import { PanelView } from "./view.js";
-import { DIMS, GRIDS, LIMITS, panelsFor, sourceMessage } from "./state.js";
+import { DIMS, GRIDS, LIMITS, SOLVERS, panelsFor, sourceMessage } from "./state.js";
 
 const BASE = new URL(".", import.meta.url);
 const PANELS = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
@@ -49,12 +50,15 @@ function settings(el) {
   const backend = ["auto", "webgpu", "cpu"].includes(el.getAttribute("backend")) ? el.getAttribute("backend") : "auto";
   const gridRaw = el.getAttribute("grid");
   const grid = gridRaw === null ? "default" : GRIDS.includes(gridRaw) ? gridRaw : (notes.push(`grid="${gridRaw}" is not one of ${GRIDS.join(", ")}; using default`), "default");
+  const solverRaw = el.getAttribute("sampler");
+  const solver = solverRaw === null ? "euler" : SOLVERS.includes(solverRaw) ? solverRaw : (notes.push(`sampler="${solverRaw}" is not one of ${SOLVERS.join(", ")}; using euler`), "euler");
   return {
     notes,
     dim,
     fields,
     backend,
     grid,
+    solver,
     models: models.length ? models : ["fm-blind", "ddpm-blind"],
     n: int("samples", "n", 1000),
     steps: int("steps", "steps", 100),
@@ -146,7 +150,7 @@ class GeonoiseFigure extends HTMLElement {
 
   /** (Re)starts the panel's sampling run from its starting noise. */
   start(p) {
-    this.post({ type: "start", panel: p.panel.id, config: { n: this.s.n, steps: this.s.steps, solver: "euler", time_grid: this.s.grid, seed: this.s.seed } });
+    this.post({ type: "start", panel: p.panel.id, config: { n: this.s.n, steps: this.s.steps, solver: this.s.solver, time_grid: this.s.grid, seed: this.s.seed } });
   }
 
   /** Asks for the panel's next frame; before Play only its starting noise (step 0). */

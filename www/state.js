@@ -2,19 +2,21 @@
 // reproduces the view (seed included). Pure logic, no DOM: tests import it directly.
 
 export const DIMS = [2, 8, 32, 128, 512];
-export const SOLVERS = ["euler", "heun"];
+// Samplers (crate/src/sample.rs, Solver): Euler and Heun on the ODE; the ancestral step and
+// Euler–Maruyama on the reverse SDE, both stochastic.
+export const SOLVERS = ["euler", "heun", "ancestral", "sde"];
 // How the sampler spaces its steps (crate/src/target.rs, TimeGrid): the parameterization's own,
 // uniform in t, EDM's rho = 7, uniform in log-SNR.
 export const GRIDS = ["default", "uniform", "rho7", "log-snr"];
 export const BACKENDS = ["auto", "webgpu", "cpu"];
 export const MODES = ["view", "train", "theory"];
-export const PMODELS = ["fm", "ddpm", "edm", "eqm"];
+export const PMODELS = ["fm", "ddpm", "edm", "eqm", "uedm"];
 // What drives the view tab's panels: the shipped checkpoints, or the closed-form fields.
 export const FIELDS = ["trained", "exact"];
 // The closed-form fields' data set and quadrature grid on the page: small enough for a live
 // panel on the CPU (each step of the blind field weighs every data point at every level).
 export const ORACLE = { points: 128, grid: 48 };
-export const TRAIN_MODELS = ["fm-blind", "ddpm-blind", "edm-blind", "eqm-blind", "fm-cond", "ddpm-cond", "edm-cond", "eqm-cond"];
+export const TRAIN_MODELS = ["fm-blind", "ddpm-blind", "edm-blind", "eqm-blind", "uedm-blind", "fm-cond", "ddpm-cond", "edm-cond", "eqm-cond", "uedm-cond"];
 // Whole-number settings and their ranges. tdim..every belong to the Train tab.
 export const LIMITS = {
   n: [1, 5000], steps: [1, 1000], seed: [0, 2 ** 31 - 1], speed: [1, 10],
@@ -136,10 +138,13 @@ export function sourceMessage(panel, d, base = "pretrained/") {
   return { type: "load", panel: panel.id, url: checkpointUrl(panel, d, base), expect: { model: panel.model, blind: panel.blind, dim: d } };
 }
 
+/** Each parameterization as the paper writes it. */
+export const MODEL_NAMES = { fm: "FM", ddpm: "DDPM", edm: "EDM", eqm: "EqM", uedm: "uEDM" };
+
 /** How the paper names a model key such as "eqm-blind": "EqM Blind". */
 export function modelTitle(key) {
   const [model, kind] = key.split("-");
-  return `${model.toUpperCase().replace("EQM", "EqM")} ${kind === "blind" ? "Blind" : "Cond"}`;
+  return `${MODEL_NAMES[model] ?? model.toUpperCase()} ${kind === "blind" ? "Blind" : "Cond"}`;
 }
 
 /** The two panels of the Train tab. */

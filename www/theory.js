@@ -3,6 +3,7 @@
 // the DOM and the drawing, nothing about the engine.
 
 import { EXTENT, toPixel, planePoint, drawCircles } from "./view.js";
+import { MODEL_NAMES } from "./state.js";
 
 /** The plane points of a res x res grid over the square, row-major from the top left. */
 export function planeGrid(res) {
@@ -227,7 +228,7 @@ export class TheoryView {
     }
     ctx.lineWidth = 1;
     const sorted = Array.from(diff).sort((a, b) => a - b);
-    const name = { fm: "FM", ddpm: "DDPM", edm: "EDM", eqm: "EqM" }[state.pmodel];
+    const name = MODEL_NAMES[state.pmodel];
     caption.textContent = `${name} Blind, the shipped checkpoint at D = ${state.pdim}, against the exact blind field (the oracle's 128 points): relative difference ||f − f*|| / ||f*|| median ${sorted[sorted.length >> 1].toFixed(2)}, shaded (darker: larger, 1 and above darkest). Field directions in the plane: blue learned, black exact.`;
   }
 }

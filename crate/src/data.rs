@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 pub const R_INNER: f64 = 0.894_427_190_999_915_9; // 2 / sqrt(5)
 pub const R_OUTER: f64 = 1.788_854_381_999_831_8; // 4 / sqrt(5)
 pub const MIN_DIM: usize = 2;
-pub const MAX_DIM: usize = 1024;
+pub const MAX_DIM: usize = 2048;
 
 /// Checks an ambient dimension against the supported range.
 pub fn check_dim(dim: usize) -> Result<(), String> {
@@ -131,7 +131,7 @@ mod tests {
             }
         }
         assert!(Projection::new(1, 0).is_err());
-        assert!(Projection::new(1025, 0).is_err());
+        assert!(Projection::new(2049, 0).is_err());
     }
 
     #[test]

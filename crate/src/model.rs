@@ -34,7 +34,7 @@ pub const TIME_FEATURES: usize = 2 * TIME_FREQS;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(not(target_family = "wasm"), derive(clap::Args))]
 pub struct ModelConfig {
-    /// Parameterization: fm, ddpm, edm or eqm.
+    /// Parameterization: fm, ddpm, edm, eqm or uedm.
     #[cfg_attr(not(target_family = "wasm"), arg(long = "model", default_value = "fm"))]
     pub model: Parameterization,
     /// Blind (autonomous): the network never sees the noise level.
@@ -89,7 +89,7 @@ impl ModelConfig {
         if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo < hi) {
             return Err(format!("noise range [{lo}, {hi}] is invalid: need 0 < t_min < t_max"));
         }
-        if self.model != Parameterization::Edm && hi > 1.0 {
+        if !self.model.sigma_range() && hi > 1.0 {
             return Err(format!("t_max = {hi} is above 1, the end of the {} path", self.model));
         }
         Ok(())

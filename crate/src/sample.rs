@@ -56,6 +56,11 @@ pub enum Solver {
     /// `sigma^2 = b_s^2 (b_t^2 - alpha^2 b_s^2) / b_t^2`. Finite at every point of every path
     /// (FM's `a(1) = 0` included), unlike an Euler–Maruyama step of the reverse SDE there.
     Ancestral,
+    /// Stochastic: Euler–Maruyama on the reverse-time SDE of the forward process (see
+    /// [`sde_coefficients`]). A step from a level where `a = 0` (FM's and EqM's `t = 1`, where the
+    /// SDE's drift and diffusion are infinite and the law is `N(0, b^2)` whatever the data) is the
+    /// ODE's Euler step.
+    Sde,
 }
 
 /// One sampling job. Shared by the CLI flags and the browser worker's messages (where a field
@@ -258,9 +263,13 @@ impl Sampler {
                 self.prev = Some(u);
                 y.clone() - self.field.eval(y, t0).mul_scalar(self.config.eta)
             }
-            Solver::Ancestral => {
+            Solver::Ancestral | Solver::Sde => {
                 let f = self.field.eval(u.clone(), t0);
-                let (cu, cf, sigma) = ancestral_coefficients(self.field.parameterization(), t0, t1);
+                let p = self.field.parameterization();
+                let (cu, cf, sigma) = match self.config.solver {
+                    Solver::Sde => sde_coefficients(p, t0, t1),
+                    _ => ancestral_coefficients(p, t0, t1),
+                };
                 let [n, d] = u.dims();
                 let next = u.mul_scalar(cu) + f.mul_scalar(cf);
                 if sigma > 0.0 {
@@ -297,6 +306,31 @@ pub fn ancestral_coefficients(p: Parameterization, t: f64, s: f64) -> (f64, f64,
     let cu = (a_s * d - ke * c) / det;
     let cf = (ke * a - a_s * b) / det;
     (cu, cf, var.sqrt())
+}
+
+/// One Euler–Maruyama step of the reverse SDE from `t` down to `s` as
+/// `u_s = cu u_t + cf f + sigma z`. The forward process `u = a x + b eps` is the SDE
+/// `du = F u dt + G dW` with `F = a'/a` and `G^2 = 2 b b' - 2 F b^2`; its reversal is
+/// `du = [F u - G^2 score] dt + G dW_bar` with `score = -epshat / b` and the field's
+/// `epshat = (a f - c u) / (a d - b c)`, all at `t` (a blind field's `f(u)` goes into the same
+/// coefficients). With `h = t - s > 0`:
+/// `u_s = u - h [F u - G^2 score] + G sqrt(h) z`. Where `a(t) = 0` the step is the ODE's Euler step.
+pub fn sde_coefficients(p: Parameterization, t: f64, s: f64) -> (f64, f64, f64) {
+    let h = t - s;
+    let sch = p.schedule();
+    let (a, b, da, db) = (sch.a(t), sch.b(t), sch.da(t), sch.db(t));
+    if a.abs() < 1e-12 {
+        let (mu, nu) = p.mu_nu(t);
+        return (1.0 - h * mu, -h * nu, 0.0);
+    }
+    let (c, d) = p.target_coeffs(t);
+    let det = a * d - b * c;
+    let big_f = da / a;
+    let g2 = (2.0 * b * db - 2.0 * big_f * b * b).max(0.0);
+    // drift = F u + (G^2 / b) epshat = [F - G^2 c / (b det)] u + [G^2 a / (b det)] f
+    let du = big_f - g2 * c / (b * det);
+    let df = g2 * a / (b * det);
+    (1.0 - h * du, -h * df, (g2 * h).sqrt())
 }
 
 /// Host copy of a tensor's values (native, or Flex anywhere).
@@ -341,7 +375,7 @@ mod tests {
         let proj = Projection::new(4, 0).unwrap();
         let x0 = vec![0.5f32, -1.0, 0.25, 0.0];
         for p in Parameterization::ALL {
-            for solver in [Solver::Euler, Solver::Heun, Solver::Ancestral] {
+            for solver in [Solver::Euler, Solver::Heun, Solver::Ancestral, Solver::Sde] {
                 let field = Rc::new(PointField { p, x0: x0.clone() });
                 let cfg = SampleConfig { n: 8, steps: 200, solver, ..Default::default() };
                 let out = read_f32(Sampler::new(field.clone(), cfg, &proj, &device).unwrap().run());
@@ -383,6 +417,40 @@ mod tests {
                 assert!((mean - want_mean).abs() < 0.03 * (1.0 + b), "{p} at t={t}: mean {mean} vs {want_mean}");
                 assert!((var / want_var - 1.0).abs() < 0.05, "{p} at t={t}: variance {var} vs {want_var}");
             }
+        }
+    }
+
+    #[test]
+    fn sde_steps_approach_the_forward_marginals() {
+        // Euler–Maruyama on the reverse SDE with the exact field of a point mass x0: at a level t
+        // reached after many steps, u must be close in law to a x0 + b eps. Measured in float64
+        // on the host (no tensors): the coefficients alone decide this.
+        for p in Parameterization::ALL {
+            let x0 = 0.7f64;
+            let (lo, hi) = p.default_range();
+            let steps = 1000;
+            let grid = p.sampling_grid_with(TimeGrid::Default, steps, lo, hi);
+            let mut rng = Rng::new(5);
+            let n = 20_000;
+            let mut u: Vec<f64> = (0..n).map(|_| p.b(hi) * rng.normal()).collect();
+            let stop = steps * 7 / 10;
+            for k in 0..stop {
+                let (t, s) = (grid[k], grid[k + 1]);
+                let (a, b) = (p.a(t), p.b(t));
+                let (c, d) = p.target_coeffs(t);
+                let (cu, cf, sigma) = sde_coefficients(p, t, s);
+                for v in u.iter_mut() {
+                    let f = (c - d * a / b) * x0 + (d / b) * *v;
+                    *v = cu * *v + cf * f + sigma * rng.normal();
+                }
+            }
+            let t = grid[stop];
+            let (a, b) = (p.a(t), p.b(t));
+            let mean = u.iter().sum::<f64>() / n as f64;
+            let var = u.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+            eprintln!("{p} at t = {t:.4}: mean {mean:.4} vs {:.4}, variance {var:.5} vs {:.5}", a * x0, b * b);
+            assert!((mean - a * x0).abs() < 0.03 * (1.0 + b), "{p} at t={t}: mean {mean} vs {}", a * x0);
+            assert!((var / (b * b) - 1.0).abs() < 0.05, "{p} at t={t}: variance {var} vs {}", b * b);
         }
     }
 

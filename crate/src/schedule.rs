@@ -17,6 +17,11 @@ pub enum Schedule {
     Vp { beta_min: f64, beta_max: f64 },
     /// Variance exploding (EDM): `a = 1`, `b = t` (= sigma).
     Ve,
+    /// EDM's preconditioned input (uEDM): the network sees `v = c_in(sigma) u` for the VE point
+    /// `u = x + sigma eps`, with `c_in = 1 / sqrt(sigma^2 + s^2)` (s = `sigma_data`). So
+    /// `v = a x + b eps` with `a = c_in`, `b = sigma c_in`; the sampler walks `v`. With `s = 1`
+    /// it is a variance-preserving path indexed by sigma (`a^2 + b^2 = 1`).
+    Preconditioned { sigma_data: f64 },
 }
 
 impl Schedule {
@@ -32,6 +37,7 @@ impl Schedule {
             Schedule::Linear => 1.0 - t,
             Schedule::Vp { beta_min, beta_max } => (-0.5 * Self::vp_integral(beta_min, beta_max, t).0).exp(),
             Schedule::Ve => 1.0,
+            Schedule::Preconditioned { sigma_data } => 1.0 / t.hypot(sigma_data),
         }
     }
 
@@ -41,6 +47,7 @@ impl Schedule {
             // 1 - abar computed as -expm1(-B) keeps precision for small t.
             Schedule::Vp { beta_min, beta_max } => (-(-Self::vp_integral(beta_min, beta_max, t).0).exp_m1()).sqrt(),
             Schedule::Ve => t,
+            Schedule::Preconditioned { sigma_data } => t / t.hypot(sigma_data),
         }
     }
 
@@ -53,6 +60,7 @@ impl Schedule {
                 -0.5 * beta * self.a(t)
             }
             Schedule::Ve => 0.0,
+            Schedule::Preconditioned { sigma_data } => -t / t.hypot(sigma_data).powi(3),
         }
     }
 
@@ -67,6 +75,7 @@ impl Schedule {
                 beta * abar / (2.0 * self.b(t))
             }
             Schedule::Ve => 1.0,
+            Schedule::Preconditioned { sigma_data } => sigma_data * sigma_data / t.hypot(sigma_data).powi(3),
         }
     }
 
@@ -88,7 +97,7 @@ mod tests {
 
     #[test]
     fn derivatives_match_finite_differences() {
-        for s in [Schedule::Linear, Schedule::DDPM, Schedule::Ve] {
+        for s in [Schedule::Linear, Schedule::DDPM, Schedule::Ve, Schedule::Preconditioned { sigma_data: 1.0 }, Schedule::Preconditioned { sigma_data: 0.5 }] {
             for &t in &[0.01, 0.1, 0.37, 0.8, 0.99] {
                 let fa = central_diff(|t| s.a(t), t);
                 let fb = central_diff(|t| s.b(t), t);

@@ -12,6 +12,10 @@ use std::str::FromStr;
 pub const EQM_S: f64 = 4.0;
 pub const EQM_KAPPA: f64 = 0.8;
 
+/// uEDM's `sigma_data`, the data's standard deviation per coordinate: the toy circles are scaled
+/// so that `E||x||^2 = 2` in their plane (radii `2/sqrt(5)` and `4/sqrt(5)`), i.e. 1 per coordinate.
+pub const UEDM_SIGMA_DATA: f64 = 1.0;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Parameterization {
@@ -23,6 +27,12 @@ pub enum Parameterization {
     Edm,
     /// Equilibrium Matching, target `g(t) (eps - x)` on the linear path.
     Eqm,
+    /// uEDM (Sun et al.): EDM with its preconditioning kept in the sampler and no sigma in the
+    /// network, `D(u; sigma) = c_skip u + c_out F(c_in u)`. Here the network's own input
+    /// `v = c_in u` is the path ([`Schedule::Preconditioned`]) and `F`'s training target
+    /// `(x - c_skip u) / c_out` is `c x + d eps` with `c = sigma / (s R)`, `d = -s / R`,
+    /// `R = sqrt(sigma^2 + s^2)`: about `-eps` at small sigma and `x / s` at large sigma.
+    Uedm,
 }
 
 /// The prior over noise levels, used for training and by the closed-form blind field.
@@ -57,8 +67,8 @@ impl Prior {
 }
 
 impl Parameterization {
-    pub const ALL: [Parameterization; 4] =
-        [Parameterization::Fm, Parameterization::Ddpm, Parameterization::Edm, Parameterization::Eqm];
+    pub const ALL: [Parameterization; 5] =
+        [Parameterization::Fm, Parameterization::Ddpm, Parameterization::Edm, Parameterization::Eqm, Parameterization::Uedm];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -66,6 +76,7 @@ impl Parameterization {
             Parameterization::Ddpm => "ddpm",
             Parameterization::Edm => "edm",
             Parameterization::Eqm => "eqm",
+            Parameterization::Uedm => "uedm",
         }
     }
 
@@ -76,6 +87,7 @@ impl Parameterization {
             Parameterization::Ddpm => "DDPM",
             Parameterization::Edm => "EDM",
             Parameterization::Eqm => "EqM",
+            Parameterization::Uedm => "uEDM",
         }
     }
 
@@ -84,6 +96,7 @@ impl Parameterization {
             Parameterization::Fm | Parameterization::Eqm => Schedule::Linear,
             Parameterization::Ddpm => Schedule::DDPM,
             Parameterization::Edm => Schedule::Ve,
+            Parameterization::Uedm => Schedule::Preconditioned { sigma_data: UEDM_SIGMA_DATA },
         }
     }
 
@@ -92,13 +105,18 @@ impl Parameterization {
     pub fn default_range(&self) -> (f64, f64) {
         match self {
             Parameterization::Fm | Parameterization::Eqm | Parameterization::Ddpm => (1e-3, 1.0),
-            Parameterization::Edm => (2e-3, 80.0),
+            Parameterization::Edm | Parameterization::Uedm => (2e-3, 80.0),
         }
+    }
+
+    /// Whether `t` is EDM's sigma (range up to 80) rather than a position on a `[0, 1]` path.
+    pub fn sigma_range(&self) -> bool {
+        matches!(self, Parameterization::Edm | Parameterization::Uedm)
     }
 
     pub fn prior(&self) -> Prior {
         match self {
-            Parameterization::Edm => Prior::LogUniform,
+            Parameterization::Edm | Parameterization::Uedm => Prior::LogUniform,
             _ => Prior::Uniform,
         }
     }
@@ -117,6 +135,11 @@ impl Parameterization {
             Parameterization::Eqm => {
                 let g = Self::eqm_g(t);
                 (-g, g)
+            }
+            Parameterization::Uedm => {
+                let s = UEDM_SIGMA_DATA;
+                let r = t.hypot(s);
+                (t / (s * r), -s / r)
             }
         }
     }
@@ -147,10 +170,10 @@ impl Parameterization {
     }
 
     /// The scalar fed to a conditional network's sinusoidal embedding: `t` itself on `[0, 1]`
-    /// paths, EDM's `ln(sigma) / 4` for the VE schedule.
+    /// paths, EDM's `ln(sigma) / 4` where `t` is sigma (EDM, uEDM's conditional variant).
     pub fn time_input(&self, t: f64) -> f64 {
         match self {
-            Parameterization::Edm => t.max(1e-12).ln() / 4.0,
+            Parameterization::Edm | Parameterization::Uedm => t.max(1e-12).ln() / 4.0,
             _ => t,
         }
     }
@@ -165,7 +188,7 @@ impl Parameterization {
     pub fn sampling_grid_with(&self, grid: TimeGrid, steps: usize, t_min: f64, t_max: f64) -> Vec<f64> {
         let n = steps.max(1);
         let grid = match (grid, self) {
-            (TimeGrid::Default, Parameterization::Edm) => TimeGrid::Rho7,
+            (TimeGrid::Default, Parameterization::Edm | Parameterization::Uedm) => TimeGrid::Rho7,
             (TimeGrid::Default, _) => TimeGrid::Uniform,
             (g, _) => g,
         };
@@ -250,7 +273,8 @@ impl FromStr for Parameterization {
             "ddpm" | "ddim" => Ok(Parameterization::Ddpm),
             "edm" => Ok(Parameterization::Edm),
             "eqm" => Ok(Parameterization::Eqm),
-            other => Err(format!("unknown model '{other}': expected one of fm, ddpm, edm, eqm")),
+            "uedm" => Ok(Parameterization::Uedm),
+            other => Err(format!("unknown model '{other}': expected one of fm, ddpm, edm, eqm, uedm")),
         }
     }
 }
@@ -265,10 +289,7 @@ mod tests {
     fn sampler_ode_follows_the_forward_path() {
         let (x, eps) = (0.7f64, -1.3f64);
         for p in Parameterization::ALL {
-            let (lo, hi) = match p {
-                Parameterization::Edm => (0.05, 5.0),
-                _ => (0.05, 0.95),
-            };
+            let (lo, hi) = if p.sigma_range() { (0.05, 5.0) } else { (0.05, 0.95) };
             // du/dt evaluated with the exact target f = c x + d eps must equal a' x + b' eps.
             for k in 0..=10 {
                 let t = lo + (hi - lo) * k as f64 / 10.0;
@@ -322,7 +343,7 @@ mod tests {
                 }
             }
             // Default: uniform in t except EDM, whose default is rho = 7.
-            let want = if p == Parameterization::Edm { TimeGrid::Rho7 } else { TimeGrid::Uniform };
+            let want = if p.sigma_range() { TimeGrid::Rho7 } else { TimeGrid::Uniform };
             assert_eq!(p.sampling_grid_with(TimeGrid::Default, 10, lo, hi), p.sampling_grid_with(want, 10, lo, hi));
             // Uniform: equal steps in t. Rho7: equal steps in t^(1/7).
             let u = p.sampling_grid_with(TimeGrid::Uniform, 10, lo, hi);

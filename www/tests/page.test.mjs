@@ -45,6 +45,33 @@ test("the time grid from the URL and the control sets the noise levels each pane
   await page.close();
 });
 
+test("the reverse SDE from the URL: FM Blind gives the CLI's samples (the same noise on both sides); uEDM trains on the page", async () => {
+  const { page, problems } = await open("?backend=cpu&d=8&n=60&steps=20&speed=10&solver=sde&grid=log-snr");
+  await waitDone(page, ["fm-blind", "ddpm-blind"], 120000);
+  assert.equal(await page.locator("#solver").inputValue(), "sde");
+  const exported = await exportJson(page, "fm-blind");
+  const nativeFile = path.join(artifacts, "fm-blind-d8-sde-native.json");
+  cli(["sample", "--checkpoint", "pretrained/fm-blind-d8.safetensors", "--n", "60", "--steps", "20", "--seed", "0", "--sampler", "sde", "--time-grid", "log-snr", "--out", nativeFile]);
+  const native = JSON.parse(fs.readFileSync(nativeFile, "utf8")).samples;
+  exported.samples.forEach((row, i) => row.forEach((v, j) => assert.ok(Math.abs(v - native[i][j]) <= 1e-3 * (1 + Math.abs(native[i][j])), `sample ${i}[${j}]: page ${v} vs CLI ${native[i][j]}`)));
+  // The Euler ODE from the same noise lands elsewhere: the SDE's own noise was drawn.
+  await page.selectOption("#solver", "euler");
+  await waitDone(page, ["fm-blind"], 120000);
+  assert.match(page.url(), /grid=log-snr/);
+  assert.doesNotMatch(page.url(), /solver=/);
+  const ode = await exportJson(page, "fm-blind");
+  assert.ok(ode.samples.some((row, i) => Math.abs(row[0] - native[i][0]) > 1e-2), "the ODE's samples differ from the SDE's");
+  // uEDM, blind and conditional, in the Train tab.
+  await page.goto(page.url().replace(/\?.*$/, "?mode=train&backend=cpu&a=uedm-blind&b=uedm-cond&tdim=8&width=32&depth=1&tsteps=60&every=30&n=50&steps=10"));
+  await page.waitForFunction(() => window.geonoise.backend === "cpu", null, { timeout: 60000 });
+  assert.deepEqual(await page.evaluate(() => [...document.querySelectorAll(".panel h2")].map((e) => e.textContent)), ["uEDM Blind", "uEDM Cond"]);
+  await page.click("#train-start");
+  await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.train?.finished), null, { timeout: 120000, polling: 200 });
+  await waitDone(page, ["train-a", "train-b"], 120000);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
 test("CPU path: FM Blind and DDPM Blind at D=128 sample fully and match the native CLI", async () => {
   const { page, problems } = await open("?backend=cpu&d=128&n=300&steps=40&speed=10");
   await page.waitForFunction(() => window.geonoise.backend === "cpu", null, { timeout: 60000 });

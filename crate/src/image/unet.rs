@@ -109,7 +109,7 @@ impl UNetConfig {
         if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo < hi) {
             return Err(format!("noise range [{lo}, {hi}] is invalid: need 0 < t_min < t_max"));
         }
-        if self.model != Parameterization::Edm && hi > 1.0 {
+        if !self.model.sigma_range() && hi > 1.0 {
             return Err(format!("t_max = {hi} is above 1, the end of the {} path", self.model));
         }
         Ok(())

@@ -504,7 +504,8 @@ impl Field for OracleField {
 mod tests {
     use super::*;
     use crate::rng::Rng;
-    use crate::sample::read_f32;
+    use crate::sample::{read_f32, starting_noise, SampleConfig, Solver};
+    use crate::target::TimeGrid;
 
     fn dev() -> Device {
         Device::flex()
@@ -596,6 +597,106 @@ mod tests {
                 assert!((energy[r] as f64 - e64).abs() < 1e-3 * (1.0 + e64.abs()), "{param} energy {} vs {e64}", energy[r]);
                 assert!(max_rel(&field[r * dim..(r + 1) * dim], &f64_) < 2e-3, "{param} field row {r}");
                 assert!(max_rel(&grad[r * dim..(r + 1) * dim], &g64) < 2e-3, "{param} grad row {r}");
+            }
+        }
+    }
+
+    /// The conditional optimum's denoiser `xhat(u, t)` in plain f64 (softmax over the data).
+    fn reference_denoiser(p: Parameterization, data: &[f64], u: &[f64], t: f64) -> Vec<f64> {
+        let d = u.len();
+        let n = data.len() / d;
+        let (a, b) = (p.a(t), p.b(t));
+        let l: Vec<f64> = (0..n).map(|i| -(0..d).map(|j| (u[j] - a * data[i * d + j]).powi(2)).sum::<f64>() / (2.0 * b * b)).collect();
+        let m = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let w: Vec<f64> = l.iter().map(|v| (v - m).exp()).collect();
+        let s: f64 = w.iter().sum();
+        (0..d).map(|j| (0..n).map(|i| w[i] / s * data[i * d + j]).sum()).collect()
+    }
+
+    /// A sampling run of the exact field in plain f64, written from the equations (not from the
+    /// sampler's coefficient functions): Euler on `du/dt = mu u + nu f`, or Euler–Maruyama on the
+    /// reverse SDE `du = [F u - G^2 score] dt + G dW` with `F = a'/a`, `G^2 = 2 b b' - 2 F b^2`.
+    /// The conditional score is Tweedie's `-(u - a xhat) / b^2`; the blind one comes from the blind
+    /// field as `-epshat / b`, `epshat = (a f - c u) / (a d - b c)`. The starting points and the
+    /// SDE's noise are the sampler's own draws.
+    fn reference_run(o: &Oracle, data: &[f64], blind: bool, cfg: &SampleConfig) -> Vec<f64> {
+        let (p, dim, n) = (o.param, o.dim, cfg.n);
+        let grid = p.sampling_grid_with(cfg.time_grid, cfg.steps, o.range.0, o.range.1);
+        let b0 = p.b(o.range.1);
+        let mut u: Vec<f64> = starting_noise(n, dim, cfg.seed).iter().map(|v| b0 * *v as f64).collect();
+        let mut rng = Rng::derive(cfg.seed, "ancestral");
+        for k in 0..cfg.steps {
+            let (t, s) = (grid[k], grid[k + 1]);
+            let h = t - s;
+            let sch = p.schedule();
+            let (a, b, da, db) = (sch.a(t), sch.b(t), sch.da(t), sch.db(t));
+            let (c, d) = p.target_coeffs(t);
+            let z = if cfg.solver == Solver::Sde { rng.normals_f32(n * dim) } else { vec![] };
+            for r in 0..n {
+                let ur = &u[r * dim..(r + 1) * dim];
+                let (field, score): (Vec<f64>, Vec<f64>) = if blind {
+                    let f = reference(o, data, ur).2;
+                    let score = (0..dim).map(|j| -(a * f[j] - c * ur[j]) / (a * d - b * c) / b).collect();
+                    (f, score)
+                } else {
+                    let xh = reference_denoiser(p, data, ur, t);
+                    let f = (0..dim).map(|j| (c - d * a / b) * xh[j] + d / b * ur[j]).collect();
+                    let score = (0..dim).map(|j| -(ur[j] - a * xh[j]) / (b * b)).collect();
+                    (f, score)
+                };
+                let next: Vec<f64> = if cfg.solver == Solver::Sde && a != 0.0 {
+                    let big_f = da / a;
+                    let g2 = 2.0 * b * db - 2.0 * big_f * b * b;
+                    (0..dim).map(|j| ur[j] - h * (big_f * ur[j] - g2 * score[j]) + (g2 * h).sqrt() * z[r * dim + j] as f64).collect()
+                } else {
+                    let (mu, nu) = p.mu_nu(t);
+                    (0..dim).map(|j| ur[j] - h * (mu * ur[j] + nu * field[j])).collect()
+                };
+                u[r * dim..(r + 1) * dim].copy_from_slice(&next);
+            }
+        }
+        u
+    }
+
+    #[test]
+    fn sde_and_ode_paths_of_the_exact_fields_agree_with_float64_reference() {
+        // Same starting noise, same SDE noise: the float32 tensor path (oracle + Sampler) and the
+        // float64 reference follow the same trajectories; the moments of where they land agree.
+        use crate::sample::Sampler;
+        use std::rc::Rc;
+        for dim in [8, 512] {
+            let proj = Projection::new(dim, 2).unwrap();
+            for param in [Parameterization::Fm, Parameterization::Ddpm, Parameterization::Uedm] {
+                let o = Oracle::for_circles(param, param.default_range(), &proj, 16, 16, &dev()).unwrap();
+                let data: Vec<f64> = read_f32(o.data.clone()).into_iter().map(|v| v as f64).collect();
+                for blind in [true, false] {
+                    for (solver, grid) in [(Solver::Euler, TimeGrid::Default), (Solver::Sde, TimeGrid::Default), (Solver::Sde, TimeGrid::LogSnr)] {
+                        let cfg = SampleConfig { n: 48, steps: 30, solver, time_grid: grid, seed: 4, ..Default::default() };
+                        let field = Rc::new(OracleField { oracle: o.clone(), blind });
+                        let got = read_f32(Sampler::new(field, cfg.clone(), &proj, &dev()).unwrap().run());
+                        let want = reference_run(&o, &data, blind, &cfg);
+                        let m32 = crate::metrics::compute(&got, &proj).unwrap();
+                        let m64 = crate::metrics::compute(&want.iter().map(|v| *v as f32).collect::<Vec<_>>(), &proj).unwrap();
+                        // Per trajectory: the distance between the two end points, against the point's norm.
+                        let mut rel: Vec<f64> = got
+                            .chunks(dim)
+                            .zip(want.chunks(dim))
+                            .map(|(g, w)| {
+                                let e = g.iter().zip(w).map(|(a, b)| (*a as f64 - b).powi(2)).sum::<f64>().sqrt();
+                                e / w.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-9)
+                            })
+                            .collect();
+                        rel.sort_by(f64::total_cmp);
+                        let what = format!("D = {dim} {param} {} {solver:?} {grid:?}", if blind { "blind" } else { "cond" });
+                        eprintln!("{what}: end points differ by median {:.1e}, largest {:.1e}; radial error mean {:.4} vs {:.4}, off-manifold mean {:.4} vs {:.4}", rel[rel.len() / 2], rel[rel.len() - 1], m32.radial_error_mean, m64.radial_error_mean, m32.off_manifold_mean, m64.off_manifold_mean);
+                        assert!(rel[rel.len() / 2] < 1e-3, "{what}: median relative difference {}", rel[rel.len() / 2]);
+                        assert!((m32.radial_error_mean - m64.radial_error_mean).abs() < 0.01 + 0.02 * m64.radial_error_mean, "{what}: radial error {m32:?} vs {m64:?}");
+                        assert!((m32.off_manifold_mean - m64.off_manifold_mean).abs() < 0.01 + 0.02 * m64.off_manifold_mean, "{what}: off-manifold {m32:?} vs {m64:?}");
+                        // DDPM Blind amplifies float32 rounding near the data (Sec. 6): a few of its
+                        // trajectories part ways, so a few samples may change sides of the tolerance.
+                        assert!((m32.clean_fraction - m64.clean_fraction).abs() <= 3.0 / cfg.n as f64, "{what}: clean {} vs {}", m32.clean_fraction, m64.clean_fraction);
+                    }
+                }
             }
         }
     }
@@ -721,7 +822,7 @@ mod tests {
     fn extreme_dimension_and_tiny_t_stay_finite() {
         let dim = 1024;
         let proj = Projection::new(dim, 3).unwrap();
-        for param in [Parameterization::Fm, Parameterization::Ddpm, Parameterization::Edm, Parameterization::Eqm] {
+        for param in Parameterization::ALL {
             let (lo, hi) = param.default_range();
             let o = Oracle::for_circles(param, (lo, hi), &proj, 32, 48, &dev()).unwrap();
             let (mut u, _, _) = noisy_points(&o, &[lo, lo * 1.5, (lo * hi).sqrt(), hi], 5);

@@ -20,6 +20,7 @@ use std::time::Instant;
 
 mod figure;
 mod images;
+mod regimes;
 
 #[derive(Parser)]
 #[command(name = "geonoise", version, about = "Blind vs noise-conditioned diffusion: the concentric-circles toy and the image experiment of 'The Geometry of Noise'")]
@@ -98,7 +99,7 @@ enum Command {
         #[arg(long, default_value = "pretrained")]
         out: PathBuf,
         /// Parameterizations, comma separated.
-        #[arg(long, value_delimiter = ',', default_value = "fm,ddpm,edm,eqm")]
+        #[arg(long, value_delimiter = ',', default_value = "fm,ddpm,edm,eqm,uedm")]
         models: Vec<Parameterization>,
         /// Ambient dimensions, comma separated.
         #[arg(long, value_delimiter = ',', default_value = "2,8,32,128,512")]
@@ -120,6 +121,10 @@ enum Command {
         #[arg(long)]
         rescore: bool,
     },
+    /// The paper's three regimes measured: clean fraction, radial error and off-manifold norm of
+    /// every model, blind and conditional, trained and exact, at each D, under several samplers
+    /// (resumable: the results file keeps every measured cell).
+    Regimes(regimes::Args),
     /// The paper's Figure 5: samples projected to the data plane, rows = models, columns = D.
     Figure {
         /// PNG to write (omit with --table for the table alone).
@@ -291,7 +296,15 @@ fn oracle_from(args: &OracleArgs, device: &Device) -> Res<(Oracle, Projection, b
 /// device) and showing progress on stderr. Returns the loss curve, and the step and loss of the
 /// first non-finite loss if training diverged (it stops there).
 fn drive(tr: &mut Trainer, every: usize, label: &str) -> (Vec<(usize, f32)>, Option<(usize, f32)>) {
+    drive_saving(tr, every, label, &mut |_| Ok(())).expect("no saving")
+}
+
+/// [`drive`], calling `save` at the logged steps about once a minute (a resumable run's copy).
+#[allow(clippy::type_complexity)]
+fn drive_saving(tr: &mut Trainer, every: usize, label: &str, save: &mut dyn FnMut(&Trainer) -> Res<()>) -> Res<(Vec<(usize, f32)>, Option<(usize, f32)>)> {
+    let mut saved_at = Instant::now();
     let start = Instant::now();
+    let first = tr.steps_done();
     let every = every.max(1);
     let mut curve = vec![];
     while !tr.finished() {
@@ -301,16 +314,20 @@ fn drive(tr: &mut Trainer, every: usize, label: &str) -> (Vec<(usize, f32)>, Opt
             let loss = tr.loss().unwrap_or(f32::NAN);
             if !loss.is_finite() {
                 eprintln!();
-                return (curve, Some((k, loss)));
+                return Ok((curve, Some((k, loss))));
             }
             curve.push((k, loss));
-            let rate = k as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            if saved_at.elapsed().as_secs() >= 60 && !tr.finished() {
+                save(tr)?;
+                saved_at = Instant::now();
+            }
+            let rate = (k - first) as f64 / start.elapsed().as_secs_f64().max(1e-9);
             let eta = (tr.config.steps - k) as f64 / rate.max(1e-9);
             eprint!("\r{label}: step {k}/{}  loss {loss:.5}  {rate:.0} steps/s  eta {eta:.0}s   ", tr.config.steps);
         }
     }
     eprintln!();
-    (curve, None)
+    Ok((curve, None))
 }
 
 fn cmd_train(mut config: TrainConfig, conditional: bool, out: PathBuf, log_every: usize, eval_samples: usize, dev: &Device, pretty: bool) -> Res<()> {
@@ -674,7 +691,7 @@ fn shipped_metrics(bytes: &[u8], proj: &Projection, eval: &SampleConfig, dev: &D
     metrics::compute(&samples, proj)
 }
 
-fn read_manifest(dir: &Path) -> Res<Option<Manifest>> {
+pub(crate) fn read_manifest(dir: &Path) -> Res<Option<Manifest>> {
     let p = manifest_path(dir);
     if !p.exists() {
         return Ok(None);
@@ -710,6 +727,7 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
         manifest.command = command;
     }
     let eval = pretrained::eval_config();
+    let mut train_secs_before;
     let total = models.len() * dims.len() * 2;
     let mut done = 0;
     let grid_start = Instant::now();
@@ -741,18 +759,38 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
                     eprintln!("[{done}/{total}] {label}: up to date, skipped");
                     continue;
                 }
-                eprintln!("[{done}/{total}] {label}: training {} steps", config.steps);
+                // A cell cut off part way (its copy saved about once a minute) goes on from there.
+                let partial = out.join(format!("{file}.partial"));
                 let start = Instant::now();
-                let mut tr = Trainer::new(config.clone(), dev)?;
-                let (curve, diverged) = drive(&mut tr, 500, &format!("  {label}"));
+                let mut tr = match resume_partial(&partial, &config, dev) {
+                    Some((tr, secs)) => {
+                        eprintln!("[{done}/{total}] {label}: going on from step {} of {} ({})", tr.steps_done(), config.steps, partial.display());
+                        train_secs_before = secs;
+                        tr
+                    }
+                    None => {
+                        eprintln!("[{done}/{total}] {label}: training {} steps", config.steps);
+                        train_secs_before = 0.0;
+                        Trainer::new(config.clone(), dev)?
+                    }
+                };
+                let mut save = |tr: &Trainer| -> Res<()> {
+                    let info = PartialInfo { training: TrainingInfo { train: tr.config.clone(), steps_done: tr.steps_done(), final_loss: None }, seconds: train_secs_before + start.elapsed().as_secs_f64() };
+                    let bytes = checkpoint::save(&tr.model(), Some(&info.training)).map_err(|e| e.to_string())?;
+                    write_file(&partial, &bytes)?;
+                    write_file(&partial.with_extension("partial.json"), serde_json::to_string(&info).map_err(|e| e.to_string())?.as_bytes())
+                };
+                let (curve, diverged) = drive_saving(&mut tr, 500, &format!("  {label}"), &mut save)?;
                 if let Some((k, loss)) = diverged {
                     return Err(format!("{label}: loss is {loss} at step {k}; grid stopped, earlier cells are kept"));
                 }
                 let last = curve.last().map(|(_, l)| *l);
-                let secs = start.elapsed().as_secs_f64();
+                let secs = train_secs_before + start.elapsed().as_secs_f64();
                 let info = TrainingInfo { train: tr.config.clone(), steps_done: tr.steps_done(), final_loss: last };
                 let bytes = checkpoint::save_as(&tr.model(), Some(&info), recipe.precision).map_err(|e| e.to_string())?;
                 write_file(&path, &bytes)?;
+                let _ = std::fs::remove_file(&partial);
+                let _ = std::fs::remove_file(partial.with_extension("partial.json"));
                 let m = shipped_metrics(&bytes, tr.projection(), &eval, dev)?;
                 eprintln!("  {label}: {}", summary_metrics(&m));
                 manifest.upsert(Entry {
@@ -776,6 +814,31 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
     eprintln!("grid: {} entries, {:.1} MB, {:.0}s this run", manifest.entries.len(), total_bytes as f64 / 1e6, grid_start.elapsed().as_secs_f64());
     emit(&json!({"out": out.display().to_string(), "entries": manifest.entries.len(), "bytes": total_bytes, "seconds": grid_start.elapsed().as_secs_f64()}), pretty);
     Ok(())
+}
+
+/// What a cell's copy in progress records beside its weights: the run, and the seconds spent.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PartialInfo {
+    training: TrainingInfo,
+    seconds: f64,
+}
+
+/// The run a cell's copy in progress (`FILE.partial`) holds, if it is of this recipe's `config`;
+/// with the seconds trained so far. Anything else there is set aside with a message.
+fn resume_partial(partial: &Path, config: &TrainConfig, dev: &Device) -> Option<(Trainer, f64)> {
+    let bytes = std::fs::read(partial).ok()?;
+    let info: Option<PartialInfo> = std::fs::read(partial.with_extension("partial.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let found = checkpoint::load(&bytes, dev, &checkpoint::Expected::config(&config.model)).map_err(|e| e.to_string()).and_then(|(model, header)| {
+        let done = header.training.filter(|t| t.train == TrainConfig { model: config.model.resolved(), ..config.clone() }).ok_or("it was saved by another recipe")?.steps_done;
+        Trainer::resume(config.clone(), &model, done, dev)
+    });
+    match found {
+        Ok(tr) => Some((tr, info.map(|i| i.seconds).unwrap_or(0.0))),
+        Err(e) => {
+            eprintln!("  {}: not resumed ({e}); training the cell from the start", partial.display());
+            None
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -869,6 +932,7 @@ fn run(cli: Cli) -> Res<()> {
             cmd_figure(out, oracle, pretrained, table, models, dims, n, steps, seed, data_points, grid, &dev()?, pretty)
         }
         Command::Images { command } => images::run(command, &dev()?, pretty),
+        Command::Regimes(args) => regimes::run(args, &dev()?, pretty),
         Command::Bench { dim, batch, steps, n, sample_steps } => cmd_bench(dim, batch, steps, n, sample_steps, pretty),
         Command::BenchStep { dim, width, depth, batch, steps, n, threads } => cmd_bench_step(ModelConfig { width, depth, ..ModelConfig::new(Parameterization::Fm, false, dim) }, batch, steps, n, threads, &dev()?, pretty),
     }

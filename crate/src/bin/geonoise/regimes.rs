@@ -1,0 +1,347 @@
+//! `geonoise regimes`: the paper's three regimes (Fig. 5: diffuse at D = 2, FM Blind clean and
+//! DDPM Blind scattered at moderate D, both clean at high D) measured, for the trained checkpoints
+//! and the closed-form fields, under a few sampler settings, from the same starting noise.
+//!
+//! Every cell is written to a JSON file as soon as it is measured; a run that is cut off goes on
+//! from there (cells of the same settings are not measured again).
+
+use crate::{read_file, write_file, Res};
+use burn::tensor::Device;
+use geonoise::checkpoint;
+use geonoise::data::{host_tensor, Projection};
+use geonoise::metrics::{self, quantile, Metrics, CLEAN_TOLERANCE};
+use geonoise::oracle::{Oracle, OracleField};
+use geonoise::pretrained;
+use geonoise::sample::{read_f32, Field, SampleConfig, Sampler, Solver};
+use geonoise::target::{Parameterization, TimeGrid};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::str::FromStr;
+use std::time::Instant;
+
+/// A sampler setting: solver, time grid and step count.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Setting {
+    pub name: String,
+    pub solver: Solver,
+    pub time_grid: TimeGrid,
+    pub steps: usize,
+}
+
+impl FromStr for Setting {
+    type Err = String;
+    /// `ode` (Euler, the parameterization's own grid, 100 steps: the shipped figures' sampler),
+    /// `fine` (Euler, uniform in log-SNR, 1,000 steps), `sde` (Euler–Maruyama on the reverse SDE,
+    /// uniform in log-SNR, 1,000 steps), or `SOLVER/GRID/STEPS` (e.g. `sde/uniform/100`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let named = |solver, time_grid, steps| Ok(Setting { name: s.to_string(), solver, time_grid, steps });
+        match s {
+            "ode" => named(Solver::Euler, TimeGrid::Default, 100),
+            "fine" => named(Solver::Euler, TimeGrid::LogSnr, 1000),
+            "sde" => named(Solver::Sde, TimeGrid::LogSnr, 1000),
+            _ => {
+                let parts: Vec<&str> = s.split('/').collect();
+                let [solver, grid, steps] = parts[..] else {
+                    return Err(format!("sampler setting '{s}': expected ode, fine, sde or SOLVER/GRID/STEPS (e.g. sde/uniform/100)"));
+                };
+                let solver = <Solver as clap::ValueEnum>::from_str(solver, true).map_err(|_| format!("sampler setting '{s}': unknown solver '{solver}' (euler, heun, ancestral, sde)"))?;
+                if solver == Solver::Descent {
+                    return Err(format!("sampler setting '{s}': the descent sampler has no time grid; use euler, heun, ancestral or sde"));
+                }
+                let time_grid = <TimeGrid as clap::ValueEnum>::from_str(grid, true).map_err(|_| format!("sampler setting '{s}': unknown time grid '{grid}' (default, uniform, rho7, log-snr)"))?;
+                let steps = steps.parse::<usize>().map_err(|_| format!("sampler setting '{s}': steps '{steps}' is not a whole number"))?;
+                if !(1..=geonoise::sample::MAX_STEPS).contains(&steps) {
+                    return Err(format!("sampler setting '{s}': steps must be 1..={}", geonoise::sample::MAX_STEPS));
+                }
+                named(solver, time_grid, steps)
+            }
+        }
+    }
+}
+
+impl Setting {
+    /// In words, for table headings.
+    pub fn describe(&self) -> String {
+        let solver = match self.solver {
+            Solver::Euler => "Euler ODE",
+            Solver::Heun => "Heun ODE",
+            Solver::Ancestral => "ancestral",
+            Solver::Sde => "Euler–Maruyama SDE",
+            Solver::Descent => "descent",
+        };
+        let grid = match self.time_grid {
+            TimeGrid::Default => "the parameterization's own grid (uniform in t; rho = 7 for uEDM)",
+            TimeGrid::Uniform => "uniform in t",
+            TimeGrid::Rho7 => "rho = 7",
+            TimeGrid::LogSnr => "uniform in log-SNR",
+        };
+        format!("{solver}, {} steps, {grid}", self.steps)
+    }
+}
+
+/// Where the samples come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The shipped checkpoints (`--dir`).
+    Trained,
+    /// The closed-form optimal fields.
+    Exact,
+}
+
+/// The end of a blind run seen by the exact posterior of its D: how well the samples' own noise
+/// level is pinned down where the sampler stops, and the sampler's gain there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndState {
+    /// The level the last step starts from, and the sampler's `nu` (Eq. 63) there.
+    pub t_last: f64,
+    pub nu_last: f64,
+    /// Medians over the samples of `E[t | u]` and of `sd[t | u]` at the end points.
+    pub t_mean: f64,
+    pub t_sd: f64,
+}
+
+/// One measured cell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub source: Source,
+    pub model: Parameterization,
+    pub blind: bool,
+    pub dim: usize,
+    pub setting: Setting,
+    pub n: usize,
+    pub seed: u64,
+    /// The closed form's data points and quadrature levels (for exact cells and the end state).
+    pub data_points: usize,
+    pub grid_levels: usize,
+    pub metrics: Metrics,
+    pub end: Option<EndState>,
+    pub seconds: f64,
+}
+
+/// What makes two cells the same measurement.
+type Key<'a> = (Source, Parameterization, bool, usize, &'a Setting, usize, u64, usize, usize);
+
+impl Cell {
+    fn key(&self) -> Key<'_> {
+        (self.source, self.model, self.blind, self.dim, &self.setting, self.n, self.seed, self.data_points, self.grid_levels)
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Results {
+    pub format: String,
+    pub command: String,
+    pub clean_tolerance: f64,
+    pub cells: Vec<Cell>,
+}
+
+const FORMAT: &str = "geonoise-regimes-1";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Folder of the trained checkpoints and their manifest.
+    #[arg(long, default_value = "pretrained")]
+    dir: PathBuf,
+    /// The results file: read first (cells already there are kept), written after every cell.
+    #[arg(long, default_value = "pretrained/regimes.json")]
+    out: PathBuf,
+    /// Parameterizations, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "fm,ddpm,eqm,uedm")]
+    models: Vec<Parameterization>,
+    /// Dimensions of the trained checkpoints.
+    #[arg(long, value_delimiter = ',', default_value = "2,8,32,128,512")]
+    dims: Vec<usize>,
+    /// Dimensions of the closed-form fields.
+    #[arg(long, value_delimiter = ',', default_value = "2,8,32,128,512,2048")]
+    exact_dims: Vec<usize>,
+    /// Sampler settings, comma separated: ode, fine, sde, or SOLVER/GRID/STEPS.
+    #[arg(long, value_delimiter = ',', default_value = "ode,fine,sde")]
+    settings: Vec<Setting>,
+    /// Sources, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "trained,exact")]
+    sources: Vec<Source>,
+    /// Samples per cell (the same starting noise for every cell of a D).
+    #[arg(long, default_value_t = 500)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Data points of the closed form (half on each circle).
+    #[arg(long, default_value_t = 256)]
+    data_points: usize,
+    /// Noise levels of the closed form's quadrature (log-spaced).
+    #[arg(long, default_value_t = 128)]
+    grid: usize,
+    /// Print the tables as markdown (from the results file, after measuring what is missing).
+    #[arg(long)]
+    markdown: bool,
+    /// Measure nothing: print the tables of the results file as it is.
+    #[arg(long)]
+    table_only: bool,
+}
+
+fn read_results(path: &PathBuf) -> Res<Option<Results>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = read_file(path)?;
+    let r: Results = serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a regimes file ({e}); move it away to start afresh", path.display()))?;
+    if r.format != FORMAT {
+        return Err(format!("{}: format '{}', expected '{FORMAT}'", path.display(), r.format));
+    }
+    Ok(Some(r))
+}
+
+/// The field of one cell, or why there is none.
+fn field_of(source: Source, model: Parameterization, blind: bool, proj: &Projection, a: &Args, manifest: Option<&pretrained::Manifest>, dev: &Device) -> Res<Rc<dyn Field>> {
+    match source {
+        Source::Exact => {
+            let o = Oracle::for_circles(model, model.default_range(), proj, a.data_points, a.grid, dev)?;
+            Ok(Rc::new(OracleField { oracle: o, blind }))
+        }
+        Source::Trained => {
+            let m = manifest.ok_or_else(|| format!("no manifest.json in {}", a.dir.display()))?;
+            let e = m.find(model, blind, proj.dim).ok_or("not in the manifest")?;
+            let bytes = read_file(&a.dir.join(&e.file))?;
+            let (net, _) = checkpoint::load(&bytes, dev, &checkpoint::Expected::any()).map_err(|err| format!("{}: {err}", e.file))?;
+            Ok(Rc::new(net))
+        }
+    }
+}
+
+/// Measures one cell.
+fn measure(source: Source, model: Parameterization, blind: bool, dim: usize, setting: &Setting, a: &Args, manifest: Option<&pretrained::Manifest>, dev: &Device) -> Res<Cell> {
+    let start = Instant::now();
+    let projection_seed = manifest.map(|m| m.recipe.projection_seed).unwrap_or(0);
+    let proj = Projection::new(dim, projection_seed)?;
+    let field = field_of(source, model, blind, &proj, a, manifest, dev)?;
+    let cfg = SampleConfig { n: a.n, steps: setting.steps, solver: setting.solver, time_grid: setting.time_grid, seed: a.seed, ..Default::default() };
+    let (lo, hi) = field.range();
+    let mut s = Sampler::new(field, cfg, &proj, dev)?;
+    let t_last = model.sampling_grid_with(setting.time_grid, setting.steps, lo, hi)[setting.steps - 1];
+    while s.step().is_some() {}
+    let samples = read_f32(s.frame().u);
+    let m = metrics::compute(&samples, &proj)?;
+    let end = if blind {
+        // The exact posterior over t at the end points (finite rows only).
+        let o = Oracle::for_circles(model, model.default_range(), &proj, a.data_points, a.grid, dev)?;
+        let finite: Vec<f32> = samples.chunks(dim).filter(|r| r.iter().all(|v| v.is_finite())).flatten().copied().collect();
+        if finite.is_empty() {
+            None
+        } else {
+            let an = o.analyze(host_tensor(finite, dim, dev));
+            let col = |t| read_f32(t).into_iter().map(|v| v as f64).collect::<Vec<_>>();
+            Some(EndState { t_last, nu_last: model.mu_nu(t_last).1, t_mean: quantile(col(an.t_mean), 0.5), t_sd: quantile(col(an.t_std), 0.5) })
+        }
+    } else {
+        None
+    };
+    Ok(Cell { source, model, blind, dim, setting: setting.clone(), n: a.n, seed: a.seed, data_points: a.data_points, grid_levels: a.grid, metrics: m, end, seconds: start.elapsed().as_secs_f64() })
+}
+
+pub fn run(a: Args, dev: &Device, pretty: bool) -> Res<()> {
+    if a.n == 0 || a.n > geonoise::sample::MAX_SAMPLES {
+        return Err(format!("--n {} is out of range 1..={}", a.n, geonoise::sample::MAX_SAMPLES));
+    }
+    let mut results = read_results(&a.out)?.unwrap_or(Results { format: FORMAT.into(), command: String::new(), clean_tolerance: CLEAN_TOLERANCE, cells: vec![] });
+    if !a.table_only {
+        results.command = std::env::args().collect::<Vec<_>>().join(" ");
+        let manifest = if a.sources.contains(&Source::Trained) { crate::read_manifest(&a.dir)? } else { None };
+        let mut jobs = vec![];
+        // Cheap cells first: trained before exact, conditional before blind, small D first.
+        for &source in &a.sources {
+            let dims = if source == Source::Exact { &a.exact_dims } else { &a.dims };
+            for blind in [false, true] {
+                for &dim in dims {
+                    for &model in &a.models {
+                        for setting in &a.settings {
+                            jobs.push((source, model, blind, dim, setting.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        let total = jobs.len();
+        let started = Instant::now();
+        let mut measured = 0;
+        for (k, (source, model, blind, dim, setting)) in jobs.into_iter().enumerate() {
+            let label = format!("[{}/{total}] {source:?} {} {} D = {dim}, {}", k + 1, model.display_name(), if blind { "Blind" } else { "Cond" }, setting.name).to_lowercase();
+            let key: Key = (source, model, blind, dim, &setting, a.n, a.seed, a.data_points, a.grid);
+            if results.cells.iter().any(|c| c.key() == key) {
+                continue;
+            }
+            match measure(source, model, blind, dim, &setting, &a, manifest.as_ref(), dev) {
+                Ok(cell) => {
+                    measured += 1;
+                    eprintln!("{label}: clean {:.1}%, radial error median {:.4} p90 {:.4}, off-manifold {:.4} ({:.1}s; {:.0}s so far)", 100.0 * cell.metrics.clean_fraction, cell.metrics.radial_error_median, cell.metrics.radial_error_p90, cell.metrics.off_manifold_mean, cell.seconds, started.elapsed().as_secs_f64());
+                    results.cells.push(cell);
+                    write_file(&a.out, serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?.as_bytes())?;
+                }
+                Err(e) => eprintln!("{label}: skipped ({e})"),
+            }
+        }
+        eprintln!("{measured} cells measured in {:.0}s; {} in {}", started.elapsed().as_secs_f64(), results.cells.len(), a.out.display());
+    }
+    if a.markdown || a.table_only {
+        print!("{}", tables(&results, &a));
+    } else {
+        crate::emit(&serde_json::to_value(&results).map_err(|e| e.to_string())?, pretty);
+    }
+    Ok(())
+}
+
+/// One markdown table per setting: rows are model × blind/conditional × source, columns D; each
+/// cell "clean % · radial error median / p90 · off-manifold mean".
+pub fn tables(r: &Results, a: &Args) -> String {
+    let mut out = String::new();
+    let mut dims: Vec<usize> = a.dims.iter().chain(&a.exact_dims).copied().collect();
+    dims.sort_unstable();
+    dims.dedup();
+    for setting in &a.settings {
+        let cells: Vec<&Cell> = r.cells.iter().filter(|c| c.setting == *setting && c.n == a.n && c.seed == a.seed && c.data_points == a.data_points && c.grid_levels == a.grid).collect();
+        if cells.is_empty() {
+            continue;
+        }
+        out += &format!("\n**{}** ({}; {} samples per cell, seed {}): clean % · radial error median / p90 · off-manifold norm (mean)\n\n", setting.name, setting.describe(), a.n, a.seed);
+        out += &format!("| model | {} |\n|---|{}\n", dims.iter().map(|d| format!("D = {d}")).collect::<Vec<_>>().join(" | "), "---|".repeat(dims.len()));
+        for &model in &a.models {
+            for blind in [true, false] {
+                for &source in &a.sources {
+                    let row: Vec<String> = dims
+                        .iter()
+                        .map(|&d| match cells.iter().find(|c| c.model == model && c.blind == blind && c.source == source && c.dim == d) {
+                            Some(c) => {
+                                let m = &c.metrics;
+                                format!("{:.0}% · {:.3} / {:.2} · {:.2}", 100.0 * m.clean_fraction, m.radial_error_median, m.radial_error_p90, m.off_manifold_mean)
+                            }
+                            None => "".into(),
+                        })
+                        .collect();
+                    if row.iter().all(|s| s.is_empty()) {
+                        continue;
+                    }
+                    let src = if source == Source::Exact { "exact" } else { "trained" };
+                    out += &format!("| {} {} ({src}) | {} |\n", model.display_name(), if blind { "Blind" } else { "Cond" }, row.join(" | "));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_by_name_and_by_parts() {
+        let s: Setting = "sde".parse().unwrap();
+        assert_eq!((s.solver, s.time_grid, s.steps), (Solver::Sde, TimeGrid::LogSnr, 1000));
+        let s: Setting = "heun/rho7/50".parse().unwrap();
+        assert_eq!((s.solver, s.time_grid, s.steps), (Solver::Heun, TimeGrid::Rho7, 50));
+        for bad in ["euler/uniform", "rk4/uniform/10", "euler/cosine/10", "euler/uniform/0", "descent/uniform/10", "euler/uniform/x"] {
+            assert!(bad.parse::<Setting>().is_err(), "{bad}");
+        }
+    }
+}
