@@ -99,7 +99,7 @@ build_wasm() {
   opt_pkg www/pkg-cpu
   wait "$opt"
   # The page fetches checkpoints relative to itself.
-  rm -rf www/pretrained && mkdir -p www/pretrained && cp pretrained/*.safetensors pretrained/manifest.json www/pretrained/
+  rm -rf www/pretrained && mkdir -p www/pretrained && cp pretrained/*.safetensors pretrained/manifest.json pretrained/regimes.json www/pretrained/
 }
 
 cmd_serve() {

@@ -6,19 +6,20 @@
 // Attributes (read when the element is connected):
 //   models    comma-separated panels: fm-blind, ddpm-blind, fm-cond, ddpm-cond (default the blind pair)
 //   dim       D of the shipped checkpoints: 2, 8, 32, 128 or 512 (default 32)
-//   steps     sampling steps, 1..1000 (default 100);  samples  trajectories per panel, 1..5000 (default 1000)
+//   steps     sampling steps, 1..1000 (default 200);  samples  trajectories per panel, 1..5000 (default 1000)
 //   seed      starting noise (default 0);  speed  steps per drawn frame, 1..10 (default 2)
 //   fields    "trained" (the checkpoints) or "exact" (the closed-form fields; default trained)
 //   backend   "auto", "webgpu" or "cpu" (default auto)
-//   grid      the steps' spacing: "default", "uniform", "rho7" (EDM's) or "log-snr" (default default)
-//   sampler   "euler", "heun" (the ODE), "ancestral" or "sde" (reverse SDE, Euler–Maruyama; default euler)
+//   grid      the steps' spacing: "default", "uniform", "rho7" (EDM's) or "log-snr" (default log-snr)
+//   sampler   "euler", "heun" (the ODE), "ancestral" or "sde" (reverse SDE, Euler–Maruyama; default
+//             ancestral). The defaults are the page's: the setting under which the regimes show best.
 //   autoplay  start when the figure scrolls into view; without it, a Play button starts it
 //
 // Everything it loads (worker.js, pkg/, pretrained/, style.css) comes from beside this module,
 // so the embedding page needs nothing else. It runs its own worker: the page's main thread only
 // draws. When every panel has reached its last step it fires a `geonoise-done` event.
 import { PanelView } from "./view.js";
-import { DIMS, GRIDS, LIMITS, SOLVERS, panelsFor, sourceMessage } from "./state.js";
+import { DIMS, FAITHFUL, GRIDS, LIMITS, SOLVERS, panelsFor, sourceMessage } from "./state.js";
 
 const BASE = new URL(".", import.meta.url);
 const PANELS = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
@@ -49,9 +50,9 @@ function settings(el) {
   const fields = el.getAttribute("fields") === "exact" ? "exact" : "trained";
   const backend = ["auto", "webgpu", "cpu"].includes(el.getAttribute("backend")) ? el.getAttribute("backend") : "auto";
   const gridRaw = el.getAttribute("grid");
-  const grid = gridRaw === null ? "default" : GRIDS.includes(gridRaw) ? gridRaw : (notes.push(`grid="${gridRaw}" is not one of ${GRIDS.join(", ")}; using default`), "default");
+  const grid = gridRaw === null ? FAITHFUL.grid : GRIDS.includes(gridRaw) ? gridRaw : (notes.push(`grid="${gridRaw}" is not one of ${GRIDS.join(", ")}; using ${FAITHFUL.grid}`), FAITHFUL.grid);
   const solverRaw = el.getAttribute("sampler");
-  const solver = solverRaw === null ? "euler" : SOLVERS.includes(solverRaw) ? solverRaw : (notes.push(`sampler="${solverRaw}" is not one of ${SOLVERS.join(", ")}; using euler`), "euler");
+  const solver = solverRaw === null ? FAITHFUL.solver : SOLVERS.includes(solverRaw) ? solverRaw : (notes.push(`sampler="${solverRaw}" is not one of ${SOLVERS.join(", ")}; using ${FAITHFUL.solver}`), FAITHFUL.solver);
   return {
     notes,
     dim,
@@ -61,7 +62,7 @@ function settings(el) {
     solver,
     models: models.length ? models : ["fm-blind", "ddpm-blind"],
     n: int("samples", "n", 1000),
-    steps: int("steps", "steps", 100),
+    steps: int("steps", "steps", FAITHFUL.steps),
     seed: int("seed", "seed", 0),
     speed: int("speed", "speed", 2),
     autoplay: el.hasAttribute("autoplay"),

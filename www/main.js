@@ -1,10 +1,11 @@
 // The page: state <-> URL, controls, the engine worker, and the panels.
 // Every handler does: change state -> write the URL -> apply.
-import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, ORACLE, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, sourceMessage } from "./state.js";
+import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, ORACLE, FAITHFUL, PLAIN, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, sourceMessage } from "./state.js";
 import { samplesCsv, trajectoryCsv, samplesJson } from "./export.js";
 import { PanelView } from "./view.js";
 import { LossChart } from "./chart.js";
 import { TheoryView, drawPosterior } from "./theory.js";
+import { renderTable, describe } from "./regimes.js";
 
 const parsed = parseState(location.search);
 let state = parsed.state;
@@ -592,6 +593,42 @@ function syncControls() {
   $("#train-chart").hidden = !train;
   for (const el of [$("#d").parentElement, $("#twins").parentElement, $("#fields").parentElement]) el.hidden = train;
   for (const tab of document.querySelectorAll(".tabs button")) tab.setAttribute("aria-selected", String(tab.dataset.mode === state.mode));
+  renderRegimes();
+}
+
+// --- the regimes table (pretrained/regimes.json) under the view tab's panels ------------------
+let regimes = null; // the results file, once fetched
+
+const sameSampler = (a, b) => a.solver === b.solver && a.grid === b.grid && a.steps === b.steps;
+
+function renderRegimes() {
+  $("#regimes-view").hidden = state.mode !== "view";
+  if (state.mode !== "view") return;
+  const faithful = sameSampler(state, FAITHFUL);
+  $("#sampler-line").textContent = faithful
+    ? `Sampling with the ${describe(state)}: of the settings measured, the one under which the shipped models show the paper's three regimes most clearly (both blind models diffuse at D = 2, FM Blind clean before DDPM Blind as D grows).`
+    : `Sampling with the ${describe(state)}.`;
+  $("#use-faithful").hidden = faithful;
+  $("#use-plain").hidden = sameSampler(state, PLAIN);
+  $("#regimes-table").innerHTML = renderTable(regimes, state);
+}
+
+function useSampler(s) {
+  Object.assign(state, { solver: s.solver, grid: s.grid, steps: s.steps });
+  writeUrl();
+  syncControls();
+  restartRuns();
+}
+
+async function loadRegimes() {
+  try {
+    const r = await fetch(new URL("pretrained/regimes.json", location.href));
+    regimes = r.ok ? await r.json() : null;
+  } catch {
+    regimes = null;
+  }
+  window.geonoise.regimes = regimes;
+  renderRegimes();
 }
 
 /** Reads a number control: clamps it into range (with a notice) and stores it; false if unchanged. */
@@ -701,6 +738,8 @@ function setupControls() {
     syncTrainButtons();
     for (const p of panels.values()) if (p.train) (training ? trainPump(p) : showTrainLine(p));
   });
+  on("use-plain", "click", () => useSampler(PLAIN));
+  on("use-faithful", "click", () => useSampler(FAITHFUL));
   on("train-reset", "click", () => {
     if (confirmDiscard("Reset")) buildPanels();
   });
@@ -713,6 +752,7 @@ function setupControls() {
 
 setupControls();
 syncControls();
+loadRegimes();
 writeUrl();
 if (notes.length) showNotice(notes.join(". "));
 startWorker();

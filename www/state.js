@@ -26,13 +26,18 @@ export const LIMITS = {
 // Real-valued settings and their ranges.
 export const FLOATS = { lr: [1e-6, 1], poff: [0, 2] };
 
+/** The page's opening sampler: the measured setting under which the shipped models show the
+ * paper's three regimes most clearly (the README's regimes table, `geonoise regimes`). */
+export const FAITHFUL = Object.freeze({ solver: "ancestral", grid: "log-snr", steps: 200 });
+/** The plain sampler a switch goes back to: Euler on the ODE, the parameterization's own grid
+ * (uniform in t for FM, DDPM and EqM), 100 steps — the shipped figures' sampler. */
+export const PLAIN = Object.freeze({ solver: "euler", grid: "default", steps: 100 });
+
 export const DEFAULTS = Object.freeze({
   d: 32, // ambient dimension
   twins: false, // also show the conditional twins (2x2 grid)
   n: 1000, // samples per panel
-  solver: "euler",
-  grid: "default",
-  steps: 100,
+  ...FAITHFUL, // solver, grid, steps
   seed: 0,
   speed: 3, // solver steps per drawn frame
   backend: "auto",

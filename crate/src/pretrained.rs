@@ -51,6 +51,12 @@ pub struct GridRecipe {
     pub blind_batch_from_dim: usize,
     pub batch: usize,
     pub lr: f64,
+    /// uEDM's learning rate (0: `lr`). At 5e-3 uEDM Cond at D = 8 stayed at a clean fraction of
+    /// 19 % with seed 0 and 18 % with seed 1 (its samples on the plane but between the circles),
+    /// where the closed-form field is 100 % clean; at 1e-3 it reached 99.8 % (10k steps, seed 1)
+    /// and 99.9 % (30k steps, seed 0), at 2e-3 97.6 %.
+    #[serde(default)]
+    pub uedm_lr: f64,
     pub seed: u64,
     pub projection_seed: u64,
     pub precision: Precision,
@@ -58,7 +64,7 @@ pub struct GridRecipe {
 
 impl Default for GridRecipe {
     fn default() -> Self {
-        GridRecipe { width: 128, depth: 3, steps: 10_000, long_steps: 30_000, long_from_dim: 128, blind_batch: 1024, blind_batch_from_dim: 512, batch: 256, lr: 5e-3, seed: 0, projection_seed: 0, precision: Precision::F16 }
+        GridRecipe { width: 128, depth: 3, steps: 10_000, long_steps: 30_000, long_from_dim: 128, blind_batch: 1024, blind_batch_from_dim: 512, batch: 256, lr: 5e-3, uedm_lr: 1e-3, seed: 0, projection_seed: 0, precision: Precision::F16 }
     }
 }
 
@@ -69,6 +75,15 @@ impl GridRecipe {
             self.blind_batch
         } else {
             self.batch
+        }
+    }
+
+    /// Learning rate for a cell of `model`.
+    pub fn lr_for(&self, model: Parameterization) -> f64 {
+        if model == Parameterization::Uedm && self.uedm_lr > 0.0 {
+            self.uedm_lr
+        } else {
+            self.lr
         }
     }
 
@@ -91,7 +106,7 @@ impl GridRecipe {
         TrainConfig {
             steps: self.steps_for(dim),
             batch: self.batch_for(blind, dim),
-            lr: self.lr,
+            lr: self.lr_for(model),
             optimizer: OptimizerKind::Adam,
             weight_decay: 0.0,
             grad_clip: 1.0,
@@ -215,5 +230,9 @@ mod tests {
         // A recipe written before these fields existed reads as one step count and one batch.
         let old: GridRecipe = serde_json::from_str(r#"{"width":128,"depth":3,"steps":10000,"batch":256,"lr":0.005,"seed":0,"projection_seed":0,"precision":"f16"}"#).unwrap();
         assert_eq!((old.steps_for(512), old.batch_for(true, 512)), (10_000, 256));
+        assert_eq!(old.lr_for(Parameterization::Uedm), 0.005);
+        // uEDM alone trains at its own learning rate.
+        assert_eq!(r.train_config(Parameterization::Uedm, false, 8).lr, 1e-3);
+        assert_eq!(r.train_config(Parameterization::Fm, false, 8).lr, 5e-3);
     }
 }

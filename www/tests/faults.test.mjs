@@ -243,11 +243,11 @@ test("malformed URL parameters and control values are clamped or refused with a 
   const { page, problems } = await open("?mode=train&backend=gpu&tdim=1e9&width=abc&depth=-2&batch=99999&tsteps=-5&every=0&lr=-1&a=fm-bogus&seed=1.5&n=1e9&steps=0&grid=cosine");
   await ready(page);
   const notice = await text(page, "#notice");
-  for (const want of [/backend=gpu is not one of auto, webgpu, cpu/, /tdim=1e9 is outside 2\.\.1024; using 1024/, /width=abc is not a whole number/, /depth=-2 is outside 0\.\.16; using 0/, /batch=99999 is outside 1\.\.4096; using 4096/, /tsteps=-5 is outside/, /every=0 is outside/, /lr=-1 is outside/, /a=fm-bogus is not one of/, /seed=1\.5 is not a whole number/, /n=1e9 is outside 1\.\.5000; using 5000/, /steps=0 is outside 1\.\.1000; using 1/, /grid=cosine is not one of default, uniform, rho7, log-snr; using default/]) {
+  for (const want of [/backend=gpu is not one of auto, webgpu, cpu/, /tdim=1e9 is outside 2\.\.1024; using 1024/, /width=abc is not a whole number/, /depth=-2 is outside 0\.\.16; using 0/, /batch=99999 is outside 1\.\.4096; using 4096/, /tsteps=-5 is outside/, /every=0 is outside/, /lr=-1 is outside/, /a=fm-bogus is not one of/, /seed=1\.5 is not a whole number/, /n=1e9 is outside 1\.\.5000; using 5000/, /steps=0 is outside 1\.\.1000; using 1/, /grid=cosine is not one of default, uniform, rho7, log-snr; using log-snr/]) {
     assert.match(notice, want);
   }
   const s = await page.evaluate(() => window.geonoise.state);
-  assert.deepEqual([s.backend, s.tdim, s.width, s.depth, s.batch, s.tsteps, s.every, s.lr, s.a, s.seed, s.n, s.steps, s.grid], ["auto", 1024, 128, 0, 4096, 1, 10, 1e-6, "fm-blind", 0, 5000, 1, "default"]);
+  assert.deepEqual([s.backend, s.tdim, s.width, s.depth, s.batch, s.tsteps, s.every, s.lr, s.a, s.seed, s.n, s.steps, s.grid], ["auto", 1024, 128, 0, 4096, 1, 10, 1e-6, "fm-blind", 0, 5000, 1, "log-snr"]);
   // Controls: a value typed out of range is clamped, with the rule shown; the URL follows.
   for (const [id, typed, want, value] of [["tdim", "0", /tdim must be a whole number in 2\.\.1024; using 2/, 2], ["batch", "abc", /batch must be a whole number in 1\.\.4096; using 4096/, 4096], ["lr", "5", /lr must be a number in 0\.000001\.\.1; using 1/, 1]]) {
     await page.evaluate(([id, typed]) => {

@@ -72,8 +72,47 @@ test("the reverse SDE from the URL: FM Blind gives the CLI's samples (the same n
   await page.close();
 });
 
+test("the regimes table: the measured numbers for the page's sampler, the opening sampler stated, a switch to the plain ODE and back", async () => {
+  const results = JSON.parse(fs.readFileSync(path.join(repo, "pretrained/regimes.json"), "utf8"));
+  const { page, problems } = await open("?backend=cpu&d=32&n=50&speed=10");
+  await page.waitForFunction(() => window.geonoise.regimes && document.querySelector("table.regimes"), null, { timeout: 60000 });
+  const s = await page.evaluate(() => window.geonoise.state);
+  assert.deepEqual([s.solver, s.grid, s.steps], ["ancestral", "log-snr", 200]);
+  assert.match(await page.locator("#sampler-line").textContent(), /ancestral sampler, 200 steps uniform in log-SNR: of the settings measured, the one under which/);
+  assert.ok(await page.locator("#use-faithful").isHidden());
+  // Each shown cell is the file's cell for this sampler, D and model.
+  const cellText = (row, d) => page.evaluate(([row, d]) => {
+    const tr = document.querySelector(`tr[data-row="${row}"]`);
+    const col = [...document.querySelectorAll("table.regimes thead th")].findIndex((th) => th.textContent === `D = ${d}`);
+    return tr && col > 0 ? tr.children[col].textContent : null;
+  }, [row, d]);
+  const want = (solver, grid, steps, model, blind, source, d) => results.cells.find((c) => c.setting.solver === solver && c.setting.time_grid === grid && c.setting.steps === steps && c.model === model && c.blind === blind && c.source === source && c.dim === d);
+  for (const [model, blind, source] of [["fm", true, "trained"], ["ddpm", true, "exact"]]) {
+    const c = want("ancestral", "log-snr", 200, model, blind, source, 32);
+    assert.ok(c, `regimes.json has ${model} ${blind} ${source} at D = 32 for the opening sampler`);
+    assert.equal(await cellText(`${model}-${blind ? "blind" : "cond"}-${source}`, 32), `${Math.round(100 * c.metrics.clean_fraction)}% ${c.metrics.radial_error_p90.toFixed(2)}`);
+  }
+  assert.equal(await page.locator("table.regimes thead th.here").textContent(), "D = 32");
+  // The switch: the plain ODE, its own measured table, the runs restarted with it, and back.
+  await page.click("#use-plain");
+  await page.waitForFunction(() => window.geonoise.state.solver === "euler" && /Euler ODE, 100 steps/.test(document.querySelector("table.regimes caption").textContent), null, { timeout: 30000 });
+  const plain = want("euler", "default", 100, "fm", true, "trained", 32);
+  assert.equal(await cellText("fm-blind-trained", 32), `${Math.round(100 * plain.metrics.clean_fraction)}% ${plain.metrics.radial_error_p90.toFixed(2)}`);
+  assert.match(page.url(), /solver=euler/);
+  await waitDone(page, ["fm-blind", "ddpm-blind"], 120000);
+  assert.equal(await page.evaluate(() => window.geonoise.panels.get("fm-blind").frames.at(-1).step), 100);
+  await page.click("#use-faithful");
+  await page.waitForFunction(() => window.geonoise.state.solver === "ancestral", null, { timeout: 30000 });
+  assert.doesNotMatch(page.url(), /solver=/);
+  // Settings that were not measured say so, and list what was.
+  await page.selectOption("#solver", "heun");
+  assert.match(await page.locator("#regimes-table").textContent(), /were not measured\. Measured: .*Euler ODE, 100 steps/);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
 test("CPU path: FM Blind and DDPM Blind at D=128 sample fully and match the native CLI", async () => {
-  const { page, problems } = await open("?backend=cpu&d=128&n=300&steps=40&speed=10");
+  const { page, problems } = await open("?backend=cpu&d=128&n=300&steps=40&speed=10&solver=euler&grid=default");
   await page.waitForFunction(() => window.geonoise.backend === "cpu", null, { timeout: 60000 });
   await waitDone(page, ["fm-blind", "ddpm-blind"], 240000);
   for (const id of ["fm-blind", "ddpm-blind"]) {
@@ -179,7 +218,7 @@ function sameSamples(page, native, what) {
 const trained = (page, ids) => page.waitForFunction((ids) => ids.every((id) => window.geonoise.panels.get(id)?.train?.finished), ids, { timeout: 600000, polling: 500 });
 
 test("Train tab, CPU: FM Blind and DDPM Blind at D=8 learn; the downloaded checkpoint samples the same natively and imports back", async () => {
-  const { page, problems } = await open("?mode=train&backend=cpu&tdim=8&tsteps=400&every=200&width=64&depth=2&n=200&steps=20&seed=3");
+  const { page, problems } = await open("?mode=train&backend=cpu&tdim=8&tsteps=400&every=200&width=64&depth=2&n=200&steps=20&seed=3&solver=euler&grid=default");
   await page.waitForFunction(() => window.geonoise.backend === "cpu" && window.geonoise.panels.size === 2, null, { timeout: 60000 });
   await page.click("#train-start");
   await trained(page, ["train-a", "train-b"]);

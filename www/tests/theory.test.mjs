@@ -19,7 +19,7 @@ function cli(args) {
 }
 
 test("exact fields: the closed-form FM Blind and DDPM Blind fields sample in the panels, and match geonoise sample --oracle", async () => {
-  const { page, problems } = await open("?fields=exact&d=8&n=200&steps=30&seed=3&speed=10&backend=cpu");
+  const { page, problems } = await open("?fields=exact&d=8&n=200&steps=30&seed=3&speed=10&backend=cpu&solver=euler&grid=default");
   await waitDone(page, ["fm-blind", "ddpm-blind"], 300000);
   assert.equal(await page.locator('[data-panel="fm-blind"] h2').textContent(), "FM Blind (exact)");
   assert.match(await page.locator('[data-panel="fm-blind"] .status').textContent(), /closed form over 128 data points, 48 noise levels/);
@@ -129,7 +129,7 @@ test("Theory tab: a click on the landscape probes that point; the sliders update
 });
 
 test("a click on a sampling panel shows p(t|u) at the nearest sample, with the sampler's t at that step", async () => {
-  const { page, problems } = await open("?d=32&n=200&steps=20&speed=10&backend=cpu&seed=1");
+  const { page, problems } = await open("?d=32&n=200&steps=20&speed=10&backend=cpu&seed=1&solver=euler&grid=default");
   await waitDone(page, ["fm-blind", "ddpm-blind"], 120000);
   const box = await page.locator('[data-panel="fm-blind"] canvas').boundingBox();
   // On the outer circle, where samples settle.

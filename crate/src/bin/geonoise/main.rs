@@ -9,8 +9,8 @@ use geonoise::data::{host_tensor, Projection};
 use geonoise::metrics::{self, Metrics};
 use geonoise::model::ModelConfig;
 use geonoise::oracle::{self, Oracle, OracleField};
-use geonoise::sample::{read_f32, Field, SampleConfig, Sampler};
-use geonoise::target::Parameterization;
+use geonoise::sample::{read_f32, Field, SampleConfig, Sampler, Solver};
+use geonoise::target::{Parameterization, TimeGrid};
 use geonoise::train::{TrainConfig, Trainer};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -148,6 +148,12 @@ enum Command {
         n: usize,
         #[arg(long, default_value_t = 100)]
         steps: usize,
+        /// Solver (the ODE's Euler by default; `ancestral` or `sde` for the stochastic ones).
+        #[arg(long = "sampler", value_enum, default_value_t = Solver::Euler)]
+        solver: Solver,
+        /// Spacing of the steps (see `sample --time-grid`).
+        #[arg(long, value_enum, default_value_t = TimeGrid::Default)]
+        time_grid: TimeGrid,
         /// Seed of the starting noise, shared by every cell of a column.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -842,7 +848,9 @@ fn resume_partial(partial: &Path, config: &TrainConfig, dev: &Device) -> Option<
 }
 
 #[allow(clippy::too_many_arguments)]
-fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, table: bool, models: Vec<Parameterization>, dims: Vec<usize>, n: usize, steps: usize, seed: u64, data_points: usize, grid: usize, dev: &Device, pretty: bool) -> Res<()> {
+fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, table: bool, models: Vec<Parameterization>, dims: Vec<usize>, scfg: SampleConfig, data_points: usize, grid: usize, dev: &Device, pretty: bool) -> Res<()> {
+    scfg.validate()?;
+    let (n, steps, seed) = (scfg.n, scfg.steps, scfg.seed);
     if out.is_none() && !table {
         return Err("give --out FILE.png, --table, or both".into());
     }
@@ -851,7 +859,6 @@ fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, table: bool
     } else {
         Some(read_manifest(&dir)?.ok_or(format!("no manifest.json in {}; train the grid first (pretrained/train-all.sh) or use --oracle", dir.display()))?)
     };
-    let scfg = SampleConfig { n, steps, seed, ..Default::default() };
     let mut rows = vec![];
     let mut slots = vec![];
     for &model in &models {
@@ -890,10 +897,12 @@ fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, table: bool
     }
     if let Some(path) = &out {
         let title = format!(
-            "{}: {} samples, Euler {} steps, seed {} (same starting noise per column)",
+            "{}: {} samples, {:?} {} steps ({:?} grid), seed {} (same starting noise per column)",
             if oracle_mode { "Closed-form fields" } else { "Trained models" },
             n,
+            scfg.solver,
             steps,
+            scfg.time_grid,
             seed
         );
         figure::draw(path, &title, &rows, &dims, &slots)?;
@@ -928,8 +937,9 @@ fn run(cli: Cli) -> Res<()> {
         Command::TrainGrid { out, models, dims, steps, width, depth, precision, force, rescore } => {
             cmd_train_grid(out, models, dims, steps, width, depth, precision, force, rescore, &dev()?, pretty)
         }
-        Command::Figure { out, oracle, pretrained, table, models, dims, n, steps, seed, data_points, grid } => {
-            cmd_figure(out, oracle, pretrained, table, models, dims, n, steps, seed, data_points, grid, &dev()?, pretty)
+        Command::Figure { out, oracle, pretrained, table, models, dims, n, steps, solver, time_grid, seed, data_points, grid } => {
+            let scfg = SampleConfig { n, steps, solver, time_grid, seed, ..Default::default() };
+            cmd_figure(out, oracle, pretrained, table, models, dims, scfg, data_points, grid, &dev()?, pretty)
         }
         Command::Images { command } => images::run(command, &dev()?, pretty),
         Command::Regimes(args) => regimes::run(args, &dev()?, pretty),

@@ -14,6 +14,7 @@ use geonoise::oracle::{Oracle, OracleField};
 use geonoise::pretrained;
 use geonoise::sample::{read_f32, Field, SampleConfig, Sampler, Solver};
 use geonoise::target::{Parameterization, TimeGrid};
+use geonoise::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -118,6 +119,9 @@ pub struct Cell {
     pub metrics: Metrics,
     pub end: Option<EndState>,
     pub seconds: f64,
+    /// A trained cell's training run (the manifest entry's): a cell of another run is measured again.
+    #[serde(default)]
+    pub trained: Option<TrainConfig>,
 }
 
 /// What makes two cells the same measurement.
@@ -179,6 +183,10 @@ pub struct Args {
     /// Measure nothing: print the tables of the results file as it is.
     #[arg(long)]
     table_only: bool,
+    /// With the tables, where each blind run ends as the exact posterior sees it: the medians of
+    /// E[t | u] and sd[t | u] at the end points, against the level and gain of the last step.
+    #[arg(long)]
+    end: bool,
 }
 
 fn read_results(path: &PathBuf) -> Res<Option<Results>> {
@@ -237,7 +245,8 @@ fn measure(source: Source, model: Parameterization, blind: bool, dim: usize, set
     } else {
         None
     };
-    Ok(Cell { source, model, blind, dim, setting: setting.clone(), n: a.n, seed: a.seed, data_points: a.data_points, grid_levels: a.grid, metrics: m, end, seconds: start.elapsed().as_secs_f64() })
+    let trained = manifest.filter(|_| source == Source::Trained).and_then(|m| m.find(model, blind, dim)).map(|e| e.config.clone());
+    Ok(Cell { source, model, blind, dim, setting: setting.clone(), n: a.n, seed: a.seed, data_points: a.data_points, grid_levels: a.grid, metrics: m, end, seconds: start.elapsed().as_secs_f64(), trained })
 }
 
 pub fn run(a: Args, dev: &Device, pretty: bool) -> Res<()> {
@@ -268,13 +277,16 @@ pub fn run(a: Args, dev: &Device, pretty: bool) -> Res<()> {
         for (k, (source, model, blind, dim, setting)) in jobs.into_iter().enumerate() {
             let label = format!("[{}/{total}] {source:?} {} {} D = {dim}, {}", k + 1, model.display_name(), if blind { "Blind" } else { "Cond" }, setting.name).to_lowercase();
             let key: Key = (source, model, blind, dim, &setting, a.n, a.seed, a.data_points, a.grid);
-            if results.cells.iter().any(|c| c.key() == key) {
+            // A trained cell counts as measured only for the checkpoint the manifest has now.
+            let current = manifest.as_ref().filter(|_| source == Source::Trained).and_then(|m| m.find(model, blind, dim)).map(|e| &e.config);
+            if results.cells.iter().any(|c| c.key() == key && c.trained.as_ref() == current) {
                 continue;
             }
             match measure(source, model, blind, dim, &setting, &a, manifest.as_ref(), dev) {
                 Ok(cell) => {
                     measured += 1;
                     eprintln!("{label}: clean {:.1}%, radial error median {:.4} p90 {:.4}, off-manifold {:.4} ({:.1}s; {:.0}s so far)", 100.0 * cell.metrics.clean_fraction, cell.metrics.radial_error_median, cell.metrics.radial_error_p90, cell.metrics.off_manifold_mean, cell.seconds, started.elapsed().as_secs_f64());
+                    results.cells.retain(|c| c.key() != cell.key());
                     results.cells.push(cell);
                     write_file(&a.out, serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?.as_bytes())?;
                 }
@@ -326,6 +338,25 @@ pub fn tables(r: &Results, a: &Args) -> String {
                 }
             }
         }
+        if a.end {
+            out += &format!("\nWhere the blind runs end (**{}**): the last step starts at t and has gain nu; at the end points the exact posterior gives E[t | u] / sd[t | u] (medians over the samples)\n\n", setting.name);
+            out += &format!("| model | last step: t, nu | {} |\n|---|---|{}\n", dims.iter().map(|d| format!("D = {d}")).collect::<Vec<_>>().join(" | "), "---|".repeat(dims.len()));
+            for &model in &a.models {
+                for &source in &a.sources {
+                    let row: Vec<&Cell> = dims.iter().filter_map(|&d| cells.iter().find(|c| c.model == model && c.blind && c.source == source && c.dim == d).copied()).collect();
+                    let Some(first) = row.iter().find_map(|c| c.end.as_ref()) else { continue };
+                    let text: Vec<String> = dims
+                        .iter()
+                        .map(|&d| match row.iter().find(|c| c.dim == d).and_then(|c| c.end.as_ref()) {
+                            Some(e) => format!("{:.2e} / {:.1e}", e.t_mean, e.t_sd),
+                            None => "".into(),
+                        })
+                        .collect();
+                    let src = if source == Source::Exact { "exact" } else { "trained" };
+                    out += &format!("| {} Blind ({src}) | {:.2e}, {:.3} | {} |\n", model.display_name(), first.t_last, first.nu_last, text.join(" | "));
+                }
+            }
+        }
     }
     out
 }
@@ -333,6 +364,42 @@ pub fn tables(r: &Results, a: &Args) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    /// The shipped `pretrained/regimes.json`: every trained cell was measured on the checkpoint the
+    /// manifest lists now, and cells measured again here give the recorded numbers.
+    #[test]
+    fn the_shipped_table_is_current_and_reproduces() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let results = read_results(&root.join("pretrained/regimes.json")).unwrap().expect("pretrained/regimes.json is shipped");
+        let manifest = crate::read_manifest(&root.join("pretrained")).unwrap().expect("the manifest");
+        assert!(results.cells.len() >= 100, "{} cells", results.cells.len());
+        for c in results.cells.iter().filter(|c| c.source == Source::Trained) {
+            let e = manifest.find(c.model, c.blind, c.dim).expect("a manifest entry for every trained cell");
+            assert_eq!(c.trained.as_ref(), Some(&e.config), "{:?} {} {} D = {}: measured on another checkpoint", c.source, c.model, c.blind, c.dim);
+        }
+        let dir = root.join("pretrained");
+        let a = Cli::parse_from(["regimes", "--dir", dir.to_str().unwrap(), "--n", "200"]).args;
+        let dev = Device::flex();
+        for (source, model, blind, dim) in [(Source::Trained, Parameterization::Fm, true, 8), (Source::Exact, Parameterization::Ddpm, false, 8)] {
+            let setting: Setting = "ode".parse().unwrap();
+            let shipped = results.cells.iter().find(|c| c.key() == (source, model, blind, dim, &setting, 200, 0, 256, 128)).expect("the cell is shipped");
+            let again = measure(source, model, blind, dim, &setting, &a, Some(&manifest), &dev).unwrap();
+            // Another CPU may round differently in the last bits: one sample may change sides.
+            let (m, w) = (&again.metrics, &shipped.metrics);
+            let what = format!("{source:?} {model} blind {blind} D = {dim}: {m:?} vs shipped {w:?}");
+            assert!((m.clean_fraction - w.clean_fraction).abs() <= 1.0 / 200.0, "{what}");
+            for (x, y) in [(m.radial_error_median, w.radial_error_median), (m.off_manifold_median, w.off_manifold_median)] {
+                assert!((x - y).abs() <= 1e-3 * (1.0 + y.abs()), "{what}");
+            }
+        }
+    }
 
     #[test]
     fn settings_parse_by_name_and_by_parts() {
