@@ -256,7 +256,11 @@ pub fn run(a: Args, dev: &Device, pretty: bool) -> Res<()> {
     let mut results = read_results(&a.out)?.unwrap_or(Results { format: FORMAT.into(), command: String::new(), clean_tolerance: CLEAN_TOLERANCE, cells: vec![] });
     if !a.table_only {
         results.command = std::env::args().collect::<Vec<_>>().join(" ");
-        let manifest = if a.sources.contains(&Source::Trained) { crate::read_manifest(&a.dir)? } else { None };
+        let manifest = if a.sources.contains(&Source::Trained) {
+            Some(crate::read_manifest(&a.dir)?.ok_or_else(|| format!("no manifest.json in {}: train the grid first (pretrained/train-all.sh), or measure the exact fields alone (--sources exact)", a.dir.display()))?)
+        } else {
+            None
+        };
         let mut jobs = vec![];
         // Cheap cells first: trained before exact, conditional before blind, small D first.
         for &source in &a.sources {
@@ -288,7 +292,10 @@ pub fn run(a: Args, dev: &Device, pretty: bool) -> Res<()> {
                     eprintln!("{label}: clean {:.1}%, radial error median {:.4} p90 {:.4}, off-manifold {:.4} ({:.1}s; {:.0}s so far)", 100.0 * cell.metrics.clean_fraction, cell.metrics.radial_error_median, cell.metrics.radial_error_p90, cell.metrics.off_manifold_mean, cell.seconds, started.elapsed().as_secs_f64());
                     results.cells.retain(|c| c.key() != cell.key());
                     results.cells.push(cell);
-                    write_file(&a.out, serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?.as_bytes())?;
+                    // Written beside and renamed: a run cut off mid-write keeps the file it had.
+                    let tmp = a.out.with_extension("json.partial");
+                    write_file(&tmp, serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?.as_bytes())?;
+                    std::fs::rename(&tmp, &a.out).map_err(|e| format!("cannot write {}: {e}", a.out.display()))?;
                 }
                 Err(e) => eprintln!("{label}: skipped ({e})"),
             }
