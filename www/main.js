@@ -692,11 +692,13 @@ function setupControls() {
   on("solver", "change", (e) => {
     state.solver = e.target.value;
     writeUrl();
+    renderRegimes();
     restartRuns();
   });
   on("grid", "change", (e) => {
     state.grid = e.target.value;
     writeUrl();
+    renderRegimes();
     restartRuns();
   });
   on("backend-choice", "change", (e) => {

@@ -241,6 +241,12 @@ fn device(arg: DeviceArg) -> Res<Device> {
     }
 }
 
+/// The command as a person would type it (`geonoise …`, whatever path ran the binary): what a
+/// results file records.
+pub(crate) fn command_line() -> String {
+    std::iter::once("geonoise".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ")
+}
+
 pub(crate) fn emit(value: &Value, pretty: bool) {
     let s = if pretty { serde_json::to_string_pretty(value) } else { serde_json::to_string(value) }.unwrap();
     let mut out = std::io::stdout().lock();
@@ -718,7 +724,7 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
     recipe.depth = depth.unwrap_or(recipe.depth);
     recipe.precision = precision.unwrap_or(recipe.precision);
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = command_line();
     let mut manifest = match read_manifest(&out)? {
         // Entries whose config still matches the recipe are kept (and skipped below); the rest
         // are retrained. The manifest then records the recipe every entry follows.
@@ -897,12 +903,12 @@ fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, table: bool
     }
     if let Some(path) = &out {
         let title = format!(
-            "{}: {} samples, {:?} {} steps ({:?} grid), seed {} (same starting noise per column)",
+            "{}: {} samples, {} {} steps ({} grid), seed {} (same starting noise per column)",
             if oracle_mode { "Closed-form fields" } else { "Trained models" },
             n,
-            scfg.solver,
+            scfg.solver.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default(),
             steps,
-            scfg.time_grid,
+            scfg.time_grid.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default(),
             seed
         );
         figure::draw(path, &title, &rows, &dims, &slots)?;

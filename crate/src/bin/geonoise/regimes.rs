@@ -255,7 +255,7 @@ pub fn run(a: Args, dev: &Device, pretty: bool) -> Res<()> {
     }
     let mut results = read_results(&a.out)?.unwrap_or(Results { format: FORMAT.into(), command: String::new(), clean_tolerance: CLEAN_TOLERANCE, cells: vec![] });
     if !a.table_only {
-        results.command = std::env::args().collect::<Vec<_>>().join(" ");
+        results.command = crate::command_line();
         let manifest = if a.sources.contains(&Source::Trained) {
             Some(crate::read_manifest(&a.dir)?.ok_or_else(|| format!("no manifest.json in {}: train the grid first (pretrained/train-all.sh), or measure the exact fields alone (--sources exact)", a.dir.display()))?)
         } else {
