@@ -48,3 +48,23 @@ test("embed-example.html: the autoplaying figure samples both checkpoints to the
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+test("the figure's sampler attribute: sde and a grid sample to the end; an unknown sampler is named in the bar and the page's opening sampler is used", async () => {
+  const { page, problems } = await open("embed-example.html");
+  await page.evaluate(() => {
+    window.doneFigures = [];
+    document.body.innerHTML = `<geonoise-figure dim="8" samples="100" steps="12" speed="10" sampler="sde" grid="uniform" backend="cpu" autoplay></geonoise-figure>
+      <geonoise-figure dim="8" samples="100" steps="12" sampler="rk4" backend="cpu"></geonoise-figure>`;
+    document.querySelectorAll("geonoise-figure").forEach((f, i) => f.addEventListener("geonoise-done", () => window.doneFigures.push(i)));
+  });
+  await page.waitForFunction(() => window.doneFigures.includes(0), null, { timeout: 120000, polling: 250 });
+  const [sde, bad] = await page.evaluate(() => [...document.querySelectorAll("geonoise-figure")].map((f) => ({ solver: f.s.solver, grid: f.s.grid, note: f.shadowRoot.querySelector(".note").textContent })));
+  assert.deepEqual([sde.solver, sde.grid, sde.note], ["sde", "uniform", ""]);
+  assert.deepEqual([bad.solver, bad.grid], ["ancestral", "log-snr"]);
+  assert.match(bad.note, /sampler="rk4" is not one of euler, heun, ancestral, sde; using ancestral/);
+  const [first] = await figures(page);
+  assert.deepEqual(first.map((p) => p.step), ["12 / 12", "12 / 12"]);
+  assert.ok(first.every((p) => /^[\d.]+%$/.test(p.clean) && p.error === ""), JSON.stringify(first));
+  assert.deepEqual(problems, []);
+  await page.close();
+});
