@@ -337,7 +337,7 @@ test("Train tab: a GPU device lost mid-training restarts the engine on the CPU, 
   await page.waitForFunction(() => window.geonoise.backend !== null && window.geonoise.panels.size === 2, null, { timeout: 120000 });
   assert.equal(await page.evaluate(() => window.geonoise.backend), "webgpu");
   await page.click("#train-start");
-  await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.train?.saved && p.train.step > p.train.saved.step), null, { timeout: 300000, polling: 200 });
+  await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.train?.saved && !p.train.finished), null, { timeout: 300000, polling: 20 });
   const saved = await page.evaluate(() => [...window.geonoise.panels.values()].map((p) => p.train.saved.step));
   await page.evaluate(() => window.geonoise.loseDevice());
   await page.waitForFunction(() => window.geonoise.backend === "cpu", null, { timeout: 120000, polling: 200 });
