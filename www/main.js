@@ -689,18 +689,14 @@ function setupControls() {
     writeUrl();
     buildPanels();
   });
-  on("solver", "change", (e) => {
-    state.solver = e.target.value;
-    writeUrl();
-    renderRegimes();
-    restartRuns();
-  });
-  on("grid", "change", (e) => {
-    state.grid = e.target.value;
-    writeUrl();
-    renderRegimes();
-    restartRuns();
-  });
+  for (const key of ["solver", "grid"]) {
+    on(key, "change", (e) => {
+      state[key] = e.target.value;
+      writeUrl();
+      renderRegimes();
+      restartRuns();
+    });
+  }
   on("backend-choice", "change", (e) => {
     if (!confirmDiscard("Switching the backend")) return syncControls();
     state.backend = e.target.value;

@@ -115,9 +115,10 @@ impl Parameterization {
     }
 
     pub fn prior(&self) -> Prior {
-        match self {
-            Parameterization::Edm | Parameterization::Uedm => Prior::LogUniform,
-            _ => Prior::Uniform,
+        if self.sigma_range() {
+            Prior::LogUniform
+        } else {
+            Prior::Uniform
         }
     }
 
@@ -172,9 +173,10 @@ impl Parameterization {
     /// The scalar fed to a conditional network's sinusoidal embedding: `t` itself on `[0, 1]`
     /// paths, EDM's `ln(sigma) / 4` where `t` is sigma (EDM, uEDM's conditional variant).
     pub fn time_input(&self, t: f64) -> f64 {
-        match self {
-            Parameterization::Edm | Parameterization::Uedm => t.max(1e-12).ln() / 4.0,
-            _ => t,
+        if self.sigma_range() {
+            t.max(1e-12).ln() / 4.0
+        } else {
+            t
         }
     }
 
@@ -187,10 +189,10 @@ impl Parameterization {
     /// [`TimeGrid`]): `steps + 1` points, strictly decreasing, from `t_max` to `t_min`.
     pub fn sampling_grid_with(&self, grid: TimeGrid, steps: usize, t_min: f64, t_max: f64) -> Vec<f64> {
         let n = steps.max(1);
-        let grid = match (grid, self) {
-            (TimeGrid::Default, Parameterization::Edm | Parameterization::Uedm) => TimeGrid::Rho7,
-            (TimeGrid::Default, _) => TimeGrid::Uniform,
-            (g, _) => g,
+        let grid = match grid {
+            TimeGrid::Default if self.sigma_range() => TimeGrid::Rho7,
+            TimeGrid::Default => TimeGrid::Uniform,
+            g => g,
         };
         let rho = |r: f64| {
             let (lo, hi) = (t_min.powf(1.0 / RHO), t_max.powf(1.0 / RHO));

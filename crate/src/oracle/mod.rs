@@ -535,6 +535,19 @@ mod tests {
         (u, x, eps)
     }
 
+    /// One noise level in plain f64: `logsumexp_i(-||u - a x_i||^2 / 2b^2)` and the denoiser
+    /// `xhat(u, t)` (the softmax of those terms over the data).
+    fn reference_level(p: Parameterization, data: &[f64], u: &[f64], t: f64) -> (f64, Vec<f64>) {
+        let d = u.len();
+        let n = data.len() / d;
+        let (a, b) = (p.a(t), p.b(t));
+        let l: Vec<f64> = (0..n).map(|i| -(0..d).map(|j| (u[j] - a * data[i * d + j]).powi(2)).sum::<f64>() / (2.0 * b * b)).collect();
+        let m = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = l.iter().map(|v| (v - m).exp()).sum();
+        let lse = m + s.ln();
+        (lse, (0..d).map(|j| (0..n).map(|i| (l[i] - lse).exp() * data[i * d + j]).sum()).collect())
+    }
+
     /// Plain f64 evaluation of the closed form, written independently of the tensor code.
     fn reference(o: &Oracle, data: &[f64], u: &[f64]) -> (Vec<f64>, f64, Vec<f64>, Vec<f64>) {
         let (d, p) = (o.dim, o.param);
@@ -542,14 +555,8 @@ mod tests {
         let mut joint = vec![];
         let mut xhats = vec![];
         for (k, &t) in o.grid.iter().enumerate() {
-            let (a, b) = (p.a(t), p.b(t));
-            let l: Vec<f64> = (0..n)
-                .map(|i| -(0..d).map(|j| (u[j] - a * data[i * d + j]).powi(2)).sum::<f64>() / (2.0 * b * b))
-                .collect();
-            let m = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let s: f64 = l.iter().map(|v| (v - m).exp()).sum();
-            let lse = m + s.ln();
-            let xh: Vec<f64> = (0..d).map(|j| (0..n).map(|i| (l[i] - lse).exp() * data[i * d + j]).sum()).collect();
+            let b = p.b(t);
+            let (lse, xh) = reference_level(p, data, u, t);
             xhats.push(xh);
             joint.push(o.log_q[k] + lse - d as f64 * b.ln() - (n as f64).ln() - 0.5 * d as f64 * (2.0 * PI).ln());
         }
@@ -601,17 +608,6 @@ mod tests {
         }
     }
 
-    /// The conditional optimum's denoiser `xhat(u, t)` in plain f64 (softmax over the data).
-    fn reference_denoiser(p: Parameterization, data: &[f64], u: &[f64], t: f64) -> Vec<f64> {
-        let d = u.len();
-        let n = data.len() / d;
-        let (a, b) = (p.a(t), p.b(t));
-        let l: Vec<f64> = (0..n).map(|i| -(0..d).map(|j| (u[j] - a * data[i * d + j]).powi(2)).sum::<f64>() / (2.0 * b * b)).collect();
-        let m = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let w: Vec<f64> = l.iter().map(|v| (v - m).exp()).collect();
-        let s: f64 = w.iter().sum();
-        (0..d).map(|j| (0..n).map(|i| w[i] / s * data[i * d + j]).sum()).collect()
-    }
 
     /// A sampling run of the exact field in plain f64, written from the equations (not from the
     /// sampler's coefficient functions): Euler on `du/dt = mu u + nu f`, or Euler–Maruyama on the
@@ -639,7 +635,7 @@ mod tests {
                     let score = (0..dim).map(|j| -(a * f[j] - c * ur[j]) / (a * d - b * c) / b).collect();
                     (f, score)
                 } else {
-                    let xh = reference_denoiser(p, data, ur, t);
+                    let xh = reference_level(p, data, ur, t).1;
                     let f = (0..dim).map(|j| (c - d * a / b) * xh[j] + d / b * ur[j]).collect();
                     let score = (0..dim).map(|j| -(ur[j] - a * xh[j]) / (b * b)).collect();
                     (f, score)

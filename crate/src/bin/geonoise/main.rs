@@ -307,13 +307,15 @@ fn oracle_from(args: &OracleArgs, device: &Device) -> Res<(Oracle, Projection, b
 /// Runs `tr` to its last step, reading the loss back every `every` steps (each read waits for the
 /// device) and showing progress on stderr. Returns the loss curve, and the step and loss of the
 /// first non-finite loss if training diverged (it stops there).
-fn drive(tr: &mut Trainer, every: usize, label: &str) -> (Vec<(usize, f32)>, Option<(usize, f32)>) {
+fn drive(tr: &mut Trainer, every: usize, label: &str) -> Curve {
     drive_saving(tr, every, label, &mut |_| Ok(())).expect("no saving")
 }
 
+/// A run's loss curve (step, loss), and the step and loss where it diverged, if it did.
+type Curve = (Vec<(usize, f32)>, Option<(usize, f32)>);
+
 /// [`drive`], calling `save` at the logged steps about once a minute (a resumable run's copy).
-#[allow(clippy::type_complexity)]
-fn drive_saving(tr: &mut Trainer, every: usize, label: &str, save: &mut dyn FnMut(&Trainer) -> Res<()>) -> Res<(Vec<(usize, f32)>, Option<(usize, f32)>)> {
+fn drive_saving(tr: &mut Trainer, every: usize, label: &str, save: &mut dyn FnMut(&Trainer) -> Res<()>) -> Res<Curve> {
     let mut saved_at = Instant::now();
     let start = Instant::now();
     let first = tr.steps_done();
@@ -739,7 +741,6 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
         manifest.command = command;
     }
     let eval = pretrained::eval_config();
-    let mut train_secs_before;
     let total = models.len() * dims.len() * 2;
     let mut done = 0;
     let grid_start = Instant::now();
@@ -774,23 +775,23 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
                 // A cell cut off part way (its copy saved about once a minute) goes on from there.
                 let partial = out.join(format!("{file}.partial"));
                 let start = Instant::now();
-                let mut tr = match resume_partial(&partial, &config, dev) {
+                let partial_info = partial.with_extension("partial.json");
+                let (mut tr, train_secs_before) = match resume_partial(&partial, &partial_info, &config, dev) {
                     Some((tr, secs)) => {
                         eprintln!("[{done}/{total}] {label}: going on from step {} of {} ({})", tr.steps_done(), config.steps, partial.display());
-                        train_secs_before = secs;
-                        tr
+                        (tr, secs)
                     }
                     None => {
                         eprintln!("[{done}/{total}] {label}: training {} steps", config.steps);
-                        train_secs_before = 0.0;
-                        Trainer::new(config.clone(), dev)?
+                        (Trainer::new(config.clone(), dev)?, 0.0)
                     }
                 };
                 let mut save = |tr: &Trainer| -> Res<()> {
-                    let info = PartialInfo { training: TrainingInfo { train: tr.config.clone(), steps_done: tr.steps_done(), final_loss: None }, seconds: train_secs_before + start.elapsed().as_secs_f64() };
-                    let bytes = checkpoint::save(&tr.model(), Some(&info.training)).map_err(|e| e.to_string())?;
+                    let training = TrainingInfo { train: tr.config.clone(), steps_done: tr.steps_done(), final_loss: None };
+                    let bytes = checkpoint::save(&tr.model(), Some(&training)).map_err(|e| e.to_string())?;
                     write_file(&partial, &bytes)?;
-                    write_file(&partial.with_extension("partial.json"), serde_json::to_string(&info).map_err(|e| e.to_string())?.as_bytes())
+                    let info = PartialInfo { seconds: train_secs_before + start.elapsed().as_secs_f64() };
+                    write_file(&partial_info, serde_json::to_string(&info).map_err(|e| e.to_string())?.as_bytes())
                 };
                 let (curve, diverged) = drive_saving(&mut tr, 500, &format!("  {label}"), &mut save)?;
                 if let Some((k, loss)) = diverged {
@@ -802,7 +803,7 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
                 let bytes = checkpoint::save_as(&tr.model(), Some(&info), recipe.precision).map_err(|e| e.to_string())?;
                 write_file(&path, &bytes)?;
                 let _ = std::fs::remove_file(&partial);
-                let _ = std::fs::remove_file(partial.with_extension("partial.json"));
+                let _ = std::fs::remove_file(&partial_info);
                 let m = shipped_metrics(&bytes, tr.projection(), &eval, dev)?;
                 eprintln!("  {label}: {}", summary_metrics(&m));
                 manifest.upsert(Entry {
@@ -828,18 +829,18 @@ fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: Vec<usize>,
     Ok(())
 }
 
-/// What a cell's copy in progress records beside its weights: the run, and the seconds spent.
+/// What a cell's copy in progress records beside its weights (whose metadata holds the run and
+/// its steps): the seconds spent training it so far.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct PartialInfo {
-    training: TrainingInfo,
     seconds: f64,
 }
 
 /// The run a cell's copy in progress (`FILE.partial`) holds, if it is of this recipe's `config`;
-/// with the seconds trained so far. Anything else there is set aside with a message.
-fn resume_partial(partial: &Path, config: &TrainConfig, dev: &Device) -> Option<(Trainer, f64)> {
+/// with the seconds trained so far (from `info`). Anything else there is set aside with a message.
+fn resume_partial(partial: &Path, info: &Path, config: &TrainConfig, dev: &Device) -> Option<(Trainer, f64)> {
     let bytes = std::fs::read(partial).ok()?;
-    let info: Option<PartialInfo> = std::fs::read(partial.with_extension("partial.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let info: Option<PartialInfo> = std::fs::read(info).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let found = checkpoint::load(&bytes, dev, &checkpoint::Expected::config(&config.model)).map_err(|e| e.to_string()).and_then(|(model, header)| {
         let done = header.training.filter(|t| t.train == TrainConfig { model: config.model.resolved(), ..config.clone() }).ok_or("it was saved by another recipe")?.steps_done;
         Trainer::resume(config.clone(), &model, done, dev)

@@ -201,29 +201,32 @@ fn read_results(path: &PathBuf) -> Res<Option<Results>> {
     Ok(Some(r))
 }
 
-/// The field of one cell, or why there is none.
-fn field_of(source: Source, model: Parameterization, blind: bool, proj: &Projection, a: &Args, manifest: Option<&pretrained::Manifest>, dev: &Device) -> Res<Rc<dyn Field>> {
-    match source {
-        Source::Exact => {
-            let o = Oracle::for_circles(model, model.default_range(), proj, a.data_points, a.grid, dev)?;
-            Ok(Rc::new(OracleField { oracle: o, blind }))
-        }
-        Source::Trained => {
+/// The field of one cell, with the training run of a trained one; or why there is none. An exact
+/// cell follows `oracle`.
+#[allow(clippy::too_many_arguments)]
+fn field_of(source: Source, oracle: Option<&Oracle>, blind: bool, model: Parameterization, dim: usize, a: &Args, manifest: Option<&pretrained::Manifest>, dev: &Device) -> Res<(Rc<dyn Field>, Option<TrainConfig>)> {
+    match (source, oracle) {
+        (Source::Exact, Some(o)) => Ok((Rc::new(OracleField { oracle: o.clone(), blind }), None)),
+        (Source::Exact, None) => Err("an exact cell needs its closed form".into()),
+        (Source::Trained, _) => {
             let m = manifest.ok_or_else(|| format!("no manifest.json in {}", a.dir.display()))?;
-            let e = m.find(model, blind, proj.dim).ok_or("not in the manifest")?;
+            let e = m.find(model, blind, dim).ok_or("not in the manifest")?;
             let bytes = read_file(&a.dir.join(&e.file))?;
             let (net, _) = checkpoint::load(&bytes, dev, &checkpoint::Expected::any()).map_err(|err| format!("{}: {err}", e.file))?;
-            Ok(Rc::new(net))
+            Ok((Rc::new(net), Some(e.config.clone())))
         }
     }
 }
 
 /// Measures one cell.
+#[allow(clippy::too_many_arguments)]
 fn measure(source: Source, model: Parameterization, blind: bool, dim: usize, setting: &Setting, a: &Args, manifest: Option<&pretrained::Manifest>, dev: &Device) -> Res<Cell> {
     let start = Instant::now();
     let projection_seed = manifest.map(|m| m.recipe.projection_seed).unwrap_or(0);
     let proj = Projection::new(dim, projection_seed)?;
-    let field = field_of(source, model, blind, &proj, a, manifest, dev)?;
+    // The closed form: the field of an exact cell, and what a blind cell's end points are read with.
+    let oracle = (source == Source::Exact || blind).then(|| Oracle::for_circles(model, model.default_range(), &proj, a.data_points, a.grid, dev)).transpose()?;
+    let (field, trained) = field_of(source, oracle.as_ref(), blind, model, dim, a, manifest, dev)?;
     let cfg = SampleConfig { n: a.n, steps: setting.steps, solver: setting.solver, time_grid: setting.time_grid, seed: a.seed, ..Default::default() };
     let (lo, hi) = field.range();
     let mut s = Sampler::new(field, cfg, &proj, dev)?;
@@ -231,21 +234,13 @@ fn measure(source: Source, model: Parameterization, blind: bool, dim: usize, set
     while s.step().is_some() {}
     let samples = read_f32(s.frame().u);
     let m = metrics::compute(&samples, &proj)?;
-    let end = if blind {
-        // The exact posterior over t at the end points (finite rows only).
-        let o = Oracle::for_circles(model, model.default_range(), &proj, a.data_points, a.grid, dev)?;
-        let finite: Vec<f32> = samples.chunks(dim).filter(|r| r.iter().all(|v| v.is_finite())).flatten().copied().collect();
-        if finite.is_empty() {
-            None
-        } else {
-            let an = o.analyze(host_tensor(finite, dim, dev));
-            let col = |t| read_f32(t).into_iter().map(|v| v as f64).collect::<Vec<_>>();
-            Some(EndState { t_last, nu_last: model.mu_nu(t_last).1, t_mean: quantile(col(an.t_mean), 0.5), t_sd: quantile(col(an.t_std), 0.5) })
-        }
-    } else {
-        None
-    };
-    let trained = manifest.filter(|_| source == Source::Trained).and_then(|m| m.find(model, blind, dim)).map(|e| e.config.clone());
+    // Where a blind run ends: the exact posterior over t at its end points (finite rows only).
+    let finite: Vec<f32> = samples.chunks(dim).filter(|r| r.iter().all(|v| v.is_finite())).flatten().copied().collect();
+    let end = oracle.filter(|_| blind && !finite.is_empty()).map(|o| {
+        let an = o.analyze(host_tensor(finite, dim, dev));
+        let col = |t| read_f32(t).into_iter().map(|v| v as f64).collect::<Vec<_>>();
+        EndState { t_last, nu_last: model.mu_nu(t_last).1, t_mean: quantile(col(an.t_mean), 0.5), t_sd: quantile(col(an.t_std), 0.5) }
+    });
     Ok(Cell { source, model, blind, dim, setting: setting.clone(), n: a.n, seed: a.seed, data_points: a.data_points, grid_levels: a.grid, metrics: m, end, seconds: start.elapsed().as_secs_f64(), trained })
 }
 
