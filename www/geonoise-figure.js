@@ -49,10 +49,15 @@ function settings(el) {
   for (const m of wanted.filter((m) => !PANELS.includes(m))) notes.push(`model "${m}" is not one of ${PANELS.join(", ")}`);
   const fields = el.getAttribute("fields") === "exact" ? "exact" : "trained";
   const backend = ["auto", "webgpu", "cpu"].includes(el.getAttribute("backend")) ? el.getAttribute("backend") : "auto";
-  const gridRaw = el.getAttribute("grid");
-  const grid = gridRaw === null ? FAITHFUL.grid : GRIDS.includes(gridRaw) ? gridRaw : (notes.push(`grid="${gridRaw}" is not one of ${GRIDS.join(", ")}; using ${FAITHFUL.grid}`), FAITHFUL.grid);
-  const solverRaw = el.getAttribute("sampler");
-  const solver = solverRaw === null ? FAITHFUL.solver : SOLVERS.includes(solverRaw) ? solverRaw : (notes.push(`sampler="${solverRaw}" is not one of ${SOLVERS.join(", ")}; using ${FAITHFUL.solver}`), FAITHFUL.solver);
+  // One of `allowed`, or the fallback with a note.
+  const oneOf = (name, allowed, fallback) => {
+    const raw = el.getAttribute(name);
+    if (raw === null || allowed.includes(raw)) return raw ?? fallback;
+    notes.push(`${name}="${raw}" is not one of ${allowed.join(", ")}; using ${fallback}`);
+    return fallback;
+  };
+  const grid = oneOf("grid", GRIDS, FAITHFUL.grid);
+  const solver = oneOf("sampler", SOLVERS, FAITHFUL.solver);
   return {
     notes,
     dim,
