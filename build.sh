@@ -99,7 +99,9 @@ build_wasm() {
   opt_pkg www/pkg-cpu
   wait "$opt"
   # The page fetches checkpoints relative to itself.
-  rm -rf www/pretrained && mkdir -p www/pretrained && cp pretrained/*.safetensors pretrained/manifest.json pretrained/regimes.json www/pretrained/
+  rm -rf www/pretrained && mkdir -p www/pretrained/images && cp pretrained/*.safetensors pretrained/manifest.json pretrained/regimes.json www/pretrained/
+  # The Images tab's U-Nets, the classifier that scores their samples, and the measured table.
+  cp pretrained/images/*.safetensors pretrained/images/manifest.json pretrained/images/table.json www/pretrained/images/
 }
 
 cmd_serve() {

@@ -14,12 +14,17 @@
 //   sampler   "euler", "heun" (the ODE), "ancestral" or "sde" (reverse SDE, Euler–Maruyama; default
 //             ancestral). The defaults are the page's: the setting under which the regimes show best.
 //   autoplay  start when the figure scrolls into view; without it, a Play button starts it
+//   data      "fashion-mnist": the image experiment instead of the toy (the shipped U-Nets of
+//             pretrained/images/): `samples` is then images per panel, 4..64 (default 16), `steps`
+//             defaults to 50 and the sampler to Euler over the default grid, as the Images tab's;
+//             `dim` and `fields` do not apply
 //
 // Everything it loads (worker.js, pkg/, pretrained/, style.css) comes from beside this module,
 // so the embedding page needs nothing else. It runs its own worker: the page's main thread only
 // draws. When every panel has reached its last step it fires a `geonoise-done` event.
 import { PanelView } from "./view.js";
-import { DIMS, FAITHFUL, GRIDS, LIMITS, SOLVERS, panelsFor, sourceMessage } from "./state.js";
+import { ImagePanelView } from "./images.js";
+import { DEFAULTS, DIMS, FAITHFUL, GRIDS, LIMITS, SOLVERS, imagePanels, panelsFor, sourceMessage } from "./state.js";
 
 const BASE = new URL(".", import.meta.url);
 const PANELS = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
@@ -27,6 +32,9 @@ const PANELS = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
 /** The figure's settings from its attributes; `notes` says what was out of range. */
 function settings(el) {
   const notes = [];
+  const dataRaw = el.getAttribute("data");
+  const images = dataRaw === "fashion-mnist";
+  if (dataRaw !== null && !images) notes.push(`data="${dataRaw}" is not "fashion-mnist"; showing the toy`);
   const int = (name, key, fallback) => {
     const raw = el.getAttribute(name);
     if (raw === null) return fallback;
@@ -56,18 +64,19 @@ function settings(el) {
     notes.push(`${name}="${raw}" is not one of ${allowed.join(", ")}; using ${fallback}`);
     return fallback;
   };
-  const grid = oneOf("grid", GRIDS, FAITHFUL.grid);
-  const solver = oneOf("sampler", SOLVERS, FAITHFUL.solver);
+  const grid = oneOf("grid", GRIDS, images ? DEFAULTS.igrid : FAITHFUL.grid);
+  const solver = oneOf("sampler", SOLVERS, images ? DEFAULTS.isolver : FAITHFUL.solver);
   return {
     notes,
+    images,
     dim,
     fields,
     backend,
     grid,
     solver,
     models: models.length ? models : ["fm-blind", "ddpm-blind"],
-    n: int("samples", "n", 1000),
-    steps: int("steps", "steps", FAITHFUL.steps),
+    n: images ? int("samples", "images", DEFAULTS.images) : int("samples", "n", 1000),
+    steps: images ? int("steps", "isteps", DEFAULTS.isteps) : int("steps", "steps", FAITHFUL.steps),
     seed: int("seed", "seed", 0),
     speed: int("speed", "speed", 2),
     autoplay: el.hasAttribute("autoplay"),
@@ -92,8 +101,16 @@ class GeonoiseFigure extends HTMLElement {
     this.button.addEventListener("click", () => this.toggle());
     // The same panel list as the page (titles, "(exact)"), cut to the models asked for.
     const state = { twins: true, fields: this.s.fields };
-    const list = panelsFor(state).filter((p) => this.s.models.includes(p.id));
-    this.panels = new Map(list.map((panel) => [panel.id, { panel, view: new PanelView(root.querySelector(".panels"), panel, {}), loaded: false, done: false, pending: false, frames: 0 }]));
+    const list = this.s.images ? imagePanels(true).filter((p) => this.s.models.includes(p.key)) : panelsFor(state).filter((p) => this.s.models.includes(p.id));
+    const View = this.s.images ? ImagePanelView : PanelView;
+    this.panels = new Map(list.map((panel) => [panel.id, { panel, view: new View(root.querySelector(".panels"), panel, {}), loaded: false, done: false, pending: false, frames: 0 }]));
+    if (this.s.images) {
+      // Residual noise is read against the real test images' (the shipped image table).
+      fetch(new URL("pretrained/images/table.json", BASE))
+        .then((r) => (r.ok ? r.json() : null))
+        .then((t) => t && this.panels.forEach((p) => p.view.setReference({ laplacian: t.real_laplacian_energy })))
+        .catch(() => {});
+    }
     this.playing = false;
     this.gen = 0;
     this.startWorker();
@@ -117,7 +134,7 @@ class GeonoiseFigure extends HTMLElement {
       e.preventDefault();
       this.note.textContent = `The engine stopped (${e.message || "worker error"}).`;
     };
-    this.worker.postMessage({ type: "init", backend: this.s.backend, job: { kind: "sample", dim: this.s.dim, n: this.s.n } });
+    this.worker.postMessage({ type: "init", backend: this.s.backend, job: { kind: "sample", dim: this.s.images ? 784 : this.s.dim, n: this.s.n } });
   }
 
   post(msg) {
@@ -184,7 +201,7 @@ class GeonoiseFigure extends HTMLElement {
         if (!p) break;
         p.loaded = true;
         p.view.setProgress(null);
-        p.view.setStatus(`D = ${msg.config.dim}`);
+        p.view.setStatus(msg.config.image ? "Fashion-MNIST" : `D = ${msg.config.dim}`);
         this.start(p);
         this.request(p);
         break;
@@ -193,8 +210,13 @@ class GeonoiseFigure extends HTMLElement {
         p.pending = false;
         p.frames++;
         p.done = msg.done;
-        p.view.push(msg.xy);
-        p.view.setMetrics(msg.metrics, msg.step, msg.total);
+        if (msg.pixels) {
+          p.view.push(msg.pixels, { step: msg.step, total: msg.total, t: msg.t, side: Math.round(Math.sqrt(msg.pixels.length / msg.metrics.n)) });
+          p.view.setMetrics(msg.metrics, msg.step, msg.total, msg.t, msg.verdict);
+        } else {
+          p.view.push(msg.xy);
+          p.view.setMetrics(msg.metrics, msg.step, msg.total);
+        }
         if (p.done && [...this.panels.values()].every((q) => q.done)) {
           this.playing = false;
           this.button.textContent = "Replay";

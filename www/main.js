@@ -1,11 +1,12 @@
 // The page: state <-> URL, controls, the engine worker, and the panels.
 // Every handler does: change state -> write the URL -> apply.
-import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, ORACLE, FAITHFUL, PLAIN, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, sourceMessage } from "./state.js";
+import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, ORACLE, FAITHFUL, PLAIN, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, sourceMessage, controlKey, sampleConfigOf } from "./state.js";
 import { samplesCsv, trajectoryCsv, samplesJson } from "./export.js";
 import { PanelView } from "./view.js";
 import { LossChart } from "./chart.js";
 import { TheoryView, drawPosterior } from "./theory.js";
 import { renderTable, describe } from "./regimes.js";
+import { ImagePanelView, drawDetail, renderImageTable, samplesImageJson, samplesNpy } from "./images.js";
 
 const parsed = parseState(location.search);
 let state = parsed.state;
@@ -53,7 +54,7 @@ function writeUrl() {
 }
 
 function sampleConfig() {
-  return { n: state.n, steps: state.steps, solver: state.solver, time_grid: state.grid, seed: state.seed };
+  return sampleConfigOf(state);
 }
 
 function startWorker() {
@@ -73,7 +74,7 @@ function startWorker() {
   };
   // What "auto" measures on each backend: the job this view is about to do. A test may replace
   // the measurement (window.geonoiseTest.probeTimes, set before the page loads).
-  const job = state.mode === "train" ? { kind: "train", dim: state.tdim, batch: state.batch } : { kind: "sample", dim: state.d, n: state.n };
+  const job = state.mode === "train" ? { kind: "train", dim: state.tdim, batch: state.batch } : state.mode === "images" ? { kind: "sample", dim: 784, n: state.images } : { kind: "sample", dim: state.d, n: state.n };
   worker.postMessage({ type: "init", backend: state.backend, job, probeTimes: window.geonoiseTest?.probeTimes });
 }
 
@@ -111,6 +112,8 @@ function restartEngine(why) {
 function buildPanels() {
   generation++;
   $("#panel-probe").hidden = true; // it was about a panel that is gone
+  $("#image-detail").hidden = true;
+  detail = null;
   for (const p of panels.values()) {
     worker.postMessage({ type: "drop", panel: p.panel.id });
     p.view.el.remove();
@@ -121,7 +124,8 @@ function buildPanels() {
   const list = panelsFor(state);
   grid.className = `panels n${list.length}`;
   for (const panel of list) {
-    const view = new PanelView(grid, panel, { onExport: exportPanel, onPick: pickSample });
+    const view = panel.image ? new ImagePanelView(grid, panel, { onExport: exportPanel, onPick: pickImage }) : new PanelView(grid, panel, { onExport: exportPanel, onPick: pickSample });
+    if (panel.image && imageTable) view.setReference({ laplacian: imageTable.real_laplacian_energy });
     panels.set(panel.id, { panel, view, frames: [], metrics: null, loaded: false, done: false, pending: false, gen: generation });
     view.setStatus("loading…");
     view.setProgress(0);
@@ -167,6 +171,39 @@ function pickSample(panel, [x, y]) {
     if (d < dist) [best, dist] = [i, d];
   }
   if (best >= 0) worker.postMessage({ type: "probe-sample", panel: panel.id, index: best, ...ORACLE });
+}
+
+// --- the Images tab ---------------------------------------------------------------------------
+let imageTable = null; // pretrained/images/table.json, once fetched
+let detail = null; // the image in close-up: {panel, index}
+
+async function loadImageTable() {
+  try {
+    const r = await fetch(new URL("pretrained/images/table.json", location.href));
+    imageTable = r.ok ? await r.json() : null;
+  } catch {
+    imageTable = null;
+  }
+  if (imageTable) for (const p of panels.values()) if (p.panel.image) p.view.setReference({ laplacian: imageTable.real_laplacian_energy });
+  renderImages();
+}
+
+function renderImages() {
+  $("#images-view").hidden = state.mode !== "images";
+  if (state.mode === "images") $("#images-table").innerHTML = renderImageTable(imageTable, state.isolver, state.isteps);
+}
+
+/** A click on an image: it large, with its path from the starting noise (redrawn as it goes). */
+function pickImage(panel, index) {
+  detail = { panel: panel.id, index };
+  showDetail();
+}
+
+function showDetail() {
+  const p = detail && panels.get(detail.panel);
+  if (!p?.view.pixels) return;
+  const caption = drawDetail($("#image-detail"), p.view, detail.index, p.view.verdict?.names ?? []);
+  window.geonoise.imageDetail = { ...detail, caption, strip: p.view.strip.map((s) => s.step) };
 }
 
 function onPanelProbe(p, msg) {
@@ -496,7 +533,8 @@ function onMessage(msg) {
       if (!p) break;
       p.loaded = true;
       p.view.setProgress(null);
-      if (msg.config.oracle) p.view.setStatus(`D = ${msg.config.dim}, closed form over ${msg.config.oracle.points} data points, ${msg.config.oracle.grid} noise levels`);
+      if (msg.config.image) p.view.setStatus(`${msg.config.side}×${msg.config.side} Fashion-MNIST, U-Net of ${msg.config.channels} channels`);
+      else if (msg.config.oracle) p.view.setStatus(`D = ${msg.config.dim}, closed form over ${msg.config.oracle.points} data points, ${msg.config.oracle.grid} noise levels`);
       else if (msg.trained === undefined) p.view.setStatus(`D = ${msg.config.dim}, width ${msg.config.width}, depth ${msg.config.depth}`);
       if (msg.imported) onImported(p, msg);
       worker.postMessage({ type: "start", panel: msg.panel, config: sampleConfig() });
@@ -509,6 +547,18 @@ function onMessage(msg) {
       if (window.geonoise.firstFrameMs === undefined) window.geonoise.firstFrameMs = performance.now();
       if (msg.done && p.doneMs === undefined) p.doneMs = performance.now();
       if (p.startMs === undefined) p.startMs = performance.now();
+      if (msg.pixels) {
+        // An image panel: the view keeps the few snapshots its close-up needs.
+        p.frames.push({ step: msg.step, t: msg.t });
+        p.metrics = msg.metrics;
+        p.verdict = msg.verdict ?? p.verdict;
+        p.done = msg.done;
+        p.view.push(msg.pixels, { step: msg.step, total: msg.total, t: msg.t, side: Math.round(Math.sqrt(msg.pixels.length / msg.metrics.n)) });
+        p.view.setMetrics(msg.metrics, msg.step, msg.total, msg.t, msg.verdict);
+        if (detail?.panel === p.panel.id) showDetail();
+        pump(p);
+        break;
+      }
       p.frames.push({ step: msg.step, t: msg.t, xy: msg.xy });
       p.metrics = msg.metrics;
       p.done = msg.done;
@@ -554,6 +604,7 @@ function exportPanel(panel, kind) {
 }
 
 function download(p, msg) {
+  if (msg.side) return downloadImages(p, msg);
   const name = `geonoise-${p.panel.id}-d${msg.dim}-seed${state.seed}`;
   let text, file, mime;
   if (exportKind === "csv") [text, file, mime] = [samplesCsv(msg), `${name}.csv`, "text/csv"];
@@ -567,6 +618,20 @@ function download(p, msg) {
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 }
 
+/** An image panel's samples: JSON (the CLI's `images sample --out` format) or .npy. */
+function downloadImages(p, msg) {
+  const name = `geonoise-${p.panel.key}-fashion-mnist-seed${state.seed}`;
+  const npy = exportKind === "npy";
+  const body = npy ? samplesNpy(msg.samples, msg.side) : samplesImageJson(msg, { panel: p.panel.id, model: p.panel.key, data: "fashion-mnist", backend, metrics: p.metrics, verdict: p.verdict ?? null });
+  const file = `${name}.${npy ? "npy" : "json"}`;
+  window.geonoise.lastExport = { kind: exportKind, file, text: npy ? null : body, bytes: npy ? body : null };
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([body], { type: npy ? "application/octet-stream" : "application/json" }));
+  a.download = file;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
 // --- controls -------------------------------------------------------------------------------
 const TRAIN_INT = ["tdim", "width", "depth", "batch", "tsteps", "every"];
 
@@ -574,10 +639,14 @@ function syncControls() {
   $("#d").value = String(state.d);
   $("#twins").checked = state.twins;
   $("#fields").value = state.fields;
-  $("#n").value = String(state.n);
-  $("#solver").value = state.solver;
-  $("#grid").value = state.grid;
-  $("#steps").value = String(state.steps);
+  // The Images tab keeps its own count, sampler and steps in the same controls.
+  const key = (k) => controlKey(state, k);
+  for (const k of ["n", "steps"]) [$(`#${k}`).min, $(`#${k}`).max] = LIMITS[key(k)];
+  $("#n").value = String(state[key("n")]);
+  $("#n-label").textContent = state.mode === "images" ? "images" : "samples";
+  $("#solver").value = state[key("solver")];
+  $("#grid").value = state[key("grid")];
+  $("#steps").value = String(state[key("steps")]);
   $("#seed").value = String(state.seed);
   $("#speed").value = String(state.speed);
   $("#backend-choice").value = state.backend;
@@ -592,8 +661,10 @@ function syncControls() {
   $("#train-controls").hidden = !train;
   $("#train-chart").hidden = !train;
   for (const el of [$("#d").parentElement, $("#twins").parentElement, $("#fields").parentElement]) el.hidden = train;
+  for (const el of [$("#d").parentElement, $("#fields").parentElement]) el.hidden ||= state.mode === "images";
   for (const tab of document.querySelectorAll(".tabs button")) tab.setAttribute("aria-selected", String(tab.dataset.mode === state.mode));
   renderRegimes();
+  renderImages();
 }
 
 // --- the regimes table (pretrained/regimes.json) under the view tab's panels ------------------
@@ -652,11 +723,12 @@ function setupControls() {
   for (const id of ["a", "b"]) $(`#${id}`).innerHTML = TRAIN_MODELS.map((k) => `<option value="${k}">${modelTitle(k)}</option>`).join("");
   for (const [key, [lo, hi]] of Object.entries({ ...LIMITS, ...FLOATS })) {
     const el = $(`#${key}`);
+    if (!el) continue; // the Images tab's own values, shown in the toy view's controls
     el.min = lo;
     el.max = hi;
   }
   const on = (id, event, fn) => $(`#${id}`).addEventListener(event, fn);
-  for (const key of ["n", "steps", "seed", "speed"]) on(key, "change", (e) => readNumber(key, e.target) && key !== "speed" && restartRuns());
+  for (const key of ["n", "steps", "seed", "speed"]) on(key, "change", (e) => readNumber(controlKey(state, key), e.target) && key !== "speed" && restartRuns());
   // Train settings apply when Start is pressed; D and the two models also rebuild the panels,
   // which discards trained weights, so that asks first.
   for (const key of [...TRAIN_INT, "lr"]) {
@@ -691,9 +763,10 @@ function setupControls() {
   });
   for (const key of ["solver", "grid"]) {
     on(key, "change", (e) => {
-      state[key] = e.target.value;
+      state[controlKey(state, key)] = e.target.value;
       writeUrl();
       renderRegimes();
+      renderImages();
       restartRuns();
     });
   }
@@ -751,6 +824,7 @@ function setupControls() {
 setupControls();
 syncControls();
 loadRegimes();
+loadImageTable();
 writeUrl();
 if (notes.length) showNotice(notes.join(". "));
 startWorker();

@@ -9,7 +9,7 @@ export const SOLVERS = ["euler", "heun", "ancestral", "sde"];
 // uniform in t, EDM's rho = 7, uniform in log-SNR.
 export const GRIDS = ["default", "uniform", "rho7", "log-snr"];
 export const BACKENDS = ["auto", "webgpu", "cpu"];
-export const MODES = ["view", "train", "theory"];
+export const MODES = ["view", "train", "theory", "images"];
 export const PMODELS = ["fm", "ddpm", "edm", "eqm", "uedm"];
 // What drives the view tab's panels: the shipped checkpoints, or the closed-form fields.
 export const FIELDS = ["trained", "exact"];
@@ -22,6 +22,7 @@ export const LIMITS = {
   n: [1, 5000], steps: [1, 1000], seed: [0, 2 ** 31 - 1], speed: [1, 10],
   tdim: [2, 1024], width: [4, 1024], depth: [0, 16], batch: [1, 4096], tsteps: [1, 200000], every: [10, 100000],
   pdim: [2, 1024], ps: [0, 100],
+  images: [4, 64], isteps: [1, 1000],
 };
 // Real-valued settings and their ranges.
 export const FLOATS = { lr: [1e-6, 1], poff: [0, 2] };
@@ -56,7 +57,26 @@ export const DEFAULTS = Object.freeze({
   pdim: 32, //   noise level (0..100 across the model's range, log-spaced)
   poff: 0,
   ps: 40,
+  images: 16, // the Images tab: images per panel, and its own sampler (the shipped image table's
+  isolver: "euler", //   Euler on the ODE, over the parameterization's own grid), fewer steps
+  igrid: "default", //   than the toy's: a U-Net step costs more
+  isteps: 50,
 });
+
+// The Images tab shares the sampling controls with the toy view; these of them keep their own
+// values there (a U-Net step costs far more than a toy step, and the image table used Euler).
+export const IMAGE_KEYS = Object.freeze({ n: "images", solver: "isolver", grid: "igrid", steps: "isteps" });
+
+/** The state key a sampling control stands for in the current tab. */
+export function controlKey(state, key) {
+  return state.mode === "images" ? IMAGE_KEYS[key] ?? key : key;
+}
+
+/** The sampling job the current tab's panels run (`SampleConfig`, crate/src/sample.rs). */
+export function sampleConfigOf(state) {
+  const k = (key) => state[controlKey(state, key)];
+  return { n: k("n"), steps: k("steps"), solver: k("solver"), time_grid: k("grid"), seed: state.seed };
+}
 
 /** Parses a query string into a state; returns {state, notes} where notes say what was fixed. */
 export function parseState(query) {
@@ -98,6 +118,8 @@ export function parseState(query) {
   };
   pick("solver", SOLVERS);
   pick("grid", GRIDS);
+  pick("isolver", SOLVERS);
+  pick("igrid", GRIDS);
   pick("backend", BACKENDS);
   pick("mode", MODES);
   pick("fields", FIELDS);
@@ -122,6 +144,7 @@ export function serializeState(state) {
 /** The panels to show: FM Blind and DDPM Blind, plus the conditional twins; with exact fields,
  * the closed-form field of each. */
 export function panelsFor(state) {
+  if (state.mode === "images") return imagePanels(state.twins);
   const exact = state.fields === "exact";
   const list = [
     { id: "fm-blind", model: "fm", blind: true },
@@ -129,6 +152,17 @@ export function panelsFor(state) {
     ...(state.twins ? [{ id: "fm-cond", model: "fm", blind: false }, { id: "ddpm-cond", model: "ddpm", blind: false }] : []),
   ];
   return list.map((p) => ({ ...p, exact, title: `${modelTitle(p.id)}${exact ? " (exact)" : ""}` }));
+}
+
+/** The Images tab's panels: the shipped Fashion-MNIST U-Nets (pretrained/images/), the blind
+ * pair and with the twins their conditional twins. */
+export const IMAGE_MODELS = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
+
+export function imagePanels(twins) {
+  return IMAGE_MODELS.slice(0, twins ? 4 : 2).map((key) => {
+    const [model, kind] = key.split("-");
+    return { id: `img-${key}`, key, model, blind: kind === "blind", image: true, title: modelTitle(key) };
+  });
 }
 
 /** What the worker needs to build a panel's closed-form field at D. */
@@ -139,6 +173,7 @@ export function oracleConfig(panel, d) {
 /** The worker message that gives a view panel its model at D: the closed-form field for an exact
  * panel, else the shipped checkpoint (fetched from `base`), which must be the panel's model. */
 export function sourceMessage(panel, d, base = "pretrained/") {
+  if (panel.image) return { type: "load", panel: panel.id, url: `${base}images/${panel.key}.safetensors`, image: true, scorer: `${base}images/classifier.safetensors` };
   if (panel.exact) return { type: "oracle", panel: panel.id, config: oracleConfig(panel, d) };
   return { type: "load", panel: panel.id, url: checkpointUrl(panel, d, base), expect: { model: panel.model, blind: panel.blind, dim: d } };
 }

@@ -8,6 +8,8 @@
 //                                                     measurement, measuring a software adapter too
 //     {type: "load", panel, url, expect}              fetch and load a checkpoint; expect: what it must
 //                                                     be, {model, blind, dim, width, depth} (each optional)
+//     {type: "load", panel, url, image: true, scorer}  an image model (a U-Net file); scorer: the URL of
+//                                                     the classifier that scores its samples at a run's end
 //     {type: "start", panel, config: {n, steps, solver, time_grid, seed}}   (re)start sampling from step 0
 //     {type: "advance", panel, k, gen}                take k steps, answer with one frame (gen echoed)
 //     {type: "export", panel}                         the current full positions
@@ -35,7 +37,12 @@
 //     {type: "progress", panel, loaded, total}        checkpoint download progress (total 0 if unknown)
 //     {type: "loaded", panel, config}
 //     {type: "frame", panel, gen, step, total, t, done, xy: Float32Array (transferred), metrics}
+//     {type: "frame", …, pixels: Float32Array [n * side²] (transferred), metrics: {n, diverged,
+//                                                     laplacian_energy}, verdict?}   an image panel's frame;
+//                                                     verdict (the last frame): the classifier's
+//                                                     {confident_share, class_counts, classes} or {error}
 //     {type: "export", panel, dim, projection_seed, config, samples: Float32Array, xy: Float32Array}
+//                                                     (an image panel: side instead of xy)
 //     {type: "train-started", panel, config}
 //     {type: "train-progress", panel, gen, step, chunk, total, loss, ms}   ms: time the chunk of steps took
 //     {type: "train-nan", panel, gen, step, loss, good}   the loss went non-finite at step; the weights
@@ -82,6 +89,8 @@ let wasm = null; // the module's exports (its memory, for the soak benchmark)
 const models = new Map(); // panel -> LoadedModel
 const trainers = new Map(); // panel -> TrainRun
 const runs = new Map(); // panel -> {run, config}
+const scorerUrls = new Map(); // image panel -> the classifier's URL
+const scorers = new Map(); // classifier URL -> Promise of an ImageScorer
 let queue = Promise.resolve(); // messages are handled one at a time, in order
 
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
@@ -226,9 +235,34 @@ function useModel(panel, model, extra = {}) {
   post({ type: "loaded", panel, config: model.config(), ...extra });
 }
 
-async function handleLoad({ panel, url, expect }) {
+async function handleLoad({ panel, url, expect, image, scorer }) {
   dropPanel(panel);
-  useModel(panel, loadModel(await fetchBytes(panel, url), url, expect));
+  if (!image) return useModel(panel, loadModel(await fetchBytes(panel, url), url, expect));
+  const bytes = await fetchBytes(panel, url);
+  let model;
+  try {
+    model = engine.load_image_checkpoint(bytes);
+  } catch (e) {
+    throw new Error(`${url}: ${message(e)}`);
+  }
+  if (scorer) scorerUrls.set(panel, scorer);
+  useModel(panel, model);
+}
+
+/** The classifier's verdict on an image panel's final samples, or {error} (the samples stand
+ * without it). The classifier is fetched once per URL. */
+async function verdictOf(panel, pixels) {
+  const url = scorerUrls.get(panel);
+  if (!url) return null;
+  try {
+    if (!scorers.has(url)) {
+      scorers.set(url, fetchBytes(null, url).then((bytes) => new core.ImageScorer(bytes)));
+      scorers.get(url).catch(() => scorers.delete(url)); // a failed fetch is tried again next run
+    }
+    return (await scorers.get(url)).score(pixels);
+  } catch (e) {
+    return { error: `${url}: ${message(e)}` };
+  }
 }
 
 /** A file the person chose replaces the panel's model (or run in training) only once it loads:
@@ -428,6 +462,7 @@ function handleStart({ panel, config }) {
 async function handleAdvance({ panel, k, gen }) {
   const r = runs.get(panel);
   if (!r) return; // dropped meanwhile
+  if (models.get(panel).side) return imageFrame({ panel, k, gen }, r, models.get(panel));
   // Before the first step the frame is made on the host (no device work); after it, read back.
   const start = k === 0 ? r.run.start_on_host() : null;
   let f = start;
@@ -439,10 +474,24 @@ async function handleAdvance({ panel, k, gen }) {
   post({ type: "frame", panel, gen, step: f.step, total: f.total, t: f.t, done: f.done, xy: f.xy, metrics: m }, [f.xy.buffer]);
 }
 
+/** An image panel's frame: the pixels themselves (there is no plane to project on). */
+async function imageFrame({ panel, k, gen }, r, model) {
+  // Before the first step the frame is made on the host (no device work); after it, read back.
+  const f = (k === 0 && r.run.start_on_host()) || (await (k === 0 ? r.run.current() : r.run.advance(k)).read_with_full());
+  const pixels = f.full;
+  const metrics = core.image_metrics(pixels, model.side);
+  const verdict = f.done ? await verdictOf(panel, pixels) : undefined;
+  post({ type: "frame", panel, gen, step: f.step, total: f.total, t: f.t, done: f.done, pixels, metrics, verdict }, [pixels.buffer]);
+}
+
 async function handleExport({ panel }) {
   const r = runs.get(panel);
   const model = models.get(panel);
   if (!r || !model) throw new Error("nothing to export yet");
+  if (model.side) {
+    const samples = await r.run.current().read_full();
+    return post({ type: "export", panel, dim: model.dim, side: model.side, config: model.config(), sample: r.config, samples }, [samples.buffer]);
+  }
   const [f, samples] = await readFrame(r.run, r.run.current());
   post({ type: "export", panel, dim: model.dim, projection_seed: model.projection_seed, config: model.config(), sample: r.config, samples, xy: f.xy }, [samples.buffer, f.xy.buffer]);
 }

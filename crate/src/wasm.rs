@@ -17,12 +17,23 @@
 //! const loss   = await tr.loss();                         // async read; NaN stops a run
 //! const snap   = tr.model();                              // a LoadedModel to sample from
 //! const bytes  = await tr.export();                       // checkpoint (Uint8Array), as the CLI writes
+//!
+//! const unet   = engine.load_image_checkpoint(bytes);     // a U-Net file (pretrained/images/)
+//! const run    = engine.sampler(unet, {n: 16, steps: 50, solver: "euler", seed});
+//! const pixels = await run.advance(4).read_full();         // Float32Array [n * side * side]
+//! const live   = image_metrics(pixels, unet.side);         // {n, diverged, laplacian_energy}
+//! const judge  = new ImageScorer(classifierBytes);         // the classifier, on the CPU
+//! const final  = judge.score(pixels);                      // {confident_share, class_counts, …}
 //! ```
 //!
 //! Every export returns `Result<_, JsError>`: a bad checkpoint or config is an error the page can
 //! show, never a panic. All reads of device memory are async (the only kind WebGPU allows).
 
 use crate::checkpoint::{self, Expected, TrainingInfo};
+use crate::image::classifier::Classifier;
+use crate::image::metrics as image_metrics;
+use crate::image::store::{self, Loaded};
+use crate::image::unet::{ImageModel, UNet};
 use crate::data::Projection;
 use crate::metrics;
 use crate::model::Model;
@@ -160,6 +171,17 @@ impl Engine {
         Ok(LoadedModel::trained(model))
     }
 
+    /// Loads an image model (a `geonoise-unet` file, as `geonoise images train` writes) onto this
+    /// engine's device. Its `config()` is the `UNetConfig` with `image: true` and `dim`.
+    pub fn load_image_checkpoint(&self, bytes: &[u8]) -> Result<LoadedModel, JsError> {
+        let Loaded { net, config, .. } = store::load::<UNet>(bytes, &self.device).map_err(js_err)?;
+        let model = ImageModel { config: config.resolved(), net };
+        let mut described = serde_json::to_value(&model.config).unwrap_or_default();
+        described["image"] = true.into();
+        described["dim"] = model.config.dim().into();
+        Ok(LoadedModel { dim: model.config.dim(), side: Some(model.config.side), field: Rc::new(model), config: described, projection_seed: 0 })
+    }
+
     /// Starts a sampling run; `config` is a `SampleConfig` object (missing fields take defaults).
     pub fn sampler(&self, model: &LoadedModel, config: JsValue) -> Result<Run, JsError> {
         let cfg: SampleConfig = if config.is_undefined() || config.is_null() {
@@ -167,10 +189,13 @@ impl Engine {
         } else {
             serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("sample config: {e}")))?
         };
-        let proj = Projection::new(model.dim, model.projection_seed).map_err(js_err)?;
         let field = model.field.clone();
-        let sampler = Sampler::new(field, cfg, &proj, &self.device).map_err(js_err)?;
-        Ok(Run { sampler })
+        let sampler = if model.side.is_some() {
+            Sampler::unprojected(field, cfg, &self.device)
+        } else {
+            Sampler::new(field, cfg, &Projection::new(model.dim, model.projection_seed).map_err(js_err)?, &self.device)
+        };
+        Ok(Run { sampler: sampler.map_err(js_err)? })
     }
 }
 
@@ -306,13 +331,15 @@ pub struct LoadedModel {
     config: serde_json::Value,
     dim: usize,
     projection_seed: u64,
+    /// The image side for an image model (whose samples are images, not toy points).
+    side: Option<usize>,
 }
 
 impl LoadedModel {
     fn trained(model: Model) -> LoadedModel {
         let c = &model.config;
         let (config, dim, projection_seed) = (serde_json::to_value(c).unwrap_or_default(), c.dim, c.projection_seed);
-        LoadedModel { field: Rc::new(model), config, dim, projection_seed }
+        LoadedModel { field: Rc::new(model), config, dim, projection_seed, side: None }
     }
 }
 
@@ -330,6 +357,45 @@ impl LoadedModel {
     #[wasm_bindgen(getter)]
     pub fn projection_seed(&self) -> f64 {
         self.projection_seed as f64
+    }
+    /// The image side of an image model; undefined for a toy model.
+    #[wasm_bindgen(getter)]
+    pub fn side(&self) -> Option<usize> {
+        self.side
+    }
+}
+
+/// The numbers under an image grid at every frame (`image::metrics::frame_metrics`):
+/// `{n, diverged, laplacian_energy}` of rows of `side * side` pixels.
+#[wasm_bindgen]
+pub fn image_metrics(rows: &[f32], side: usize) -> Result<JsValue, JsError> {
+    to_js(&image_metrics::frame_metrics(rows, side).map_err(js_err)?)
+}
+
+/// The classifier that scores image samples (`pretrained/images/classifier.safetensors`). It
+/// runs on the CPU whatever the engine's backend: it reads its result synchronously, and scores
+/// a few dozen images once per run.
+#[wasm_bindgen]
+pub struct ImageScorer {
+    net: Classifier,
+    side: usize,
+    names: [&'static str; 10],
+}
+
+#[wasm_bindgen]
+impl ImageScorer {
+    #[wasm_bindgen(constructor)]
+    pub fn new(bytes: &[u8]) -> Result<ImageScorer, JsError> {
+        let Loaded { net, config, .. } = store::load::<Classifier>(bytes, &Device::flex()).map_err(js_err)?;
+        Ok(ImageScorer { net, side: config.side, names: config.data.classes() })
+    }
+
+    /// `{n, diverged, confident_share, class_counts, classes: [[class, probability], …], names}`
+    /// of rows of the classifier's side; `names` are the data set's class names.
+    pub fn score(&self, rows: &[f32]) -> Result<JsValue, JsError> {
+        let mut v = serde_json::to_value(image_metrics::verdict(&self.net, self.side, rows, &Device::flex()).map_err(js_err)?).map_err(js_err)?;
+        v["names"] = serde_json::json!(self.names);
+        to_js(&v)
     }
 }
 
@@ -412,6 +478,13 @@ impl StepFrame {
     pub async fn read_full(self) -> Result<Float32Array, JsError> {
         read(self.frame.u).await
     }
+
+    /// `{step, t, done, total, full}`, `full` the positions (n * D values): an image run's frame,
+    /// which has no plane coordinates.
+    pub async fn read_with_full(self) -> Result<JsValue, JsError> {
+        let full = read(self.frame.u).await?;
+        frame_object(self.frame.step, self.frame.t, self.done, self.total, [("full", full)])
+    }
 }
 
 /// What an oracle is built from (the CLI's `geonoise oracle` flags); missing fields take the
@@ -473,7 +546,7 @@ impl Engine {
     pub fn oracle_field(&self, config: JsValue) -> Result<LoadedModel, JsError> {
         let (c, _, oracle) = oracle_of(config, &self.device)?;
         let config = serde_json::json!({"model": c.model, "blind": c.blind, "dim": c.dim, "projection_seed": c.projection_seed, "oracle": {"points": c.points, "grid": c.grid}});
-        Ok(LoadedModel { field: Rc::new(OracleField { oracle, blind: c.blind }), config, dim: c.dim, projection_seed: c.projection_seed })
+        Ok(LoadedModel { field: Rc::new(OracleField { oracle, blind: c.blind }), config, dim: c.dim, projection_seed: c.projection_seed, side: None })
     }
 }
 

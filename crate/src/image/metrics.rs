@@ -172,6 +172,53 @@ pub struct ImageMetrics {
     pub class_counts: Vec<usize>,
 }
 
+/// The numbers a live view shows under a grid at every frame: cheap, no classifier.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrameMetrics {
+    pub n: usize,
+    /// Samples with a non-finite pixel (left out of the mean).
+    pub diverged: usize,
+    /// Mean squared Laplacian of the finite samples (NaN where none is finite).
+    pub laplacian_energy: f64,
+}
+
+pub fn frame_metrics(rows: &[f32], side: usize) -> Result<FrameMetrics, String> {
+    let d = side * side;
+    if side < 3 || rows.len() % d != 0 {
+        return Err(format!("{} values do not make rows of {side} x {side} images", rows.len()));
+    }
+    let (good, diverged) = finite(rows, d);
+    let lap = laplacian_energy(&good, side);
+    let mean = if lap.is_empty() { f64::NAN } else { lap.iter().sum::<f64>() / lap.len() as f64 };
+    Ok(FrameMetrics { n: rows.len() / d, diverged, laplacian_energy: mean })
+}
+
+/// The classifier's verdict on a set of samples: the numbers shown when a live run ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub n: usize,
+    pub diverged: usize,
+    /// Share of the finite samples the classifier gives a class with probability >= 0.9.
+    pub confident_share: f64,
+    /// How many finite samples the classifier puts in each class.
+    pub class_counts: Vec<usize>,
+    /// Each finite sample's most probable class and its probability, in order.
+    pub classes: Vec<(usize, f32)>,
+}
+
+pub fn verdict(net: &Classifier, side: usize, rows: &[f32], device: &Device) -> Result<Verdict, String> {
+    let d = side * side;
+    if rows.is_empty() || rows.len() % d != 0 {
+        return Err(format!("{} values do not make rows of {side} x {side} images", rows.len()));
+    }
+    let (good, diverged) = finite(rows, d);
+    let (_, probs) = if good.is_empty() { (vec![], vec![]) } else { embed(net, side, &clip(&good), device) };
+    let mut class_counts = vec![0; CLASSES];
+    let classes: Vec<(usize, f32)> = probs.chunks(CLASSES).map(|p| (argmax(p), p[argmax(p)])).collect();
+    classes.iter().for_each(|&(c, _)| class_counts[c] += 1);
+    Ok(Verdict { n: rows.len() / d, diverged, confident_share: confident(&probs), class_counts, classes })
+}
+
 /// Rows with a non-finite pixel removed; and how many were removed.
 fn finite(rows: &[f32], d: usize) -> (Vec<f32>, usize) {
     let good: Vec<f32> = rows.chunks(d).filter(|r| r.iter().all(|v| v.is_finite())).flatten().copied().collect();
@@ -268,6 +315,20 @@ mod tests {
         let a = [1.0, 0.0, 0.0, 0.0, 9.0, 0.0, 0.0, 0.0, 0.25];
         let b = [4.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.25];
         assert!((frechet(&zero, &a, &zero, &b, n) - (1.0 + 4.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn frame_metrics_leave_diverged_samples_out() {
+        let side = 4;
+        let mut rows = vec![0.0f32; 3 * side * side];
+        rows[side + 1] = 1.0; // one bright interior pixel in the first image
+        rows[2 * side * side] = f32::NAN;
+        let m = frame_metrics(&rows, side).unwrap();
+        assert_eq!((m.n, m.diverged), (3, 1));
+        // The first image: 16 at the pixel, 1 at each of its two interior neighbours, over 4.
+        assert!((m.laplacian_energy - (16.0 + 1.0 + 1.0) / 4.0 / 2.0).abs() < 1e-12, "{m:?}");
+        assert!(frame_metrics(&rows[..5], side).is_err());
+        assert!(frame_metrics(&[f32::NAN; 16], side).unwrap().laplacian_energy.is_nan());
     }
 
     #[test]

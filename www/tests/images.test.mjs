@@ -1,0 +1,153 @@
+// The Images tab: the shipped Fashion-MNIST U-Nets (pretrained/images/) sampling in the page,
+// on the CPU path and on WebGPU (SwiftShader), checked against `geonoise images sample` of the
+// same checkpoint and seed. Runs are kept to a few images and steps: a U-Net step is costly.
+//
+// Needs: www/pkg, www/pkg-cpu and www/pretrained built (./build.sh wasm), GEONOISE_BIN = the
+// native CLI, and Fashion-MNIST's test images (./build.sh data) for `images metrics`.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { browserSession, artifacts } from "./browser.mjs";
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const { faults, open, waitDone } = browserSession();
+
+function cli(args) {
+  const bin = process.env.GEONOISE_BIN;
+  assert.ok(bin, "GEONOISE_BIN must point at the native CLI");
+  return JSON.parse(execFileSync(bin, args, { cwd: repo, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], maxBuffer: 1 << 28 }));
+}
+
+/** The native samples of a shipped image model: rows of 784. */
+function nativeSamples(model, n, steps, extra = []) {
+  const file = path.join(artifacts, `images-${model}-native.json`);
+  cli(["images", "sample", "--checkpoint", `pretrained/images/${model}.safetensors`, "--n", String(n), "--steps", String(steps), "--seed", "0", ...extra, "--out", file]);
+  return JSON.parse(fs.readFileSync(file, "utf8")).samples;
+}
+
+/** Clicks a panel's export button and returns what the page made of it. */
+async function exportOf(page, id, kind) {
+  await page.evaluate(([id, kind]) => {
+    window.geonoise.lastExport = null;
+    document.querySelector(`[data-panel="${id}"] [data-x="${kind}"]`).click();
+  }, [id, kind]);
+  await page.waitForFunction(() => window.geonoise.lastExport, null, { timeout: 30000 });
+  return page.evaluate(() => {
+    const e = window.geonoise.lastExport;
+    return { ...e, bytes: e.bytes instanceof Uint8Array ? Array.from(e.bytes) : e.bytes };
+  });
+}
+
+function assertClose(page, native, tol, what) {
+  assert.equal(page.length, native.length, `${what}: ${page.length} vs ${native.length} images`);
+  let worst = 0;
+  page.forEach((row, i) =>
+    row.forEach((v, j) => {
+      const err = Math.abs(v - native[i][j]) / (1 + Math.abs(native[i][j]));
+      worst = Math.max(worst, err);
+      assert.ok(err <= tol, `${what}: image ${i} pixel ${j}: page ${v} vs CLI ${native[i][j]}`);
+    }),
+  );
+  return worst;
+}
+
+const panelText = (page, id) =>
+  page.evaluate((id) => {
+    const el = document.querySelector(`[data-panel="${id}"]`);
+    const m = (k) => el.querySelector(`[data-m="${k}"]`).textContent;
+    return { noise: m("noise"), confident: m("confident"), step: m("step"), div: m("div"), error: el.querySelector(".error").textContent };
+  }, id);
+
+test("Images tab, CPU: FM Blind and DDPM Blind sample to the end and match the CLI; exports, close-up and URL", async () => {
+  const { page, problems } = await open("?mode=images&backend=cpu&images=4&isteps=6&speed=2");
+  const ids = ["img-fm-blind", "img-ddpm-blind"];
+  await waitDone(page, ids, 180000);
+  assert.equal(await page.locator("#n").inputValue(), "4");
+  assert.equal(await page.locator("#steps").inputValue(), "6");
+  assert.equal(await page.locator("#n-label").textContent(), "images");
+  assert.equal(await page.locator("#d").isHidden(), true);
+  // The run visited steps 0, 2, 4, 6 and drew its numbers; the classifier gave its verdict.
+  const steps = await page.evaluate(() => window.geonoise.panels.get("img-fm-blind").frames.map((f) => f.step));
+  assert.deepEqual(steps, [0, 2, 4, 6]);
+  for (const id of ids) {
+    const t = await panelText(page, id);
+    assert.equal(t.step, "6 / 6", JSON.stringify(t));
+    assert.match(t.noise, /^\d+\.\d\d×$/, JSON.stringify(t));
+    assert.match(t.confident, /^\d+%$/, JSON.stringify(t));
+    assert.equal(t.error, "");
+  }
+  for (const [id, model] of [["img-fm-blind", "fm-blind"], ["img-ddpm-blind", "ddpm-blind"]]) {
+    const e = await exportOf(page, id, "json");
+    const doc = JSON.parse(e.text);
+    assert.equal(doc.side, 28);
+    assert.deepEqual(doc.sample, { n: 4, steps: 6, solver: "euler", time_grid: "default", seed: 0 });
+    const worst = assertClose(doc.samples, nativeSamples(model, 4, 6), 1e-3, id);
+    console.log(`${id}: page (CPU) vs CLI, largest relative difference ${worst.toExponential(2)}`);
+  }
+  // The .npy export is a file the CLI's metric command reads.
+  const npy = await exportOf(page, "img-ddpm-blind", "npy");
+  const npyFile = path.join(artifacts, "images-ddpm-blind-page.npy");
+  fs.writeFileSync(npyFile, Buffer.from(npy.bytes));
+  const scored = cli(["images", "metrics", "--samples", npyFile]);
+  assert.equal(scored.metrics?.n ?? scored.n, 4, JSON.stringify(scored).slice(0, 300));
+  const png = await exportOf(page, "img-fm-blind", "png");
+  assert.ok(png.bytes > 1000 && /\.png$/.test(png.file), JSON.stringify(png));
+  // A click on an image: it large, with its strip of snapshots from the noise.
+  const box = await page.locator('[data-panel="img-fm-blind"] canvas').boundingBox();
+  await page.mouse.click(box.x + box.width * 0.75, box.y + box.height * 0.25);
+  await page.waitForFunction(() => window.geonoise.imageDetail, null, { timeout: 10000 });
+  const detail = await page.evaluate(() => window.geonoise.imageDetail);
+  assert.equal(detail.index, 1);
+  assert.deepEqual(detail.strip, [0, 2, 4, 6]);
+  assert.match(detail.caption, /FM Blind, image 1 at step 6 of 6 .*the classifier reads it as /);
+  assert.equal(await page.locator("#image-detail").isHidden(), false);
+  // The sampler control writes the Images tab's own key; the toy's stays.
+  await page.selectOption("#solver", "ancestral");
+  await waitDone(page, ids, 180000);
+  assert.match(page.url(), /isolver=ancestral/);
+  assert.doesNotMatch(page.url(), /[?&]solver=/);
+  const anc = JSON.parse((await exportOf(page, "img-fm-blind", "json")).text);
+  assertClose(anc.samples, nativeSamples("fm-blind", 4, 6, ["--sampler", "ancestral"]), 1e-3, "ancestral");
+  await page.screenshot({ path: path.join(artifacts, "images-cpu.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("Images tab, WebGPU forced: the U-Nets run on SwiftShader and give the CLI's samples", async () => {
+  const { page, problems } = await open("?mode=images&backend=webgpu&images=4&isteps=2&speed=1");
+  await waitDone(page, ["img-fm-blind", "img-ddpm-blind"], 240000);
+  assert.equal(await page.evaluate(() => window.geonoise.backend), "webgpu");
+  for (const [id, model] of [["img-fm-blind", "fm-blind"], ["img-ddpm-blind", "ddpm-blind"]]) {
+    const doc = JSON.parse((await exportOf(page, id, "json")).text);
+    const worst = assertClose(doc.samples, nativeSamples(model, 4, 2), 2e-3, `${id} (WebGPU)`);
+    console.log(`${id}: page (WebGPU, SwiftShader) vs CLI, largest relative difference ${worst.toExponential(2)}`);
+    assert.match((await panelText(page, id)).confident, /^\d+%$/);
+  }
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("Images tab: a broken image checkpoint shows its error in its panel, the others run; the twins add the conditional models", async () => {
+  faults.set("/pretrained/images/ddpm-blind.safetensors", "garbage");
+  faults.set("/pretrained/images/classifier.safetensors", "404");
+  try {
+    const { page, problems } = await open("?mode=images&backend=cpu&images=4&isteps=2&speed=2&twins=1");
+    await waitDone(page, ["img-fm-blind", "img-fm-cond", "img-ddpm-cond"], 180000);
+    await page.waitForFunction(() => document.querySelector('[data-panel="img-ddpm-blind"] .error').textContent, null, { timeout: 60000 });
+    const broken = await panelText(page, "img-ddpm-blind");
+    assert.match(broken.error, /ddpm-blind\.safetensors: .*(not a readable|safetensors)/i, broken.error);
+    // Without the classifier the samples stand; the verdict says why it is missing.
+    const fm = await panelText(page, "img-fm-blind");
+    assert.equal(fm.error, "");
+    assert.equal(fm.confident, "error");
+    assert.match(await page.locator('[data-panel="img-fm-blind"] [data-m="confident"]').getAttribute("title"), /classifier\.safetensors: .*HTTP 404/);
+    assert.equal((await page.$$(".image-panel")).length, 4);
+    assert.deepEqual(problems, []);
+    await page.close();
+  } finally {
+    faults.clear();
+  }
+});
