@@ -1,6 +1,6 @@
-// The embeddable figure: www/embed-example.html, an ordinary text page with two
-// <geonoise-figure> elements (one autoplays the shipped checkpoints at D = 128, one waits for
-// Play and samples the closed-form fields).
+// The embeddable figure: www/embed-example.html, an ordinary text page with three
+// <geonoise-figure> elements (one autoplays the shipped checkpoints at D = 128; one samples the
+// closed-form fields; one is the image experiment on Fashion-MNIST; the last two wait for Play).
 //
 // Needs: www/pkg and www/pretrained built (./build.sh wasm).
 import { test } from "node:test";
@@ -10,17 +10,16 @@ import { browserSession, artifacts } from "./browser.mjs";
 
 const { open } = browserSession();
 
-/** Each figure's panels: {title, step, clean, radial} from its shadow DOM. */
+/** Each figure's panels: {title, step, clean, radial} (a toy panel) or {title, step, noise,
+ * confident} (an image panel) from its shadow DOM. */
 const figures = (page) =>
   page.evaluate(() =>
     [...document.querySelectorAll("geonoise-figure")].map((f) =>
-      [...f.shadowRoot.querySelectorAll(".panel")].map((p) => ({
-        title: p.querySelector("h2").textContent,
-        step: p.querySelector('[data-m="step"]').textContent,
-        clean: p.querySelector('[data-m="clean"]').textContent,
-        radial: p.querySelector('[data-m="radial"]').textContent,
-        error: p.querySelector(".error").textContent,
-      })),
+      [...f.shadowRoot.querySelectorAll(".panel")].map((p) => {
+        const m = (k) => p.querySelector(`[data-m="${k}"]`)?.textContent;
+        const out = { title: p.querySelector("h2").textContent, step: m("step"), error: p.querySelector(".error").textContent };
+        return p.classList.contains("image-panel") ? { ...out, noise: m("noise"), confident: m("confident") } : { ...out, clean: m("clean"), radial: m("radial") };
+      }),
     ),
   );
 
@@ -31,12 +30,13 @@ test("embed-example.html: the autoplaying figure samples both checkpoints to the
     document.querySelectorAll("geonoise-figure").forEach((f, i) => f.addEventListener("geonoise-done", () => window.doneFigures.push(i)));
   });
   await page.waitForFunction(() => window.doneFigures.includes(0), null, { timeout: 300000, polling: 250 });
-  let [first, second] = await figures(page);
+  let [first, second, images] = await figures(page);
   assert.deepEqual(first.map((p) => p.title), ["FM Blind", "DDPM Blind"]);
   assert.deepEqual(first.map((p) => p.step), ["60 / 60", "60 / 60"]);
   assert.ok(first.every((p) => /^[\d.]+ median, [\d.]+ p90$/.test(p.radial) && /^[\d.]+%$/.test(p.clean) && p.error === ""), JSON.stringify(first));
   // The second figure has drawn its starting noise and waits.
   assert.deepEqual(second.map((p) => p.step), ["0 / 30", "0 / 30"]);
+  assert.deepEqual(images.map((p) => p.step), ["0 / 30", "0 / 30"]);
   assert.equal(await page.evaluate(() => window.doneFigures.includes(1)), false);
   await page.evaluate(() => document.querySelectorAll("geonoise-figure")[1].shadowRoot.querySelector(".play").click());
   await page.waitForFunction(() => window.doneFigures.includes(1), null, { timeout: 300000, polling: 250 });
@@ -45,6 +45,25 @@ test("embed-example.html: the autoplaying figure samples both checkpoints to the
   assert.deepEqual(second.map((p) => p.step), ["30 / 30", "30 / 30"]);
   console.log(`checkpoints, D = 128: ${first.map((p) => `${p.title} ${p.radial}`).join(", ")}; exact, D = 8: ${second.map((p) => `${p.title} ${p.radial}`).join(", ")}`);
   await page.screenshot({ path: path.join(artifacts, "embed-example.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('the image figure (data="fashion-mnist"): FM Blind and DDPM Blind turn the same noise into images on Play, with their numbers', async () => {
+  const { page, problems } = await open("embed-example.html");
+  await page.evaluate(() => {
+    window.doneFigures = [];
+    document.querySelectorAll("geonoise-figure").forEach((f, i) => f.addEventListener("geonoise-done", () => window.doneFigures.push(i)));
+  });
+  await page.waitForFunction(() => document.querySelectorAll("geonoise-figure")[2].shadowRoot.querySelectorAll(".image-panel canvas").length === 2, null, { timeout: 60000 });
+  await page.evaluate(() => document.querySelectorAll("geonoise-figure")[2].shadowRoot.querySelector(".play").click());
+  await page.waitForFunction(() => window.doneFigures.includes(2), null, { timeout: 300000, polling: 250 });
+  const images = (await figures(page))[2];
+  assert.deepEqual(images.map((p) => p.title), ["FM Blind", "DDPM Blind"]);
+  assert.deepEqual(images.map((p) => p.step), ["30 / 30", "30 / 30"]);
+  assert.ok(images.every((p) => /^\d+\.\d\d×$/.test(p.noise) && /^\d+%$/.test(p.confident) && p.error === ""), JSON.stringify(images));
+  console.log(`image figure, Euler 30 steps, 16 images: ${images.map((p) => `${p.title} residual noise ${p.noise}, confident ${p.confident}`).join("; ")}`);
+  await page.locator("geonoise-figure").nth(2).screenshot({ path: path.join(artifacts, "embed-images.png") });
   assert.deepEqual(problems, []);
   await page.close();
 });
