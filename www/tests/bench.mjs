@@ -1,6 +1,8 @@
 // Page benchmark (reported, never asserted): wasm size, time from navigation to the first
 // streamed frame, sampling steps/s of FM Blind + DDPM Blind on each backend, training steps/s on
-// each backend, and the memory over a soak (10,000 training steps and 100 sampling runs).
+// each backend, and the memory over a soak (10,000 training steps and 100 sampling runs); the
+// Images tab's U-Nets: time to the first frame, ms per sampling step per panel at 16 and 64
+// images, and on WebGPU the kernel dispatches per step.
 // Usage: node www/tests/bench.mjs   (after ./build.sh wasm)
 import fs from "node:fs";
 import path from "node:path";
@@ -19,8 +21,8 @@ for (const [name, dir] of [["WebGPU core", "pkg"], ["CPU-only core", "pkg-cpu"]]
   console.log(`wasm, ${name} (${dir}/): ${(wasm.length / 1e6).toFixed(2)} MB raw, ${(zlib.gzipSync(wasm, { level: 9 }).length / 1e6).toFixed(2)} MB gzip`);
 }
 
-// `node bench.mjs [sample] [train] [soak] [soak-gpu]` runs only those parts (default: all).
-const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["sample", "train", "soak", "soak-gpu"];
+// `node bench.mjs [sample] [train] [images] [soak] [soak-gpu]` runs only those parts (default: all).
+const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["sample", "train", "images", "soak", "soak-gpu"];
 const browser = await chromium.launch(CHROMIUM);
 const context = await browser.newContext();
 for (const [backend, n, steps] of parts.includes("sample") ? [["cpu", 2000, 100], ["webgpu", 256, 10]] : []) {
@@ -41,6 +43,52 @@ for (const [backend, dim, steps] of parts.includes("train") ? [["cpu", 128, 300]
   await waitTrained(page);
   const r = await trainRates(page);
   console.log(`train ${r.backend} D=${dim} width 128 depth 3 batch 256, ${steps} steps: ${r.text}`);
+  await page.close();
+}
+
+// The Images tab: FM Blind and DDPM Blind (both in one worker, so their steps take turns) with
+// the tab's default speed (3 steps a frame, each frame read back). The first run is cold (the
+// checkpoints fetched, kernels compiled); Reset then runs it again warm, with WebGPU's
+// dispatches counted in the worker.
+const IMAGE_RUNS = [["cpu", 16, 51], ["cpu", 64, 21], ["webgpu", 16, 6], ["webgpu", 64, 3]];
+for (const [backend, n, steps] of parts.includes("images") ? IMAGE_RUNS : []) {
+  const page = await context.newPage();
+  const workers = [];
+  page.on("worker", (w) => workers.push(w));
+  await page.goto(`${base}?mode=images&backend=${backend}&images=${n}&isteps=${steps}&speed=3`);
+  const ids = ["img-fm-blind", "img-ddpm-blind"];
+  const done = () => page.waitForFunction((ids) => ids.every((id) => window.geonoise.panels.get(id)?.done), ids, { timeout: 1800000, polling: 100 });
+  const timing = () =>
+    page.evaluate((ids) => {
+      const ps = ids.map((id) => window.geonoise.panels.get(id));
+      return { backend: window.geonoise.backend, first: window.geonoise.firstFrameMs, wall: Math.max(...ps.map((p) => p.doneMs)) - Math.min(...ps.map((p) => p.startMs)), steps: ps[0].frames.at(-1).step };
+    }, ids);
+  await done();
+  const cold = await timing();
+  await workers[0].evaluate(() => {
+    self.dispatches = 0;
+    if (!self.GPUComputePassEncoder) return;
+    const p = self.GPUComputePassEncoder.prototype;
+    const original = p.dispatchWorkgroups;
+    p.dispatchWorkgroups = function (...a) {
+      self.dispatches++;
+      return original.apply(this, a);
+    };
+  });
+  await page.evaluate(() => {
+    window.geonoise.firstFrameMs = undefined;
+    for (const p of window.geonoise.panels.values()) p.doneMs = p.startMs = undefined;
+  });
+  await page.click("#reset");
+  await done();
+  const warm = await timing();
+  const dispatches = await workers[0].evaluate(() => self.dispatches);
+  const perStep = (t) => (t.wall / t.steps / 2).toFixed(1);
+  const gpu = backend === "webgpu" ? `, ${(dispatches / (2 * warm.steps)).toFixed(0)} dispatches per step per panel` : "";
+  console.log(
+    `images ${warm.backend} ${n} images x ${steps} steps, two panels: first frame ${cold.first.toFixed(0)} ms after navigation; ` +
+      `cold run ${(cold.wall / 1000).toFixed(1)} s (${perStep(cold)} ms per step per panel), warm run ${(warm.wall / 1000).toFixed(1)} s (${perStep(warm)} ms per step per panel${gpu})`,
+  );
   await page.close();
 }
 
