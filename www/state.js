@@ -57,10 +57,10 @@ export const DEFAULTS = Object.freeze({
   pdim: 32, //   noise level (0..100 across the model's range, log-spaced)
   poff: 0,
   ps: 40,
-  images: 16, // the Images tab: images per panel, and its own sampler (the shipped image table's
-  isolver: "euler", //   Euler on the ODE, over the parameterization's own grid), fewer steps
-  igrid: "default", //   than the toy's: a U-Net step costs more
-  isteps: 50,
+  images: 16, // the Images tab: images per panel, and its own sampler: the shipped image table's
+  isolver: "euler", //   (Euler on the ODE over the parameterization's own grid, 100 steps), so
+  igrid: "default", //   the live numbers estimate the table's
+  isteps: 100,
 });
 
 // The Images tab shares the sampling controls with the toy view; these of them keep their own

@@ -66,6 +66,17 @@ fn metrics_separate_real_images_from_noisy_ones_and_from_noise() {
     let mut broken = held_out[..10 * d].to_vec();
     broken[3 * d + 5] = f32::NAN;
     assert_eq!(score(&broken).diverged, 1);
+
+    // What the page shows (the classifier's verdict at a run's end, the residual noise at every
+    // frame) agrees with the table's scores on the same samples.
+    let v = metrics::verdict(&net, side, &broken, &device).unwrap();
+    let full = score(&broken);
+    assert_eq!((v.n, v.diverged, v.classes.len()), (10, 1, 9));
+    assert_eq!((v.confident_share, &v.class_counts), (full.confident_share, &full.class_counts));
+    assert!(v.classes.iter().all(|&(c, p)| c < 10 && (0.1..=1.0).contains(&p)), "{:?}", v.classes);
+    let live = metrics::frame_metrics(&broken, side).unwrap();
+    assert_eq!((live.n, live.diverged), (10, 1));
+    assert!((live.laplacian_energy - full.laplacian_energy).abs() < 1e-12);
 }
 
 #[test]

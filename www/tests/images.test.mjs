@@ -130,11 +130,12 @@ test("Images tab, WebGPU forced: the U-Nets run on SwiftShader and give the CLI'
   await page.close();
 });
 
-test("Images tab: a broken image checkpoint shows its error in its panel, the others run; the twins add the conditional models", async () => {
+test("Images tab: a broken image checkpoint shows its error in its panel, the others run; the twins add the conditional models; a count out of range is clamped", async () => {
   faults.set("/pretrained/images/ddpm-blind.safetensors", "garbage");
   faults.set("/pretrained/images/classifier.safetensors", "404");
   try {
-    const { page, problems } = await open("?mode=images&backend=cpu&images=4&isteps=2&speed=2&twins=1");
+    const { page, problems } = await open("?mode=images&backend=cpu&images=3&isteps=2&speed=2&twins=1");
+    assert.match(await page.locator("#notice").textContent(), /images=3 is outside 4\.\.64; using 4/);
     await waitDone(page, ["img-fm-blind", "img-fm-cond", "img-ddpm-cond"], 180000);
     await page.waitForFunction(() => document.querySelector('[data-panel="img-ddpm-blind"] .error').textContent, null, { timeout: 60000 });
     const broken = await panelText(page, "img-ddpm-blind");
