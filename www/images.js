@@ -1,6 +1,7 @@
 // The Images tab's panel: a grid of images forming step by step from the same starting noise,
 // its live numbers, a few snapshots of every image's path for the close-up, and the exports.
 // Knows the DOM, nothing about the engine (as view.js for the toy's panels).
+import { PanelChrome } from "./view.js";
 
 /** How many snapshots of the run each panel keeps for the close-up's strip. */
 export const STRIP = 10;
@@ -59,11 +60,12 @@ export function samplesImageJson(msg, extra) {
   return JSON.stringify({ ...extra, config: msg.config, sample: msg.sample, side: msg.side, samples });
 }
 
-export class ImagePanelView {
+export class ImagePanelView extends PanelChrome {
   /** `actions`: {onExport(panel, kind)} ("json" or "npy"; the PNG is drawn here), {onPick(panel,
    *  index)} (a click on an image). `reference`: what the numbers are read against, {laplacian}
    *  (the real test images' Laplacian energy), set later by setReference. */
   constructor(parent, panel, actions) {
+    super();
     this.panel = panel;
     this.actions = actions;
     const el = document.createElement("section");
@@ -98,22 +100,6 @@ export class ImagePanelView {
     }
     this.reference = null;
     this.clear();
-  }
-
-  setStatus(text) {
-    this.el.querySelector(".status").textContent = text;
-  }
-
-  setProgress(fraction) {
-    const bar = this.el.querySelector(".progress");
-    bar.hidden = fraction === null;
-    if (fraction !== null) bar.firstElementChild.style.width = `${Math.round(100 * (fraction ?? 0.3))}%`;
-  }
-
-  setError(text) {
-    const e = this.el.querySelector(".error");
-    e.hidden = !text;
-    e.textContent = text || "";
   }
 
   /** The real images' numbers the live ones are read against: {laplacian}. */

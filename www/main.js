@@ -177,13 +177,18 @@ function pickSample(panel, [x, y]) {
 let imageTable = null; // pretrained/images/table.json, once fetched
 let detail = null; // the image in close-up: {panel, index}
 
-async function loadImageTable() {
+/** A JSON file beside the page, or null where it cannot be had (the views then go without it). */
+async function fetchJson(file) {
   try {
-    const r = await fetch(new URL("pretrained/images/table.json", location.href));
-    imageTable = r.ok ? await r.json() : null;
+    const r = await fetch(new URL(file, location.href));
+    return r.ok ? await r.json() : null;
   } catch {
-    imageTable = null;
+    return null;
   }
+}
+
+async function loadImageTable() {
+  imageTable = await fetchJson("pretrained/images/table.json");
   if (imageTable) for (const p of panels.values()) if (p.panel.image) p.view.setReference({ laplacian: imageTable.real_laplacian_energy });
   renderImages();
 }
@@ -692,12 +697,7 @@ function useSampler(s) {
 }
 
 async function loadRegimes() {
-  try {
-    const r = await fetch(new URL("pretrained/regimes.json", location.href));
-    regimes = r.ok ? await r.json() : null;
-  } catch {
-    regimes = null;
-  }
+  regimes = await fetchJson("pretrained/regimes.json");
   window.geonoise.regimes = regimes;
   renderRegimes();
 }

@@ -30,10 +30,32 @@ export function drawCircles(ctx, w, color) {
   }
 }
 
-export class PanelView {
+/** What every panel shares, whatever it draws (toy samples or images): the status line, the
+ * download bar and the error line, in a `section.panel` at `this.el`. */
+export class PanelChrome {
+  setStatus(text) {
+    this.el.querySelector(".status").textContent = text;
+  }
+
+  setProgress(fraction) {
+    const bar = this.el.querySelector(".progress");
+    bar.hidden = fraction === null;
+    if (fraction !== null) bar.firstElementChild.style.width = `${Math.round(100 * Math.max(0, Math.min(1, fraction)))}%`;
+  }
+
+  setError(text) {
+    const p = this.el.querySelector(".error");
+    p.hidden = !text;
+    p.textContent = text || "";
+    this.el.classList.toggle("failed", !!text);
+  }
+}
+
+export class PanelView extends PanelChrome {
   /** `actions`: {onExport(panel, kind)} (no export buttons without it), {onPick(panel, xy)} (a
    *  click on the canvas), and for a Train-tab panel also {onDownload(panel), onImport(panel, file)}. */
   constructor(parent, panel, actions) {
+    super();
     this.panel = panel;
     this.trail = [];
     const el = document.createElement("section");
@@ -73,23 +95,6 @@ export class PanelView {
       });
     }
     this.clear();
-  }
-
-  setStatus(text) {
-    this.el.querySelector(".status").textContent = text;
-  }
-
-  setProgress(fraction) {
-    const bar = this.el.querySelector(".progress");
-    bar.hidden = fraction === null;
-    if (fraction !== null) bar.firstElementChild.style.width = `${Math.round(100 * Math.max(0, Math.min(1, fraction)))}%`;
-  }
-
-  setError(text) {
-    const p = this.el.querySelector(".error");
-    p.hidden = !text;
-    p.textContent = text || "";
-    this.el.classList.toggle("failed", !!text);
   }
 
   /** Enables the Download checkpoint button (Train tab). */

@@ -4,12 +4,22 @@ import { before, after } from "node:test";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
 import { serve, CHROMIUM } from "./serve.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const www = path.resolve(here, "..");
 export const artifacts = path.join(here, "artifacts");
+export const repo = path.resolve(here, "../..");
+
+/** Runs the native CLI (GEONOISE_BIN) in the repository root; its JSON output, parsed. */
+export function cli(args) {
+  const bin = process.env.GEONOISE_BIN;
+  assert.ok(bin, "GEONOISE_BIN must point at the native CLI");
+  return JSON.parse(execFileSync(bin, args, { cwd: repo, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], maxBuffer: 1 << 28 }));
+}
 fs.mkdirSync(artifacts, { recursive: true });
 
 /** Registers the file's before/after hooks; returns the helpers. */

@@ -8,18 +8,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { execFileSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
-import { browserSession, artifacts } from "./browser.mjs";
+import { browserSession, artifacts, cli, repo } from "./browser.mjs";
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const { faults, open, waitDone } = browserSession();
-
-function cli(args) {
-  const bin = process.env.GEONOISE_BIN;
-  assert.ok(bin, "GEONOISE_BIN must point at the native CLI");
-  return JSON.parse(execFileSync(bin, args, { cwd: repo, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], maxBuffer: 1 << 28 }));
-}
 
 /** The native samples of a shipped image model: rows of 784. */
 function nativeSamples(model, n, steps, extra = []) {
@@ -146,6 +137,7 @@ test("Images tab: a broken image checkpoint shows its error in its panel, the ot
     assert.equal(fm.confident, "error");
     assert.match(await page.locator('[data-panel="img-fm-blind"] [data-m="confident"]').getAttribute("title"), /classifier\.safetensors: .*HTTP 404/);
     assert.equal((await page.$$(".image-panel")).length, 4);
+    assert.equal((await page.$$(".image-panel.failed")).length, 1);
     assert.deepEqual(problems, []);
     await page.close();
   } finally {

@@ -7,19 +7,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { execFileSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
-import { browserSession, artifacts } from "./browser.mjs";
+import { browserSession, artifacts, cli, repo } from "./browser.mjs";
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 const { faults, open, waitDone, exportJson } = browserSession();
-
-function cli(args) {
-  const bin = process.env.GEONOISE_BIN;
-  assert.ok(bin, "GEONOISE_BIN must point at the native CLI");
-  return JSON.parse(execFileSync(bin, args, { cwd: repo, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], maxBuffer: 1 << 28 }));
-}
 
 function close(a, b, what) {
   const tol = 1e-3 + 1e-3 * Math.abs(b);
