@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod dataset;
 pub mod image;
 pub mod metrics;
 pub mod model;

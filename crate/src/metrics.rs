@@ -18,8 +18,15 @@
 //! - **MMD**: biased squared maximum mean discrepancy between the projected samples (the first
 //!   2,000 that did not diverge) and 512 evenly spaced points of the data, RBF kernel
 //!   `exp(-||y - y'||^2 / (2 * 0.2^2))`. 0 for identical distributions.
+//!
+//! On another data set ([`compute_for`], `dataset.rs`) the same numbers are read against it: the
+//! radial error is the distance to the data (the shape's curve or area, or the nearest drawn
+//! point), the clean tolerance is the same 0.089 (every data set has the circles' scale), a
+//! sample diverges beyond ten times the data's largest norm, the MMD is against the data's
+//! discrete set, and the inner fraction, which only the circles have, is NaN.
 
-use crate::data::{discrete_circles_2d, host_tensor, Projection, R_INNER, R_OUTER};
+use crate::data::{host_tensor, Projection, R_INNER, R_OUTER};
+use crate::dataset::DataSet;
 use crate::sample::read_f32 as read;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -83,8 +90,14 @@ fn kernel_mean(a: &Tensor<2>, b: &Tensor<2>) -> f64 {
     read(k.mean().reshape([1, 1]))[0] as f64
 }
 
-/// Metrics of `samples` (rows of `proj.dim` floats).
+/// Metrics of `samples` (rows of `proj.dim` floats) on the circles.
 pub fn compute(samples: &[f32], proj: &Projection) -> Result<Metrics, String> {
+    compute_for(samples, proj, &DataSet::circles())
+}
+
+/// Metrics of `samples` (rows of `proj.dim` floats) against the data set `data`.
+pub fn compute_for(samples: &[f32], proj: &Projection, data: &DataSet) -> Result<Metrics, String> {
+    let diverged_norm = if data.is_circles() { DIVERGED_NORM } else { 10.0 * data.radius() };
     let d = proj.dim;
     if samples.len() % d != 0 {
         return Err(format!("{} values do not make rows of D = {d}", samples.len()));
@@ -92,7 +105,7 @@ pub fn compute(samples: &[f32], proj: &Projection) -> Result<Metrics, String> {
     let n = samples.len() / d;
     let good: Vec<f32> = samples
         .chunks(d)
-        .filter(|r| r.iter().all(|v| v.is_finite()) && r.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt() <= DIVERGED_NORM)
+        .filter(|r| r.iter().all(|v| v.is_finite()) && r.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt() <= diverged_norm)
         .flatten()
         .copied()
         .collect();
@@ -123,12 +136,16 @@ pub fn compute(samples: &[f32], proj: &Projection) -> Result<Metrics, String> {
     let mut radial: Vec<f64> = Vec::with_capacity(m);
     let mut inner = 0usize;
     for r in yv.chunks(2) {
-        let rad = ((r[0] as f64).powi(2) + (r[1] as f64).powi(2)).sqrt();
-        let (ei, eo) = ((rad - R_INNER).abs(), (rad - R_OUTER).abs());
-        if ei < eo {
-            inner += 1;
+        if data.is_circles() {
+            let rad = ((r[0] as f64).powi(2) + (r[1] as f64).powi(2)).sqrt();
+            let (ei, eo) = ((rad - R_INNER).abs(), (rad - R_OUTER).abs());
+            if ei < eo {
+                inner += 1;
+            }
+            radial.push(ei.min(eo));
+        } else {
+            radial.push(data.distance((r[0] as f64, r[1] as f64)));
         }
-        radial.push(ei.min(eo));
     }
     out.radial_error_mean = radial.iter().sum::<f64>() / m as f64;
     out.clean_fraction = radial.iter().filter(|e| **e <= CLEAN_TOLERANCE).count() as f64 / n as f64;
@@ -137,10 +154,10 @@ pub fn compute(samples: &[f32], proj: &Projection) -> Result<Metrics, String> {
     let off: Vec<f64> = off.iter().map(|v| *v as f64).collect();
     out.off_manifold_mean = off.iter().sum::<f64>() / m as f64;
     out.off_manifold_median = median(off);
-    out.inner_fraction = inner as f64 / m as f64;
+    out.inner_fraction = if data.is_circles() { inner as f64 / m as f64 } else { f64::NAN };
 
     let ys = y.slice([0..m.min(MMD_MAX_SAMPLES), 0..2]);
-    let data = host_tensor(discrete_circles_2d(MMD_DATA_POINTS), 2, &device);
+    let data = host_tensor(data.discrete(MMD_DATA_POINTS), 2, &device);
     out.mmd = (kernel_mean(&ys, &ys) + kernel_mean(&data, &data) - 2.0 * kernel_mean(&ys, &data)).max(0.0);
     Ok(out)
 }
@@ -153,6 +170,31 @@ mod tests {
 
     fn lifted(x2: Vec<f32>, proj: &Projection) -> Vec<f32> {
         read_f32(proj.lift(host_tensor(x2, 2, &Device::flex())))
+    }
+
+    #[test]
+    fn other_data_sets_are_measured_against_themselves() {
+        use crate::dataset::{DataSpec, Shape};
+        let proj = Projection::new(8, 1).unwrap();
+        for spec in [DataSpec::Shape { name: Shape::Spiral }, DataSpec::Shape { name: Shape::Checkerboard }, DataSpec::Points { points: vec![[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]] }] {
+            let data = spec.build().unwrap();
+            let mut rng = Rng::new(4);
+            let on = compute_for(&lifted(data.sample(&mut rng, 600), &proj), &proj, &data).unwrap();
+            assert!(on.clean_fraction == 1.0 && on.radial_error_p90 < 1e-5 && on.off_manifold_mean < 1e-5, "{spec:?}: {on:?}");
+            assert!(on.mmd < 0.02 && on.inner_fraction.is_nan(), "{spec:?}: {on:?}");
+            // The same samples against the circles are mostly not clean; noise is not clean
+            // against either.
+            let circles = compute(&lifted(data.sample(&mut rng, 600), &proj), &proj).unwrap();
+            assert!(circles.clean_fraction < 0.6, "{spec:?} read as circles: {circles:?}");
+            let noise: Vec<f32> = (0..600 * 8).map(|_| rng.normal() as f32).collect();
+            let off = compute_for(&noise, &proj, &data).unwrap();
+            assert!(off.off_manifold_mean > 2.0 && off.mmd > on.mmd, "{spec:?}: {off:?}");
+            // (The clean fraction is read in the plane: a checkerboard's dark squares hold about
+            // half of a 2-D Gaussian, so noise is not told apart by it there.)
+            if spec != (DataSpec::Shape { name: Shape::Checkerboard }) {
+                assert!(off.clean_fraction < 0.3, "{spec:?}: {off:?}");
+            }
+        }
     }
 
     #[test]

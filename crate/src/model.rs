@@ -18,6 +18,7 @@
 //! A **blind** model is the same network with `emb` zeroed, as in the paper's protocol: it sees
 //! only `u` (each block's time layer then contributes only its bias).
 
+use crate::dataset::DataSpec;
 use crate::rng::Rng;
 use crate::target::Parameterization;
 use burn::module::{Module, Param};
@@ -58,11 +59,17 @@ pub struct ModelConfig {
     /// Seed of the lift matrix P (the data set the model is trained on).
     #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 0))]
     pub projection_seed: u64,
+    /// The 2-D data set lifted into R^D: the paper's circles unless another is given (the CLI's
+    /// `--data` / `--data-points`). Left out of files when it is the circles, so every file
+    /// written before it existed reads as what it was trained on.
+    #[cfg_attr(not(target_family = "wasm"), arg(skip))]
+    #[serde(default, skip_serializing_if = "DataSpec::is_circles")]
+    pub data: DataSpec,
 }
 
 impl ModelConfig {
     pub fn new(model: Parameterization, blind: bool, dim: usize) -> Self {
-        ModelConfig { model, blind, dim, width: 256, depth: 4, t_min: None, t_max: None, projection_seed: 0 }
+        ModelConfig { model, blind, dim, width: 256, depth: 4, t_min: None, t_max: None, projection_seed: 0, data: DataSpec::default() }
     }
 
     /// `(t_min, t_max)`, the configured values or the parameterization's defaults.
@@ -92,6 +99,7 @@ impl ModelConfig {
         if !self.model.sigma_range() && hi > 1.0 {
             return Err(format!("t_max = {hi} is above 1, the end of the {} path", self.model));
         }
+        self.data.build()?;
         Ok(())
     }
 

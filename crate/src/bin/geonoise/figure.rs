@@ -2,6 +2,7 @@
 //! from the shipped checkpoints or from the closed-form fields, with the metrics as a table.
 
 use geonoise::data::{R_INNER, R_OUTER};
+use geonoise::dataset::DataSet;
 use geonoise::metrics::Metrics;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
@@ -33,7 +34,7 @@ fn register_fonts() {
 }
 
 /// Draws `rows` x `dims` slots to a PNG at `out`.
-pub fn draw(out: &Path, title: &str, rows: &[String], dims: &[usize], slots: &[Slot]) -> Result<(), String> {
+pub fn draw(out: &Path, title: &str, rows: &[String], dims: &[usize], slots: &[Slot], data: &DataSet) -> Result<(), String> {
     register_fonts();
     let (w, h) = (LEFT + CELL * dims.len() as u32 + 10, TOP + CELL * rows.len() as u32 + 10);
     let root = BitMapBackend::new(out, (w, h)).into_drawing_area();
@@ -60,8 +61,14 @@ pub fn draw(out: &Path, title: &str, rows: &[String], dims: &[usize], slots: &[S
         let mut chart = ChartBuilder::on(&area)
             .build_cartesian_2d(-EXTENT..EXTENT, -EXTENT..EXTENT)
             .map_err(|x| e(&x))?;
-        for r in [R_INNER, R_OUTER] {
-            chart.draw_series(LineSeries::new(circle(r), RGBColor(180, 180, 180).stroke_width(1))).map_err(|x| e(&x))?;
+        if data.is_circles() {
+            for r in [R_INNER, R_OUTER] {
+                chart.draw_series(LineSeries::new(circle(r), RGBColor(180, 180, 180).stroke_width(1))).map_err(|x| e(&x))?;
+            }
+        } else {
+            // Another data set: its evenly spread points, in gray under the samples.
+            let pts: Vec<(f64, f64)> = data.discrete(1024).chunks(2).map(|p| (p[0] as f64, p[1] as f64)).collect();
+            chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 1, RGBColor(170, 170, 170).filled()))).map_err(|x| e(&x))?;
         }
         match slot {
             Slot::Missing(why) => {

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use geonoise::checkpoint::{self, Precision, TrainingInfo};
 use geonoise::pretrained::{self, Bounds, Entry, GridRecipe, Manifest};
 use geonoise::data::{host_tensor, Projection};
+use geonoise::dataset::{DataSet, DataSpec, Shape};
 use geonoise::metrics::{self, Metrics};
 use geonoise::model::ModelConfig;
 use geonoise::oracle::{self, Oracle, OracleField};
@@ -47,6 +48,8 @@ enum Command {
     Train {
         #[command(flatten)]
         config: TrainConfig,
+        #[command(flatten)]
+        data: DataArg,
         /// Noise-conditioned model (the default is blind only with --blind).
         #[arg(long)]
         conditional: bool,
@@ -157,6 +160,9 @@ enum Command {
         /// Seed of the starting noise, shared by every cell of a column.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Oracle only: the data set (see `train --data`).
+        #[command(flatten)]
+        data: DataArg,
         /// Oracle only: data points and quadrature levels.
         #[arg(long, default_value_t = 128)]
         data_points: usize,
@@ -224,12 +230,43 @@ struct OracleArgs {
     conditional: bool,
     #[arg(long, default_value_t = 0)]
     projection_seed: u64,
-    /// Data points on the circles.
+    #[command(flatten)]
+    data: DataArg,
+    /// How many points of the data set the closed form sums over (a drawn set: all of its own).
     #[arg(long, default_value_t = oracle::DEFAULT_POINTS)]
     data_points: usize,
     /// Noise levels in the quadrature grid.
     #[arg(long, default_value_t = oracle::DEFAULT_GRID)]
     grid: usize,
+}
+
+/// The 2-D data set lifted into R^D.
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct DataArg {
+    /// The data set: a shape (circles, three-rings, spiral, swiss-roll, checkerboard, two-moons)
+    /// or a JSON file of drawn points ({"points": [[x, y], …]}, e.g. the page's Draw export).
+    /// The circles by default.
+    #[arg(long = "data")]
+    data: Option<String>,
+}
+
+impl DataArg {
+    pub(crate) fn spec(&self) -> Res<DataSpec> {
+        let Some(v) = &self.data else { return Ok(DataSpec::default()) };
+        if let Ok(name) = Shape::from_name(v) {
+            return Ok(DataSpec::Shape { name });
+        }
+        let path = PathBuf::from(v);
+        if !path.exists() {
+            return Err(format!("--data {v}: neither a shape ({}) nor a file", Shape::ALL.map(|s| s.name()).join(", ")));
+        }
+        let json: Value = serde_json::from_slice(&read_file(&path)?).map_err(|e| format!("{v}: not valid JSON: {e}"))?;
+        DataSpec::from_json(&json).map_err(|e| format!("{v}: {e}"))
+    }
+
+    fn given(&self) -> bool {
+        self.data.is_some()
+    }
 }
 
 pub(crate) type Res<T> = Result<T, String>;
@@ -296,12 +333,13 @@ fn run_sampler(field: Rc<dyn Field>, cfg: &SampleConfig, proj: &Projection, devi
     Ok((read_f32(s.frame().u), frames))
 }
 
-fn oracle_from(args: &OracleArgs, device: &Device) -> Res<(Oracle, Projection, bool)> {
+fn oracle_from(args: &OracleArgs, device: &Device) -> Res<(Oracle, Projection, bool, DataSet)> {
     let model = args.model.ok_or("--model is required for the oracle")?;
     let dim = args.dim.ok_or("--dim is required for the oracle")?;
     let proj = Projection::new(dim, args.projection_seed)?;
-    let o = Oracle::for_circles(model, model.default_range(), &proj, args.data_points, args.grid, device)?;
-    Ok((o, proj, args.blind))
+    let data = args.data.spec()?.build()?;
+    let o = Oracle::for_data(model, model.default_range(), &proj, &data, args.data_points, args.grid, device)?;
+    Ok((o, proj, args.blind, data))
 }
 
 /// Runs `tr` to its last step, reading the loss back every `every` steps (each read waits for the
@@ -344,11 +382,14 @@ fn drive_saving(tr: &mut Trainer, every: usize, label: &str, save: &mut dyn FnMu
     Ok((curve, None))
 }
 
-fn cmd_train(mut config: TrainConfig, conditional: bool, out: PathBuf, log_every: usize, eval_samples: usize, dev: &Device, pretty: bool) -> Res<()> {
+#[allow(clippy::too_many_arguments)]
+fn cmd_train(mut config: TrainConfig, data: DataArg, conditional: bool, out: PathBuf, log_every: usize, eval_samples: usize, dev: &Device, pretty: bool) -> Res<()> {
     if !config.model.blind && !conditional {
         return Err("say --blind or --conditional".into());
     }
     config.model.blind = !conditional;
+    config.model.data = data.spec()?;
+    let data = config.model.data.build()?;
     let mut tr = Trainer::new(config.clone(), dev)?;
     let start = Instant::now();
     let label = config.model.label();
@@ -384,7 +425,7 @@ fn cmd_train(mut config: TrainConfig, conditional: bool, out: PathBuf, log_every
     if eval_samples > 0 {
         let cfg = SampleConfig { n: eval_samples, ..Default::default() };
         let (samples, _) = run_sampler(Rc::new(model.clone()), &cfg, tr.projection(), dev, false)?;
-        let m = metrics::compute(&samples, tr.projection())?;
+        let m = metrics::compute_for(&samples, tr.projection(), &data)?;
         eprintln!("{label}: {}", summary_metrics(&m));
         result["metrics"] = json!(m);
         result["eval"] = json!(cfg);
@@ -396,27 +437,34 @@ fn cmd_train(mut config: TrainConfig, conditional: bool, out: PathBuf, log_every
 
 #[allow(clippy::too_many_arguments)]
 fn cmd_sample(checkpoint: Option<PathBuf>, oracle_mode: bool, oargs: OracleArgs, config: SampleConfig, trajectory: bool, out: Option<PathBuf>, dev: &Device, pretty: bool) -> Res<()> {
-    let (field, proj, source, model_cfg): (Rc<dyn Field>, Projection, Value, Value) = if let Some(path) = &checkpoint {
+    let (field, proj, source, model_cfg, data): (Rc<dyn Field>, Projection, Value, Value, DataSet) = if let Some(path) = &checkpoint {
         let bytes = read_file(path)?;
         let (model, header) = checkpoint::load(&bytes, dev, &checkpoint::Expected::any()).map_err(|e| format!("{}: {e}", path.display()))?;
+        if oargs.data.given() {
+            return Err(format!("{} knows the data it was trained on ({}); --data is for --oracle", path.display(), model.config.data.label()));
+        }
         let proj = Projection::new(model.config.dim, model.config.projection_seed)?;
+        let data = model.config.data.build()?;
         let cfg = json!(header.config);
-        (Rc::new(model), proj, json!({"checkpoint": path.display().to_string()}), cfg)
+        (Rc::new(model), proj, json!({"checkpoint": path.display().to_string()}), cfg, data)
     } else if oracle_mode {
         if !oargs.blind && !oargs.conditional {
             return Err("say --blind or --conditional for the oracle sampler".into());
         }
-        let (o, proj, blind) = oracle_from(&oargs, dev)?;
+        let (o, proj, blind, data) = oracle_from(&oargs, dev)?;
         let src = json!({"oracle": {"model": o.param, "blind": blind, "dim": o.dim, "data_points": oargs.data_points, "grid": oargs.grid, "projection_seed": proj.seed}});
-        let cfg = json!({"model": o.param, "blind": blind, "dim": o.dim, "t_min": o.range.0, "t_max": o.range.1, "projection_seed": proj.seed});
-        (Rc::new(OracleField { oracle: o, blind }), proj, src, cfg)
+        let mut cfg = json!({"model": o.param, "blind": blind, "dim": o.dim, "t_min": o.range.0, "t_max": o.range.1, "projection_seed": proj.seed});
+        if !data.is_circles() {
+            cfg["data"] = json!(data.spec);
+        }
+        (Rc::new(OracleField { oracle: o, blind }), proj, src, cfg, data)
     } else {
         return Err("give --checkpoint FILE or --oracle".into());
     };
     let start = Instant::now();
     let (samples, frames) = run_sampler(field.clone(), &config, &proj, dev, trajectory)?;
     let secs = start.elapsed().as_secs_f64();
-    let m = metrics::compute(&samples, &proj)?;
+    let m = metrics::compute_for(&samples, &proj, &data)?;
     let label = format!("{} {}-d{}", field.parameterization(), if model_cfg["blind"] == json!(true) { "blind" } else { "cond" }, proj.dim);
     eprintln!("{label}: {} samples x {} steps in {secs:.2}s; {}", config.n, config.steps, summary_metrics(&m));
     let projected = read_f32(proj.project(host_tensor(samples.clone(), proj.dim, &Device::flex())));
@@ -473,7 +521,7 @@ fn matrix(v: &Value, what: &str) -> Res<(Vec<f32>, usize)> {
 fn cmd_oracle(args: OracleArgs, points: PathBuf, dev: &Device, pretty: bool) -> Res<()> {
     let text = read_file(&points)?;
     let input: Value = serde_json::from_slice(&text).map_err(|e| format!("{}: not valid JSON: {e}", points.display()))?;
-    let (o, proj, _) = oracle_from(&args, dev)?;
+    let (o, proj, _, _) = oracle_from(&args, dev)?;
     let (vals, cols) = matrix(&input["points"], "points")?;
     if vals.is_empty() {
         return Err("'points' is empty".into());
@@ -534,7 +582,12 @@ fn cmd_metrics(path: PathBuf, pretty: bool) -> Res<()> {
     if cols != dim && !vals.is_empty() {
         return Err(format!("samples have {cols} values per row but dim is {dim}"));
     }
-    let m = metrics::compute(&vals, &proj)?;
+    // The data the samples are read against: the file's model config says (the circles if not).
+    let data = match v["config"].get("data") {
+        Some(d) => DataSpec::from_json(d).map_err(|e| format!("{}: {e}", path.display()))?.build()?,
+        None => DataSet::circles(),
+    };
+    let m = metrics::compute_for(&vals, &proj, &data)?;
     eprintln!("{} samples, D={dim}: {}", m.n, summary_metrics(&m));
     emit(&json!(m), pretty);
     Ok(())
@@ -855,7 +908,8 @@ fn resume_partial(partial: &Path, info: &Path, config: &TrainConfig, dev: &Devic
 }
 
 #[allow(clippy::too_many_arguments)]
-fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, table: bool, models: Vec<Parameterization>, dims: Vec<usize>, scfg: SampleConfig, data_points: usize, grid: usize, dev: &Device, pretty: bool) -> Res<()> {
+#[allow(clippy::too_many_arguments)]
+fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, table: bool, models: Vec<Parameterization>, dims: Vec<usize>, scfg: SampleConfig, data: DataSet, data_points: usize, grid: usize, dev: &Device, pretty: bool) -> Res<()> {
     scfg.validate()?;
     let (n, steps, seed) = (scfg.n, scfg.steps, scfg.seed);
     if out.is_none() && !table {
@@ -875,7 +929,7 @@ fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, table: bool
             for &dim in &dims {
                 let proj = Projection::new(dim, manifest.as_ref().map(|m| m.recipe.projection_seed).unwrap_or(0))?;
                 let field: Rc<dyn Field> = if oracle_mode {
-                    let o = Oracle::for_circles(model, model.default_range(), &proj, data_points, grid, dev)?;
+                    let o = Oracle::for_data(model, model.default_range(), &proj, &data, data_points, grid, dev)?;
                     Rc::new(OracleField { oracle: o, blind })
                 } else {
                     let m = manifest.as_ref().unwrap();
@@ -895,7 +949,7 @@ fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, table: bool
                     Rc::new(model)
                 };
                 let (samples, _) = run_sampler(field, &scfg, &proj, dev, false)?;
-                let m = metrics::compute(&samples, &proj)?;
+                let m = metrics::compute_for(&samples, &proj, &data)?;
                 eprintln!("{row} D={dim}: {}", summary_metrics(&m));
                 let xy = read_f32(proj.project(host_tensor(samples, dim, &Device::flex())));
                 slots.push(figure::Slot::Cell(figure::Cell { row: row.clone(), dim, xy, metrics: m }));
@@ -904,19 +958,21 @@ fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, table: bool
     }
     if let Some(path) = &out {
         let title = format!(
-            "{}: {} samples, {} {} steps ({} grid), seed {} (same starting noise per column)",
+            "{}{}: {} samples, {} {} steps ({} grid), seed {} (same starting noise per column)",
             if oracle_mode { "Closed-form fields" } else { "Trained models" },
+            if data.is_circles() { String::new() } else { format!(" on {}", data.spec.label()) },
             n,
             scfg.solver.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default(),
             steps,
             scfg.time_grid.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default(),
             seed
         );
-        figure::draw(path, &title, &rows, &dims, &slots)?;
+        figure::draw(path, &title, &rows, &dims, &slots, &data)?;
         eprintln!("wrote {}", path.display());
     }
     if table {
-        println!("clean fraction / radial error median / radial error p90 / off-manifold norm (mean) / diverged, {n} samples per cell (clean: within {:.3} of a circle)\n", geonoise::metrics::CLEAN_TOLERANCE);
+        let of = if data.is_circles() { "a circle".to_string() } else { format!("the data ({})", data.spec.label()) };
+        println!("clean fraction / radial error median / radial error p90 / off-manifold norm (mean) / diverged, {n} samples per cell (clean: within {:.3} of {of})\n", geonoise::metrics::CLEAN_TOLERANCE);
         print!("{}", figure::table(&rows, &dims, &slots));
     } else {
         let cells: Vec<Value> = slots
@@ -935,7 +991,7 @@ fn run(cli: Cli) -> Res<()> {
     let pretty = cli.pretty;
     let dev = || device(cli.device);
     match cli.command {
-        Command::Train { config, conditional, out, log_every, eval_samples } => cmd_train(config, conditional, out, log_every, eval_samples, &dev()?, pretty),
+        Command::Train { config, data, conditional, out, log_every, eval_samples } => cmd_train(config, data, conditional, out, log_every, eval_samples, &dev()?, pretty),
         Command::Sample { checkpoint, oracle, oracle_args, config, trajectory, out } => {
             cmd_sample(checkpoint, oracle, oracle_args, config, trajectory, out, &dev()?, pretty)
         }
@@ -944,9 +1000,12 @@ fn run(cli: Cli) -> Res<()> {
         Command::TrainGrid { out, models, dims, steps, width, depth, precision, force, rescore } => {
             cmd_train_grid(out, models, dims, steps, width, depth, precision, force, rescore, &dev()?, pretty)
         }
-        Command::Figure { out, oracle, pretrained, table, models, dims, n, steps, solver, time_grid, seed, data_points, grid } => {
+        Command::Figure { out, oracle, pretrained, table, models, dims, n, steps, solver, time_grid, seed, data, data_points, grid } => {
             let scfg = SampleConfig { n, steps, solver, time_grid, seed, ..Default::default() };
-            cmd_figure(out, oracle, pretrained, table, models, dims, scfg, data_points, grid, &dev()?, pretty)
+            if data.given() && !oracle {
+                return Err("--data is for --oracle: the shipped checkpoints are trained on the circles".into());
+            }
+            cmd_figure(out, oracle, pretrained, table, models, dims, scfg, data.spec()?.build()?, data_points, grid, &dev()?, pretty)
         }
         Command::Images { command } => images::run(command, &dev()?, pretty),
         Command::Regimes(args) => regimes::run(args, &dev()?, pretty),
@@ -960,5 +1019,35 @@ fn main() {
     if let Err(e) = run(cli) {
         eprintln!("error: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_arg_reads_a_shape_or_a_file_of_points_and_names_what_it_wanted() {
+        let arg = |v: &str| DataArg { data: Some(v.to_string()) }.spec();
+        assert_eq!(DataArg::default().spec().unwrap(), DataSpec::default());
+        assert_eq!(arg("spiral").unwrap(), DataSpec::Shape { name: Shape::Spiral });
+        let dir = std::env::temp_dir().join(format!("geonoise-data-arg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        };
+        // The page's export, a bare list, and a samples file's config all read.
+        let want = DataSpec::Points { points: vec![[0.0, 1.0], [2.0, 3.0]] };
+        assert_eq!(arg(&file("a.json", r#"{"points": [[0, 1], [2, 3]]}"#)).unwrap(), want);
+        assert_eq!(arg(&file("b.json", "[[0, 1], [2, 3]]")).unwrap(), want);
+        assert_eq!(arg(&file("c.json", r#"{"config": {"data": {"kind": "points", "points": [[0, 1], [2, 3]]}}, "samples": []}"#)).unwrap(), want);
+        assert!(arg(&file("g.json", r#"{"samples": []}"#)).unwrap_err().contains("a data set is {\"points\": [[x, y], …]}"));
+        assert!(arg(&file("d.json", r#"{"points": [[0, 1]]}"#)).unwrap_err().contains("at least 2 points"));
+        assert!(arg(&file("e.json", r#"{"points": [[0, 1], [2]]}"#)).unwrap_err().contains("data point 1"));
+        assert!(arg(&file("f.json", "not json")).unwrap_err().contains("not valid JSON"));
+        assert!(arg("moons").unwrap_err().contains("neither a shape (circles, three-rings, spiral"));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
