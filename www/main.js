@@ -1,6 +1,7 @@
 // The page: state <-> URL, controls, the engine worker, and the panels.
 // Every handler does: change state -> write the URL -> apply.
-import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, ORACLE, FAITHFUL, PLAIN, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, sourceMessage, controlKey, sampleConfigOf } from "./state.js";
+import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, ORACLE, FAITHFUL, PLAIN, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, sourceMessage, controlKey, sampleConfigOf, DATA_CHOICES, MAX_DRAWN, dataSpec, encodePoints, decodePoints, thinPoints } from "./state.js";
+import { DrawView } from "./draw.js";
 import { samplesCsv, trajectoryCsv, samplesJson } from "./export.js";
 import { PanelView } from "./view.js";
 import { LossChart } from "./chart.js";
@@ -74,7 +75,7 @@ function startWorker() {
   };
   // What "auto" measures on each backend: the job this view is about to do. A test may replace
   // the measurement (window.geonoiseTest.probeTimes, set before the page loads).
-  const job = state.mode === "train" ? { kind: "train", dim: state.tdim, batch: state.batch } : state.mode === "images" ? { kind: "sample", dim: 784, n: state.images } : { kind: "sample", dim: state.d, n: state.n };
+  const job = state.mode === "train" ? { kind: "train", dim: state.tdim, batch: state.batch } : state.mode === "images" ? { kind: "sample", dim: 784, n: state.images } : state.mode === "draw" ? { kind: "sample", dim: state.dd, n: state.dn } : { kind: "sample", dim: state.d, n: state.n };
   worker.postMessage({ type: "init", backend: state.backend, job, probeTimes: window.geonoiseTest?.probeTimes });
 }
 
@@ -129,8 +130,47 @@ function buildPanels() {
     panels.set(panel.id, { panel, view, frames: [], metrics: null, loaded: false, done: false, pending: false, gen: generation });
     view.setStatus("loading…");
     view.setProgress(0);
-    worker.postMessage(sourceMessage(panel, state.d));
+    if (panel.draw) worker.postMessage(sourceMessage(panel, state.dd, "pretrained/", dataSpec(state.shape, state.pts)));
+    else worker.postMessage(sourceMessage(panel, state.d));
   }
+  if (state.mode === "draw") requestDataPoints("draw", dataSpec(state.shape, state.pts));
+}
+
+// --- the Draw view ----------------------------------------------------------------------------
+const drawView = new DrawView($("#draw-canvas"), { onChange: onDrawn });
+
+/** A data set's points as the core normalises them, for the picture under the samples. */
+function requestDataPoints(id, data) {
+  if (data.kind === "points" && data.points.length < 2) return onDataPoints({ id, points: null });
+  worker.postMessage({ type: "data-points", id, data, n: 512 });
+}
+
+function onDataPoints(msg) {
+  if (msg.error) return showNotice(msg.error);
+  const ids = msg.id === "draw" ? ["draw-fm", "draw-ddpm"] : ["train-a", "train-b"];
+  for (const id of ids) panels.get(id)?.view.setData(msg.points);
+  if (msg.id === "draw") drawView.setPreview(state.shape === "drawn" ? null : msg.points);
+}
+
+/** A stroke ended: the drawing becomes the data (thinned to MAX_DRAWN points, with a notice). */
+function onDrawn(points) {
+  const kept = thinPoints(points);
+  showNotice(kept.length < points.length ? `The drawing has ${points.length} points; it keeps ${MAX_DRAWN} of them, evenly spread along the strokes.` : "");
+  if (kept.length < points.length) drawView.setPoints(kept);
+  state.shape = "drawn";
+  state.pts = encodePoints(kept);
+  writeUrl();
+  syncControls();
+  buildPanels();
+}
+
+/** "Train both here": the Train tab, with FM Blind and DDPM Blind on the Draw view's data at its D. */
+function trainDrawn() {
+  if (state.shape === "drawn" && (decodePoints(state.pts) ?? []).length < 2) return showNotice("Draw at least 2 points to train on.");
+  Object.assign(state, { mode: "train", tdata: state.shape, tdim: state.dd, a: "fm-blind", b: "ddpm-blind" });
+  writeUrl();
+  syncControls();
+  buildPanels();
 }
 
 function restartRuns() {
@@ -251,6 +291,11 @@ function onTheory(msg) {
     theory.renderStability(msg.stability);
     window.geonoise.stability = msg.stability;
   }
+  if (msg.concentration) {
+    const c = msg.concentration;
+    const r = theory.renderConcentration(c, $("#concentration"), $("#concentration-caption"));
+    window.geonoise.concentration = { dim: c.dim, model: c.model, levels: c.levels, t_std: c.t_std, t_mean: c.t_mean, parted: r.parted, caption: r.text };
+  }
   window.geonoise.theory = { res: msg.res, path: msg.path, energy: Array.from(msg.energy), grad2: Array.from(msg.grad2), pre2: Array.from(msg.pre2), grid: Array.from(msg.grid), probe: { ...msg.probe, posterior: Array.from(msg.probe.posterior) } };
 }
 
@@ -264,9 +309,10 @@ function buildTrainPanels() {
     const view = new PanelView(grid, panel, { onExport: exportPanel, onDownload: downloadCheckpoint, onImport: importCheckpoint });
     const p = { panel, view, frames: [], metrics: null, loaded: false, done: false, pending: false, gen: generation, color: COLORS[i], train: null };
     panels.set(panel.id, p);
-    view.setStatus(`D = ${state.tdim}, width ${state.width}, depth ${state.depth}`);
+    view.setStatus(`D = ${state.tdim}, width ${state.width}, depth ${state.depth}${state.tdata === "circles" ? "" : `, ${state.tdata === "drawn" ? "the drawing" : state.tdata.replace("-", " ")}`}`);
     view.setTraining("not trained yet: press Start");
   });
+  if (state.tdata !== "circles") requestDataPoints("train", dataSpec(state.tdata, state.pts));
   syncTrainButtons();
 }
 
@@ -531,6 +577,9 @@ function onMessage(msg) {
     case "memory":
       for (const w of memoryWaiters.splice(0)) w({ bytes: msg.bytes, device: msg.device });
       break;
+    case "data-points":
+      onDataPoints(msg);
+      break;
     case "progress":
       if (p) p.view.setProgress(msg.total ? msg.loaded / msg.total : null);
       break;
@@ -666,7 +715,13 @@ function syncControls() {
   $("#train-controls").hidden = !train;
   $("#train-chart").hidden = !train;
   for (const el of [$("#d").parentElement, $("#twins").parentElement, $("#fields").parentElement]) el.hidden = train;
-  for (const el of [$("#d").parentElement, $("#fields").parentElement]) el.hidden ||= state.mode === "images";
+  for (const el of [$("#d").parentElement, $("#fields").parentElement]) el.hidden ||= state.mode === "images" || state.mode === "draw";
+  $("#twins").parentElement.hidden ||= state.mode === "draw";
+  $("#draw").hidden = state.mode !== "draw";
+  $("#draw-controls").hidden = state.mode !== "draw";
+  $("#shape").value = state.shape;
+  $("#dd").value = String(state.dd);
+  $("#tdata").value = state.tdata;
   for (const tab of document.querySelectorAll(".tabs button")) tab.setAttribute("aria-selected", String(tab.dataset.mode === state.mode));
   renderRegimes();
   renderImages();
@@ -721,6 +776,8 @@ function readNumber(key, el) {
 function setupControls() {
   $("#d").innerHTML = DIMS.map((d) => `<option value="${d}">${d}</option>`).join("");
   for (const id of ["a", "b"]) $(`#${id}`).innerHTML = TRAIN_MODELS.map((k) => `<option value="${k}">${modelTitle(k)}</option>`).join("");
+  for (const id of ["shape", "tdata"]) $(`#${id}`).innerHTML = DATA_CHOICES.map((k) => `<option value="${k}">${k === "drawn" ? "my drawing" : k.replace("-", " ")}</option>`).join("");
+  drawView.setPoints(decodePoints(state.pts) ?? []);
   for (const [key, [lo, hi]] of Object.entries({ ...LIMITS, ...FLOATS })) {
     const el = $(`#${key}`);
     if (!el) continue; // the Images tab's own values, shown in the toy view's controls
@@ -808,6 +865,23 @@ function setupControls() {
     training = !training;
     syncTrainButtons();
     for (const p of panels.values()) if (p.train) (training ? trainPump(p) : showTrainLine(p));
+  });
+  on("shape", "change", (e) => {
+    state.shape = e.target.value;
+    writeUrl();
+    buildPanels();
+  });
+  on("dd", "change", (e) => readNumber("dd", e.target) && buildPanels());
+  on("draw-clear", "click", () => {
+    drawView.setPoints([]);
+    onDrawn([]);
+  });
+  on("draw-train", "click", trainDrawn);
+  on("tdata", "change", (e) => {
+    if (!confirmDiscard("Changing the data")) return syncControls();
+    state.tdata = e.target.value;
+    writeUrl();
+    buildPanels();
   });
   on("use-plain", "click", () => useSampler(PLAIN));
   on("use-faithful", "click", () => useSampler(FAITHFUL));

@@ -9,7 +9,7 @@ export const SOLVERS = ["euler", "heun", "ancestral", "sde"];
 // uniform in t, EDM's rho = 7, uniform in log-SNR.
 export const GRIDS = ["default", "uniform", "rho7", "log-snr"];
 export const BACKENDS = ["auto", "webgpu", "cpu"];
-export const MODES = ["view", "train", "theory", "images"];
+export const MODES = ["view", "train", "theory", "images", "draw"];
 export const PMODELS = ["fm", "ddpm", "edm", "eqm", "uedm"];
 // What drives the view tab's panels: the shipped checkpoints, or the closed-form fields.
 export const FIELDS = ["trained", "exact"];
@@ -23,6 +23,7 @@ export const LIMITS = {
   tdim: [2, 1024], width: [4, 1024], depth: [0, 16], batch: [1, 4096], tsteps: [1, 200000], every: [10, 100000],
   pdim: [2, 1024], ps: [0, 100],
   images: [4, 64], isteps: [1, 1000],
+  dd: [2, 1024], dn: [1, 5000],
 };
 // Real-valued settings and their ranges.
 export const FLOATS = { lr: [1e-6, 1], poff: [0, 2] };
@@ -61,15 +62,67 @@ export const DEFAULTS = Object.freeze({
   isolver: "euler", //   (Euler on the ODE over the parameterization's own grid, 100 steps), so
   igrid: "default", //   the live numbers estimate the table's
   isteps: 100,
+  shape: "two-moons", // the Draw view's data: a named shape, or "drawn" (the points in `pts`)
+  pts: "", //   the drawing, encoded (encodePoints)
+  dd: 8, //   its D
+  dn: 500, //   and its samples per panel (the exact fields weigh every data point at every step)
+  tdata: "circles", // the data the Train tab trains on (a shape, or "drawn": the Draw view's drawing)
 });
+
+// The 2-D data sets (crate/src/dataset.rs, Shape), and "drawn": the person's own points.
+export const SHAPES = ["circles", "three-rings", "spiral", "swiss-roll", "checkerboard", "two-moons"];
+export const DATA_CHOICES = [...SHAPES, "drawn"];
+// The most points a drawing keeps: the exact fields weigh every one at every step, and the URL
+// carries them (4 characters each).
+export const MAX_DRAWN = 256;
+// A drawing lives in the plane's plotted square [-EXTENT, EXTENT]^2 (view.js's EXTENT).
+const BOX = 2.6;
+const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/** Points of the plane as URL text: each coordinate clamped to the plotted square and kept to
+ *  12 bits (1/788 of its side), two coordinates in four base64url characters. */
+export function encodePoints(points) {
+  const q = (v) => Math.round(((Math.min(BOX, Math.max(-BOX, v)) + BOX) / (2 * BOX)) * 4095);
+  return points.map(([x, y]) => {
+    const bits = (q(x) << 12) | q(y);
+    return [18, 12, 6, 0].map((s) => B64[(bits >> s) & 63]).join("");
+  }).join("");
+}
+
+/** The points of `encodePoints`' text, or null where the text is not such a list. */
+export function decodePoints(text) {
+  if (text.length % 4 !== 0 || /[^A-Za-z0-9_-]/.test(text)) return null;
+  const out = [];
+  for (let i = 0; i < text.length; i += 4) {
+    const bits = [...text.slice(i, i + 4)].reduce((acc, c) => (acc << 6) | B64.indexOf(c), 0);
+    const v = (k) => (k / 4095) * 2 * BOX - BOX;
+    out.push([v(bits >> 12), v(bits & 4095)]);
+  }
+  return out;
+}
+
+/** At most `max` of `points`, evenly spaced along the list (a stroke's order), ends kept. */
+export function thinPoints(points, max = MAX_DRAWN) {
+  if (points.length <= max) return points;
+  return Array.from({ length: max }, (_, i) => points[Math.round((i * (points.length - 1)) / (max - 1))]);
+}
+
+/** The data set a choice names, as the core takes it (a `DataSpec`): a shape, or the drawing. */
+export function dataSpec(choice, pts) {
+  if (choice === "drawn") return { kind: "points", points: decodePoints(pts) ?? [] };
+  return { kind: "shape", name: choice };
+}
 
 // The Images tab shares the sampling controls with the toy view; these of them keep their own
 // values there (a U-Net step costs far more than a toy step, and the image table used Euler).
 export const IMAGE_KEYS = Object.freeze({ n: "images", solver: "isolver", grid: "igrid", steps: "isteps" });
+// The Draw view keeps its own sample count; its sampler is the toy view's.
+export const DRAW_KEYS = Object.freeze({ n: "dn" });
 
 /** The state key a sampling control stands for in the current tab. */
 export function controlKey(state, key) {
-  return state.mode === "images" ? IMAGE_KEYS[key] ?? key : key;
+  const keys = { images: IMAGE_KEYS, draw: DRAW_KEYS }[state.mode];
+  return keys?.[key] ?? key;
 }
 
 /** The sampling job the current tab's panels run (`SampleConfig`, crate/src/sample.rs). */
@@ -120,6 +173,17 @@ export function parseState(query) {
   pick("grid", GRIDS);
   pick("isolver", SOLVERS);
   pick("igrid", GRIDS);
+  pick("shape", DATA_CHOICES);
+  pick("tdata", DATA_CHOICES);
+  if (params.has("pts")) {
+    const raw = params.get("pts");
+    const pts = decodePoints(raw);
+    if (!pts) notes.push("pts= is not a drawing this page wrote; the drawing is empty");
+    else if (pts.length > MAX_DRAWN) {
+      notes.push(`the drawing has ${pts.length} points; it keeps ${MAX_DRAWN} of them, evenly spread`);
+      state.pts = encodePoints(thinPoints(pts));
+    } else state.pts = raw;
+  }
   pick("backend", BACKENDS);
   pick("mode", MODES);
   pick("fields", FIELDS);
@@ -145,6 +209,7 @@ export function serializeState(state) {
  * the closed-form field of each. */
 export function panelsFor(state) {
   if (state.mode === "images") return imagePanels(state.twins);
+  if (state.mode === "draw") return drawPanels();
   const exact = state.fields === "exact";
   const list = [
     { id: "fm-blind", model: "fm", blind: true },
@@ -165,14 +230,24 @@ export function imagePanels(twins) {
   });
 }
 
-/** What the worker needs to build a panel's closed-form field at D. */
-export function oracleConfig(panel, d) {
-  return { model: panel.model, blind: panel.blind, dim: d, ...ORACLE };
+/** The Draw view's panels: the exact blind FM and DDPM fields on the drawn (or picked) data. */
+export function drawPanels() {
+  return [
+    { id: "draw-fm", model: "fm", blind: true, exact: true, draw: true, title: "FM Blind (exact)" },
+    { id: "draw-ddpm", model: "ddpm", blind: true, exact: true, draw: true, title: "DDPM Blind (exact)" },
+  ];
+}
+
+/** What the worker needs to build a panel's closed-form field at D (on `data`, a DataSpec; the
+ * circles when left out). */
+export function oracleConfig(panel, d, data) {
+  return { model: panel.model, blind: panel.blind, dim: d, ...ORACLE, ...(data ? { data } : {}) };
 }
 
 /** The worker message that gives a view panel its model at D: the closed-form field for an exact
  * panel, else the shipped checkpoint (fetched from `base`), which must be the panel's model. */
-export function sourceMessage(panel, d, base = "pretrained/") {
+export function sourceMessage(panel, d, base = "pretrained/", data = undefined) {
+  if (panel.draw) return { type: "oracle", panel: panel.id, config: oracleConfig(panel, d, data) };
   if (panel.image) return { type: "load", panel: panel.id, url: `${base}images/${panel.key}.safetensors`, image: true, scorer: `${base}images/classifier.safetensors` };
   if (panel.exact) return { type: "oracle", panel: panel.id, config: oracleConfig(panel, d) };
   return { type: "load", panel: panel.id, url: checkpointUrl(panel, d, base), expect: { model: panel.model, blind: panel.blind, dim: d } };
@@ -198,7 +273,7 @@ export function trainPanels(state) {
 /** The `TrainConfig` the worker gets for a Train-tab panel (the CLI's `geonoise train` flags). */
 export function trainConfig(panel, state) {
   return {
-    model: { model: panel.model, blind: panel.blind, dim: state.tdim, width: state.width, depth: state.depth, t_min: null, t_max: null, projection_seed: 0 },
+    model: { model: panel.model, blind: panel.blind, dim: state.tdim, width: state.width, depth: state.depth, t_min: null, t_max: null, projection_seed: 0, data: dataSpec(state.tdata, state.pts) },
     steps: state.tsteps,
     batch: state.batch,
     lr: state.lr,

@@ -32,6 +32,12 @@ export function drawCircles(ctx, w, color) {
 
 /** What every panel shares, whatever it draws (toy samples or images): the status line, the
  * download bar and the error line, in a `section.panel` at `this.el`. */
+/** Points of the plane (flat [x0, y0, …]) as small squares of `size` pixels. */
+export function drawPoints(ctx, w, points, color, size) {
+  ctx.fillStyle = color;
+  for (let j = 0; j < points.length; j += 2) ctx.fillRect(toPixel(points[j], w) - size / 2, toPixel(-points[j + 1], w) - size / 2, size, size);
+}
+
 export class PanelChrome {
   setStatus(text) {
     this.el.querySelector(".status").textContent = text;
@@ -131,6 +137,13 @@ export class PanelView extends PanelChrome {
     this.draw();
   }
 
+  /** The data under the samples: the circles (null), or a data set's points in the plane (a
+   *  flat [x0, y0, x1, y1, …] as the core normalised them). */
+  setData(points) {
+    this.data = points;
+    this.draw();
+  }
+
   push(xy) {
     this.trail.push(xy);
     if (this.trail.length > TRAIL) this.trail.shift();
@@ -142,7 +155,8 @@ export class PanelView extends PanelChrome {
     const w = canvas.width;
     ctx.fillStyle = "#fbfbfb";
     ctx.fillRect(0, 0, w, w);
-    drawCircles(ctx, w, "#b8b8b8");
+    if (this.data) drawPoints(ctx, w, this.data, "#b0b0b0", 2);
+    else drawCircles(ctx, w, "#b8b8b8");
     const k = this.trail.length;
     this.trail.forEach((xy, i) => {
       const last = i === k - 1;

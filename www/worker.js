@@ -27,6 +27,7 @@
 //     {type: "train-export", panel, loss, purpose}    the weights as a checkpoint file
 //     {type: "train-use", panel}                      make the trained weights the panel's model
 //     {type: "memory"}                                wasm memory size and the GPU allocator's figures
+//     {type: "data-points", id, data, n}              a data set's (a DataSpec) normalised points
 //     {type: "train-fault", panel}                    test hook: the panel's next batch holds a NaN
 //     {type: "lose-device"}                           test hook: destroy the GPU device
 //     {type: "crash", how}                            test hook: "uncaught" throws outside any handler
@@ -53,9 +54,12 @@
 //                                                     [res², 2]: grad E_marg and gain * grad E_marg in the
 //                                                     plane; probe {xy, posterior, t_mean, t_std, t_geo,
 //                                                     t_true?}; stability [{model, ts, drift}] when D changed;
-//                                                     compare {res, learned2, exact2, diff} or null
+//                                                     compare {res, learned2, exact2, diff} or null;
+//                                                     concentration {model, dim, levels, norms [5 * 400],
+//                                                     t_mean, t_std} when the model or D changed
 //     {type: "panel-probe", panel, grid, probe}       probe as in "theory", t_true the sampler's t
 //     {type: "memory", bytes, device}                 device: {allocations, bytes_in_use, bytes_reserved} or null
+//     {type: "data-points", id, points | error}       Float32Array [n * 2] in the plane, or why not
 //     {type: "error", panel?, message, fatal?, crashed?}   fatal: the engine itself is unusable (init
 //                                                     failed, WebGPU failed mid-run, or the wasm
 //                                                     panicked: crashed): the page restarts it
@@ -319,7 +323,7 @@ async function handleTrainPreview({ panel, gen, n, steps, seed }) {
   const run = engine.sampler(model, { n, steps, solver: "euler", seed });
   try {
     const [f, full] = await readFrame(run, run.advance(steps));
-    const m = core.metrics(full, model.dim, model.projection_seed);
+    const m = core.metrics(full, model.dim, model.projection_seed, model.config().data);
     post({ type: "train-preview", panel, gen, step: tr.steps_done, xy: f.xy, metrics: m }, [f.xy.buffer]);
   } finally {
     run.free();
@@ -428,7 +432,23 @@ async function handleTheory({ config }) {
   }
   const probeMsg = { ...probeAt(probe, pu), t_true: tTrue };
   const compare = await compareAt(probe, model, dim, offset);
-  post({ type: "theory", res, path, energy: a.energy, grad2, pre2, grid: ts, probe: probeMsg, stability: stabilityAt(dim, points, grid), compare });
+  post({ type: "theory", res, path, energy: a.energy, grad2, pre2, grid: ts, probe: probeMsg, stability: stabilityAt(dim, points, grid), compare, concentration: concentrationAt(probe, model, dim) });
+}
+
+// App. C made visible: the norms ||u|| / sqrt(D) of draws from the marginal at five noise levels
+// (log-spaced from ten times the lowest to 0.8 of the highest) and the posterior's spread of t at
+// them; computed once per model and D.
+let concentration = null; // {key, value}
+
+function concentrationAt(probe, model, dim) {
+  const key = `${model}/${dim}`;
+  if (concentration?.key === key) return undefined; // unchanged: the page keeps its drawing
+  const g = probe.grid();
+  const [lo, hi] = [10 * g[0], 0.8 * g[g.length - 1]];
+  const levels = Array.from({ length: 5 }, (_, i) => lo * (hi / lo) ** (i / 4));
+  const c = probe.concentration(new Float64Array(levels), 400, 16, 0);
+  concentration = { key };
+  return { model, dim, levels: Array.from(c.levels), norms: c.norms, t_mean: Array.from(c.t_mean), t_std: Array.from(c.t_std) };
 }
 
 // Table 2 live: the drift perturbation error of the blind sampler for the noise (DDPM), signal
@@ -470,7 +490,7 @@ async function handleAdvance({ panel, k, gen }) {
   // The plane coordinates for the canvas, the full positions for the live metrics.
   if (!start) [f, full] = await readFrame(r.run, k === 0 ? r.run.current() : r.run.advance(k));
   const model = models.get(panel);
-  const m = core.metrics(full, model.dim, model.projection_seed);
+  const m = core.metrics(full, model.dim, model.projection_seed, model.config().data);
   post({ type: "frame", panel, gen, step: f.step, total: f.total, t: f.t, done: f.done, xy: f.xy, metrics: m }, [f.xy.buffer]);
 }
 
@@ -513,6 +533,14 @@ const handlers = {
   "train-preview": handleTrainPreview,
   "train-export": handleTrainExport,
   "train-use": handleTrainUse,
+  "data-points": ({ id, data, n }) => {
+    // A data set's points as the core normalises them (the Draw view's picture of a shape).
+    try {
+      post({ type: "data-points", id, points: core.data_points(data, n) });
+    } catch (e) {
+      post({ type: "data-points", id, error: message(e) });
+    }
+  },
   "train-fault": ({ panel }) => trainerOf(panel).inject_nan(),
   "lose-device": () => gpuDevices.forEach((d) => d.destroy()),
   memory: () => post({ type: "memory", bytes: wasm.memory.buffer.byteLength, device: engine.device_memory() }),

@@ -30,6 +30,7 @@
 //! show, never a panic. All reads of device memory are async (the only kind WebGPU allows).
 
 use crate::checkpoint::{self, Expected, TrainingInfo};
+use crate::dataset::DataSpec;
 use crate::image::classifier::Classifier;
 use crate::image::metrics as image_metrics;
 use crate::image::store::{self, Loaded};
@@ -503,6 +504,9 @@ struct OracleConfig {
     points: usize,
     #[serde(default = "default_grid")]
     grid: usize,
+    /// The 2-D data set (a `DataSpec`); the circles when left out.
+    #[serde(default)]
+    data: DataSpec,
 }
 
 fn default_points() -> usize {
@@ -545,7 +549,10 @@ impl Engine {
     /// on this engine's device.
     pub fn oracle_field(&self, config: JsValue) -> Result<LoadedModel, JsError> {
         let (c, _, oracle) = oracle_of(config, &self.device)?;
-        let config = serde_json::json!({"model": c.model, "blind": c.blind, "dim": c.dim, "projection_seed": c.projection_seed, "oracle": {"points": c.points, "grid": c.grid}});
+        let mut config = serde_json::json!({"model": c.model, "blind": c.blind, "dim": c.dim, "projection_seed": c.projection_seed, "oracle": {"points": oracle.points(), "grid": c.grid}});
+        if !c.data.is_circles() {
+            config["data"] = serde_json::json!(c.data);
+        }
         Ok(LoadedModel { field: Rc::new(OracleField { oracle, blind: c.blind }), config, dim: c.dim, projection_seed: c.projection_seed, side: None })
     }
 }
@@ -574,7 +581,8 @@ fn oracle_of(config: JsValue, device: &Device) -> Result<(OracleConfig, Projecti
         return Err(js_err(format!("the oracle takes 2 to {} data points and 2 to {} grid levels", crate::oracle::MAX_POINTS, crate::oracle::MAX_GRID)));
     }
     let proj = Projection::new(c.dim, c.projection_seed).map_err(js_err)?;
-    let oracle = Oracle::for_circles(c.model, c.model.default_range(), &proj, c.points, c.grid, device).map_err(js_err)?;
+    let data = c.data.build().map_err(js_err)?;
+    let oracle = Oracle::for_data(c.model, c.model.default_range(), &proj, &data, c.points, c.grid, device).map_err(js_err)?;
     Ok((c, proj, oracle))
 }
 
@@ -663,25 +671,34 @@ impl OracleProbe {
         let (lo, hi) = self.oracle.range;
         let d = self.oracle.dim;
         let dev = Device::flex();
-        let data = crate::sample::read_f32(self.oracle.data().clone());
-        let n = data.len() / d;
         let mut rng = crate::rng::Rng::derive(seed as u64, "drift");
         let mut out = Vec::with_capacity(ts.len());
         for &t in ts {
             if !(t >= lo && t <= hi) {
                 return Err(js_err(format!("t = {t} is outside the oracle's range [{lo}, {hi}]")));
             }
-            let (a, b) = (self.oracle.param.a(t) as f32, self.oracle.param.b(t) as f32);
-            let mut u = Vec::with_capacity(m * d);
-            for _ in 0..m.max(1) {
-                let i = rng.below(n);
-                let eps = rng.normals_f32(d);
-                u.extend((0..d).map(|j| a * data[i * d + j] + b * eps[j]));
-            }
+            let u = self.oracle.marginal_draws(t, m.max(1), &mut rng);
             let err = crate::sample::read_f32(self.oracle.drift_error(crate::data::host_tensor(u, d, &dev), t));
             out.push(err.iter().map(|v| *v as f64).sum::<f64>() / err.len() as f64);
         }
         Ok(js_sys::Float64Array::from(out.as_slice()))
+    }
+
+    /// The concentration of the marginals (App. C, `Oracle::concentration`) at the levels `ts`:
+    /// `{levels, norms: Float32Array [levels * n] of ||u|| / sqrt(D), t_mean, t_std}`, the last two
+    /// the posterior's mean and spread averaged over `probes` draws of each level.
+    pub fn concentration(&self, ts: &[f64], n: usize, probes: usize, seed: u32) -> Result<JsValue, JsError> {
+        if n == 0 || n > 100_000 || probes > 1000 {
+            return Err(js_err("the concentration view takes 1 to 100000 draws and up to 1000 probes per level"));
+        }
+        let c = self.oracle.concentration(ts, n, probes, seed as u64).map_err(js_err)?;
+        let o = js_sys::Object::new();
+        let set = |k: &str, v: JsValue| js_sys::Reflect::set(&o, &k.into(), &v).map(|_| ()).map_err(|_| js_err("could not build the result"));
+        set("levels", js_sys::Float64Array::from(c.levels.as_slice()).into())?;
+        set("norms", Float32Array::from(c.norms.as_slice()).into())?;
+        set("t_mean", js_sys::Float64Array::from(c.t_mean.as_slice()).into())?;
+        set("t_std", js_sys::Float64Array::from(c.t_std.as_slice()).into())?;
+        Ok(o.into())
     }
 
     /// The noise level read off the geometry (App. C): `b` from `||u_perp||`, then `t`. NaN at
@@ -730,12 +747,27 @@ impl OracleProbe {
     }
 }
 
-/// Metrics of samples (rows of `dim` values) for the lift with `projection_seed`.
+/// Metrics of samples (rows of `dim` values) for the lift with `projection_seed`, against the
+/// data set `data` (a `DataSpec`, as a model's config has it; the circles when undefined).
 #[wasm_bindgen]
-pub fn metrics(samples: &[f32], dim: usize, projection_seed: f64) -> Result<JsValue, JsError> {
+pub fn metrics(samples: &[f32], dim: usize, projection_seed: f64, data: JsValue) -> Result<JsValue, JsError> {
     let proj = Projection::new(dim, projection_seed as u64).map_err(js_err)?;
-    let m = metrics::compute(samples, &proj).map_err(js_err)?;
+    let m = if data.is_undefined() || data.is_null() {
+        metrics::compute(samples, &proj)
+    } else {
+        let spec: DataSpec = serde_wasm_bindgen::from_value(data).map_err(|e| js_err(format!("data set: {e}")))?;
+        metrics::compute_for(samples, &proj, &spec.build().map_err(js_err)?)
+    }
+    .map_err(js_err)?;
     to_js(&m)
+}
+
+/// A data set's evenly spread points in the plane (rows of 2, normalised as the core uses them):
+/// what the page draws under the samples. `data` is a `DataSpec`; `n` the count for a shape.
+#[wasm_bindgen]
+pub fn data_points(data: JsValue, n: usize) -> Result<Float32Array, JsError> {
+    let spec: DataSpec = serde_wasm_bindgen::from_value(data).map_err(|e| js_err(format!("data set: {e}")))?;
+    Ok(Float32Array::from(spec.build().map_err(js_err)?.discrete(n.clamp(2, 4096)).as_slice()))
 }
 
 /// What a checkpoint's header says, without loading it: `{config, training}`.

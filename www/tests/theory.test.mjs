@@ -157,3 +157,25 @@ test("Theory tab on WebGPU (SwiftShader): the landscape comes from the WGSL kern
   assert.deepEqual(problems.filter((x) => !/GPU|WebGPU/i.test(x)), []);
   await page.close();
 });
+
+test("Theory tab: the concentration view's shells overlap at D = 2 and part at D = 512, and the posterior over t narrows", async () => {
+  const { page, problems } = await theoryAt("pmodel=fm&pdim=2");
+  await page.waitForFunction(() => window.geonoise.concentration?.dim === 2, null, { timeout: 60000 });
+  const low = await page.evaluate(() => window.geonoise.concentration);
+  // Drag D up: the view follows.
+  await page.fill("#pdim", "512");
+  await page.dispatchEvent("#pdim", "change");
+  await page.waitForFunction(() => window.geonoise.concentration?.dim === 512, null, { timeout: 120000 });
+  const high = await page.evaluate(() => window.geonoise.concentration);
+  assert.equal(low.levels.length, 5);
+  // At D = 512 the lowest two levels can still touch: there the data's own norm (|x|^2 / D) varies
+  // more than the noise adds (b^2).
+  assert.ok(low.parted === 0 && high.parted >= 3, `shells apart: D = 2 ${low.parted}, D = 512 ${high.parted}`);
+  low.t_std.forEach((s, k) => assert.ok(high.t_std[k] < s, `level ${k}: the spread of t at D = 512 ${high.t_std[k]} vs D = 2 ${s}`));
+  assert.match(high.caption, new RegExp(`${high.parted} of 4 neighbouring shells are apart`));
+  assert.match(await page.locator("#concentration-caption").textContent(), /Concentration \(App\. C\) at D = 512/);
+  console.log(`# concentration: D = 2 ${low.parted}/4 apart, spread of t ${low.t_std.map((s) => s.toFixed(3)).join(" ")}; D = 512 ${high.parted}/4, ${high.t_std.map((s) => s.toFixed(3)).join(" ")}`);
+  await page.locator("#concentration").screenshot({ path: path.join(artifacts, "theory-concentration-d512.png") });
+  assert.deepEqual(problems, []);
+  await page.close();
+});

@@ -27,9 +27,11 @@ pub const MAX_GRID: usize = 256;
 
 use crate::data::{host_tensor, Projection};
 use crate::dataset::DataSet;
-use crate::sample::Field;
+use crate::rng::Rng;
+use crate::sample::{read_f32, Field};
 use crate::target::Parameterization;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::Serialize;
 use std::f64::consts::PI;
 
 /// Default number of data points (half on each circle) and of grid noise levels.
@@ -54,6 +56,15 @@ pub struct Oracle {
     pair_dist2: Tensor<2>,
     n: usize,
     device: Device,
+}
+
+/// What [`Oracle::concentration`] measures: `norms` holds `n` values per level, in order.
+#[derive(Clone, Debug, Serialize)]
+pub struct Concentration {
+    pub levels: Vec<f64>,
+    pub norms: Vec<f32>,
+    pub t_mean: Vec<f64>,
+    pub t_std: Vec<f64>,
 }
 
 /// Everything the oracle says about a batch of points (rows of `u`).
@@ -214,6 +225,11 @@ impl Oracle {
     /// The data rows `x_1..x_N`, [N, D].
     pub fn data(&self) -> &Tensor<2> {
         &self.data
+    }
+
+    /// How many data points the closed form sums over.
+    pub fn points(&self) -> usize {
+        self.n
     }
 
     /// Per-grid coefficient rows `[1, K]` of a function of `t`.
@@ -436,6 +452,45 @@ impl Oracle {
         self.denoiser(u.clone(), t).mul_scalar(c - d * a / b) + u.mul_scalar(d / b)
     }
 
+    /// `m` draws from the forward marginal at level `t`: `u = a(t) x_i + b(t) eps`, with `x_i` a
+    /// data point drawn uniformly and `eps ~ N(0, I_D)` (rows of D).
+    pub fn marginal_draws(&self, t: f64, m: usize, rng: &mut Rng) -> Vec<f32> {
+        let d = self.dim;
+        let data = read_f32(self.data.clone());
+        let (a, b) = (self.param.a(t) as f32, self.param.b(t) as f32);
+        let mut u = Vec::with_capacity(m * d);
+        for _ in 0..m {
+            let i = rng.below(self.n);
+            let eps = rng.normals_f32(d);
+            u.extend((0..d).map(|j| a * data[i * d + j] + b * eps[j]));
+        }
+        u
+    }
+
+    /// The geometry of App. C, level by level: at each `t` of `levels`, the norms `||u|| / sqrt(D)`
+    /// of `n` draws from the marginal (the shells that overlap at D = 2 and part as D grows), and
+    /// the mean and spread of the posterior `p(t|u)` averaged over the first `probes` of them:
+    /// how well the noise level can be read off a point of that level.
+    pub fn concentration(&self, levels: &[f64], n: usize, probes: usize, seed: u64) -> Result<Concentration, String> {
+        let (lo, hi) = self.range;
+        let d = self.dim;
+        let mut rng = Rng::derive(seed, "concentration");
+        let mut out = Concentration { levels: levels.to_vec(), norms: Vec::with_capacity(levels.len() * n), t_mean: vec![], t_std: vec![] };
+        for &t in levels {
+            if !(t >= lo && t <= hi) {
+                return Err(format!("t = {t} is outside the oracle's range [{lo}, {hi}]"));
+            }
+            let u = self.marginal_draws(t, n.max(probes).max(1), &mut rng);
+            out.norms.extend(u.chunks(d).take(n).map(|r| (r.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / d as f64).sqrt() as f32));
+            let k = probes.clamp(1, u.len() / d);
+            let an = self.analyze(host_tensor(u[..k * d].to_vec(), d, &self.device));
+            let mean = |v: Vec<f32>| v.iter().map(|x| *x as f64).sum::<f64>() / v.len() as f64;
+            out.t_mean.push(mean(read_f32(an.t_mean)));
+            out.t_std.push(mean(read_f32(an.t_std)));
+        }
+        Ok(out)
+    }
+
     /// Drift perturbation error of the blind sampler against the oracle that knows `t`:
     /// `Delta(u, t) = |nu(t)| ||f*(u) - f*(u, t)||`, [M, 1].
     pub fn drift_error(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
@@ -615,6 +670,36 @@ mod tests {
         }
     }
 
+
+    /// App. C: the norms of noisy points concentrate around `sqrt(a^2 E|x|^2 / D + b^2)`, so at
+    /// D = 512 the shells of different levels part (and the posterior over t narrows) while at
+    /// D = 2 they overlap.
+    #[test]
+    fn the_shells_part_as_dimension_grows() {
+        let p = Parameterization::Fm;
+        let levels = [0.1, 0.3, 0.6];
+        let mut overlap = vec![];
+        let mut spread = vec![];
+        for dim in [2, 512] {
+            let proj = Projection::new(dim, 0).unwrap();
+            let o = Oracle::for_circles(p, p.default_range(), &proj, 64, 48, &dev()).unwrap();
+            let c = o.concentration(&levels, 400, 8, 1).unwrap();
+            assert_eq!((c.norms.len(), c.t_std.len()), (1200, 3));
+            let shell = |k: usize| &c.norms[k * 400..(k + 1) * 400];
+            for (k, &t) in levels.iter().enumerate() {
+                // E|x|^2 = 2 for the circles (P keeps norms).
+                let want = ((p.a(t).powi(2) * 2.0 / dim as f64) + p.b(t).powi(2)).sqrt();
+                let mean = shell(k).iter().map(|v| *v as f64).sum::<f64>() / 400.0;
+                assert!((mean - want).abs() < 0.15 * want, "D = {dim}, t = {t}: mean norm {mean} vs {want}");
+            }
+            // The share of the 0.3-shell's norms that fall inside the 0.6-shell's range.
+            let (lo, hi) = shell(2).iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+            overlap.push(shell(1).iter().filter(|v| **v >= lo && **v <= hi).count() as f64 / 400.0);
+            spread.push(c.t_std[1]);
+        }
+        assert!(overlap[0] > 0.3 && overlap[1] == 0.0, "shell overlap D = 2: {}, D = 512: {}", overlap[0], overlap[1]);
+        assert!(spread[1] < 0.2 * spread[0], "posterior spread D = 2: {}, D = 512: {}", spread[0], spread[1]);
+    }
 
     /// A drawn data set of two clusters, as the page's Draw view makes it: the closed form over it
     /// agrees with the float64 reference at D = 2 and D = 512, and the geometry does what the
