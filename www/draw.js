@@ -1,6 +1,6 @@
 // The Draw view's canvas: the person draws points or strokes in the plane, or sees the shape
 // they picked. Knows the DOM, nothing about the engine.
-import { EXTENT, planePoint, toPixel, drawPoints } from "./view.js";
+import { EXTENT, planePoint, toPixel, drawPoints, clearPlane } from "./view.js";
 
 /** Along a stroke, a new point is kept once it is this far (plane units) from the last. */
 const SPACING = 0.06;
@@ -28,7 +28,7 @@ export class DrawView {
       if (Math.hypot(p[0] - last[0], p[1] - last[1]) < SPACING) return;
       this.stroke.push(p);
       this.points.push(p);
-      this.draw();
+      this.drawPoint(p); // one more square: a long stroke must not redraw every point each move
     });
     const end = () => {
       if (!this.stroke) return;
@@ -54,8 +54,7 @@ export class DrawView {
   draw() {
     const { ctx, canvas } = this;
     const w = canvas.width;
-    ctx.fillStyle = "#fbfbfb";
-    ctx.fillRect(0, 0, w, w);
+    clearPlane(ctx, w);
     ctx.strokeStyle = "#e2e2e2";
     ctx.beginPath();
     ctx.moveTo(w / 2, 0);
@@ -64,7 +63,12 @@ export class DrawView {
     ctx.lineTo(w, w / 2);
     ctx.stroke();
     if (this.preview) drawPoints(ctx, w, this.preview, "#9a9a9a", 2.5);
-    ctx.fillStyle = "#c0392b";
-    for (const [x, y] of this.points) ctx.fillRect(toPixel(x, w) - 2.5, toPixel(-y, w) - 2.5, 5, 5);
+    for (const p of this.points) this.drawPoint(p);
+  }
+
+  drawPoint([x, y]) {
+    const w = this.canvas.width;
+    this.ctx.fillStyle = "#c0392b";
+    this.ctx.fillRect(toPixel(x, w) - 2.5, toPixel(-y, w) - 2.5, 5, 5);
   }
 }

@@ -28,15 +28,20 @@ function shadeCells(ctx, res, w, color) {
   }
 }
 
+/** A chart's canvas cleared to white: its context, size and margins (left `l`, the others fixed). */
+function chartCanvas(canvas, l) {
+  const ctx = canvas.getContext("2d");
+  const W = canvas.width;
+  const H = canvas.height;
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, W, H);
+  return { ctx, W, H, m: { l, r: 10, t: 10, b: 30 } };
+}
+
 /** p(t|u) on a log t axis, with the true t (if known), E[t|u] and the geometric estimate;
  * probe: {xy, posterior [K], t_mean, t_std, t_geo, t_true?}; g: the K noise levels. */
 export function drawPosterior(canvas, caption, probe, g) {
-  const pc = canvas.getContext("2d");
-  const W = canvas.width;
-  const H = canvas.height;
-  const m = { l: 44, r: 10, t: 10, b: 30 };
-  pc.fillStyle = "#fff";
-  pc.fillRect(0, 0, W, H);
+  const { ctx: pc, W, H, m } = chartCanvas(canvas, 44);
   const lx = (t) => m.l + ((Math.log(t) - Math.log(g[0])) / (Math.log(g[g.length - 1]) - Math.log(g[0]))) * (W - m.l - m.r);
   const pmax = Math.max(...probe.posterior, 1e-12);
   const ly = (p) => H - m.b - (p / pmax) * (H - m.t - m.b);
@@ -154,12 +159,7 @@ export class TheoryView {
 
   /** curves: [{model, ts, drift}], drawn log-log. */
   renderStability(curves) {
-    const ctx = this.stability.getContext("2d");
-    const W = this.stability.width;
-    const H = this.stability.height;
-    const m = { l: 44, r: 10, t: 10, b: 30 };
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, W, H);
+    const { ctx, W, H, m } = chartCanvas(this.stability, 44);
     const all = curves.flatMap((c) => c.drift.filter((v) => v > 0 && Number.isFinite(v)));
     const ts = curves.flatMap((c) => c.ts);
     const [x0, x1] = [Math.log10(Math.min(...ts)), Math.log10(Math.max(...ts))];
@@ -196,12 +196,7 @@ export class TheoryView {
   /** App. C: histograms of ||u|| / sqrt(D) for draws from the marginal at five noise levels
    *  (c: {model, dim, levels, norms [5 * m], t_mean, t_std}); returns the caption. */
   renderConcentration(c, canvas, caption) {
-    const ctx = canvas.getContext("2d");
-    const W = canvas.width;
-    const H = canvas.height;
-    const m = { l: 10, r: 10, t: 10, b: 30 };
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, W, H);
+    const { ctx, W, H, m } = chartCanvas(canvas, 10);
     const L = c.levels.length;
     const per = c.norms.length / L;
     // A log axis: the shells' widths shrink with their norms, and the low levels sit close.

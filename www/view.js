@@ -32,6 +32,12 @@ export function drawCircles(ctx, w, color) {
 
 /** What every panel shares, whatever it draws (toy samples or images): the status line, the
  * download bar and the error line, in a `section.panel` at `this.el`. */
+/** A square plane canvas cleared to its background. */
+export function clearPlane(ctx, w) {
+  ctx.fillStyle = "#fbfbfb";
+  ctx.fillRect(0, 0, w, w);
+}
+
 /** Points of the plane (flat [x0, y0, …]) as small squares of `size` pixels. */
 export function drawPoints(ctx, w, points, color, size) {
   ctx.fillStyle = color;
@@ -153,8 +159,7 @@ export class PanelView extends PanelChrome {
   draw() {
     const { ctx, canvas } = this;
     const w = canvas.width;
-    ctx.fillStyle = "#fbfbfb";
-    ctx.fillRect(0, 0, w, w);
+    clearPlane(ctx, w);
     if (this.data) drawPoints(ctx, w, this.data, "#b0b0b0", 2);
     else drawCircles(ctx, w, "#b8b8b8");
     const k = this.trail.length;
