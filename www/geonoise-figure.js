@@ -211,7 +211,7 @@ class GeonoiseFigure extends HTMLElement {
         p.frames++;
         p.done = msg.done;
         if (msg.pixels) {
-          p.view.push(msg.pixels, { step: msg.step, total: msg.total, t: msg.t, side: Math.round(Math.sqrt(msg.pixels.length / msg.metrics.n)) });
+          p.view.push(msg.pixels, msg);
           p.view.setMetrics(msg.metrics, msg.step, msg.total, msg.t, msg.verdict);
         } else {
           p.view.push(msg.xy);

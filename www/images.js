@@ -1,7 +1,8 @@
 // The Images tab's panel: a grid of images forming step by step from the same starting noise,
 // its live numbers, a few snapshots of every image's path for the close-up, and the exports.
 // Knows the DOM, nothing about the engine (as view.js for the toy's panels).
-import { PanelChrome } from "./view.js";
+import { PanelChrome, saveBlob } from "./view.js";
+import { modelTitle } from "./state.js";
 
 /** How many snapshots of the run each panel keeps for the close-up's strip. */
 export const STRIP = 10;
@@ -145,10 +146,9 @@ export class ImagePanelView extends PanelChrome {
     this.side = side;
     this.n = pixels.length / (side * side);
     this.pixels = pixels;
-    const wanted = stripSteps(total);
-    const next = wanted[this.strip.length];
-    if (next !== undefined && (step >= next || step === total)) this.strip.push({ step, t, pixels });
-    else if (step === total && this.strip.at(-1)?.step !== step) this.strip.push({ step, t, pixels });
+    // The next snapshot wanted (the last one is the final step, so a run ends on it).
+    const next = stripSteps(total)[this.strip.length];
+    if (next !== undefined && step >= next) this.strip.push({ step, t, pixels });
     this.draw();
   }
 
@@ -187,11 +187,7 @@ export class ImagePanelView extends PanelChrome {
     this.canvas.toBlob((blob) => {
       const name = `geonoise-${this.panel.key}-fashion-mnist-step${this.step ?? 0}.png`;
       window.geonoise && (window.geonoise.lastExport = { kind: "png", file: name, bytes: blob.size });
-      const a = document.createElement("a");
-      a.href = URL.createObjectURL(blob);
-      a.download = name;
-      a.click();
-      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+      saveBlob(blob, name);
     }, "image/png");
   }
 }
@@ -233,7 +229,7 @@ export function renderImageTable(table, solver, steps) {
   if (!table?.rows) return "";
   const rows = table.rows.filter((r) => r.model === "real" || (r.sample?.solver === solver && r.sample?.steps === steps));
   if (rows.length < 2) return `<p class="reason">The shipped image table (<code>geonoise images table</code>) has no rows for ${solver} with ${steps} steps; it was measured with ${[...new Set(table.rows.filter((r) => r.sample).map((r) => `${r.sample.solver} ${r.sample.steps}`))].join(" and ")}.</p>`;
-  const title = (m) => (m === "real" ? "real training images" : m.replace(/^(\w+)-(\w+)$/, (_, a, b) => `${a.toUpperCase()} ${b === "blind" ? "Blind" : "Cond"}`));
+  const title = (m) => (m === "real" ? "real training images" : modelTitle(m));
   const body = rows
     .map((r) => `<tr><td>${title(r.model)}</td><td>${r.metrics.n}</td><td>${r.metrics.frechet.toFixed(1)}</td><td>${Math.round(100 * r.metrics.confident_share)}%</td><td>${r.metrics.laplacian_ratio.toFixed(2)}×</td></tr>`)
     .join("");

@@ -1,9 +1,9 @@
 // The page: state <-> URL, controls, the engine worker, and the panels.
 // Every handler does: change state -> write the URL -> apply.
-import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, ORACLE, FAITHFUL, PLAIN, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, sourceMessage, controlKey, sampleConfigOf, DATA_CHOICES, MAX_DRAWN, dataSpec, encodePoints, decodePoints, thinPoints } from "./state.js";
+import { DIMS, LIMITS, FLOATS, TRAIN_MODELS, ORACLE, FAITHFUL, PLAIN, parseState, serializeState, panelsFor, trainPanels, modelTitle, trainConfig, sourceMessage, controlKey, sampleConfigOf, probeJob, DATA_CHOICES, MAX_DRAWN, dataSpec, encodePoints, decodePoints, thinPoints } from "./state.js";
 import { DrawView } from "./draw.js";
 import { samplesCsv, trajectoryCsv, samplesJson } from "./export.js";
-import { PanelView } from "./view.js";
+import { PanelView, saveBlob } from "./view.js";
 import { LossChart } from "./chart.js";
 import { TheoryView, drawPosterior } from "./theory.js";
 import { renderTable, describe } from "./regimes.js";
@@ -75,7 +75,7 @@ function startWorker() {
   };
   // What "auto" measures on each backend: the job this view is about to do. A test may replace
   // the measurement (window.geonoiseTest.probeTimes, set before the page loads).
-  const job = state.mode === "train" ? { kind: "train", dim: state.tdim, batch: state.batch } : state.mode === "images" ? { kind: "sample", dim: 784, n: state.images } : state.mode === "draw" ? { kind: "sample", dim: state.dd, n: state.dn } : { kind: "sample", dim: state.d, n: state.n };
+  const job = probeJob(state);
   worker.postMessage({ type: "init", backend: state.backend, job, probeTimes: window.geonoiseTest?.probeTimes });
 }
 
@@ -441,11 +441,7 @@ function saveCheckpoint(p) {
   const file = checkpointName(p, step);
   p.train.downloadedStep = step;
   window.geonoise.lastCheckpoint = { panel: p.panel.id, file, step, size: bytes.length };
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
-  a.download = file;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  saveBlob(new Blob([bytes], { type: "application/octet-stream" }), file);
 }
 
 function downloadCheckpoint(panel) {
@@ -605,9 +601,8 @@ function onMessage(msg) {
         // An image panel: the view keeps the few snapshots its close-up needs.
         p.frames.push({ step: msg.step, t: msg.t });
         p.metrics = msg.metrics;
-        p.verdict = msg.verdict ?? p.verdict;
         p.done = msg.done;
-        p.view.push(msg.pixels, { step: msg.step, total: msg.total, t: msg.t, side: Math.round(Math.sqrt(msg.pixels.length / msg.metrics.n)) });
+        p.view.push(msg.pixels, msg);
         p.view.setMetrics(msg.metrics, msg.step, msg.total, msg.t, msg.verdict);
         if (detail?.panel === p.panel.id) showDetail();
         pump(p);
@@ -665,25 +660,17 @@ function download(p, msg) {
   else if (exportKind === "traj") [text, file, mime] = [trajectoryCsv(p.frames), `${name}-trajectories.csv`, "text/csv"];
   else [text, file, mime] = [samplesJson({ ...msg, panel: p.panel.id, metrics: p.metrics, frames: p.frames }), `${name}.json`, "application/json"];
   window.geonoise.lastExport = { kind: exportKind || "json", file, text };
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(new Blob([text], { type: mime }));
-  a.download = file;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  saveBlob(new Blob([text], { type: mime }), file);
 }
 
 /** An image panel's samples: JSON (the CLI's `images sample --out` format) or .npy. */
 function downloadImages(p, msg) {
   const name = `geonoise-${p.panel.key}-fashion-mnist-seed${state.seed}`;
   const npy = exportKind === "npy";
-  const body = npy ? samplesNpy(msg.samples, msg.side) : samplesImageJson(msg, { panel: p.panel.id, model: p.panel.key, data: "fashion-mnist", backend, metrics: p.metrics, verdict: p.verdict ?? null });
+  const body = npy ? samplesNpy(msg.samples, msg.side) : samplesImageJson(msg, { panel: p.panel.id, model: p.panel.key, data: "fashion-mnist", backend, metrics: p.metrics, verdict: p.view.verdict });
   const file = `${name}.${npy ? "npy" : "json"}`;
   window.geonoise.lastExport = { kind: exportKind, file, text: npy ? null : body, bytes: npy ? body : null };
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(new Blob([body], { type: npy ? "application/octet-stream" : "application/json" }));
-  a.download = file;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  saveBlob(new Blob([body], { type: npy ? "application/octet-stream" : "application/json" }), file);
 }
 
 // --- controls -------------------------------------------------------------------------------

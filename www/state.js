@@ -125,6 +125,14 @@ export function controlKey(state, key) {
   return keys?.[key] ?? key;
 }
 
+/** What "auto" times on each backend (backend.js): the job the current tab is about to do. The
+ * Images tab is timed on the toy's network at the images' D. */
+export function probeJob(state) {
+  if (state.mode === "train") return { kind: "train", dim: state.tdim, batch: state.batch };
+  const dim = { images: 784, draw: state.dd }[state.mode] ?? state.d;
+  return { kind: "sample", dim, n: state[controlKey(state, "n")] };
+}
+
 /** The sampling job the current tab's panels run (`SampleConfig`, crate/src/sample.rs). */
 export function sampleConfigOf(state) {
   const k = (key) => state[controlKey(state, key)];

@@ -32,6 +32,15 @@ export function drawCircles(ctx, w, color) {
 
 /** What every panel shares, whatever it draws (toy samples or images): the status line, the
  * download bar and the error line, in a `section.panel` at `this.el`. */
+/** Hands `blob` to the browser as a download named `file`. */
+export function saveBlob(blob, file) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = file;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
 /** A square plane canvas cleared to its background. */
 export function clearPlane(ctx, w) {
   ctx.fillStyle = "#fbfbfb";

@@ -38,7 +38,7 @@
 //     {type: "progress", panel, loaded, total}        checkpoint download progress (total 0 if unknown)
 //     {type: "loaded", panel, config}
 //     {type: "frame", panel, gen, step, total, t, done, xy: Float32Array (transferred), metrics}
-//     {type: "frame", …, pixels: Float32Array [n * side²] (transferred), metrics: {n, diverged,
+//     {type: "frame", …, side, pixels: Float32Array [n * side²] (transferred), metrics: {n, diverged,
 //                                                     laplacian_energy}, verdict?}   an image panel's frame;
 //                                                     verdict (the last frame): the classifier's
 //                                                     {confident_share, class_counts, classes} or {error}
@@ -224,10 +224,11 @@ function dropPanel(panel) {
   trainers.delete(panel);
 }
 
-/** Loads checkpoint bytes; `name` labels errors (URL or file name). */
-function loadModel(bytes, name, expect) {
+/** Loads checkpoint bytes, a toy model's or (`image`) a U-Net's; `name` labels errors (URL or
+ * file name). */
+function loadModel(bytes, name, expect, image = false) {
   try {
-    return engine.load_checkpoint(bytes, expect);
+    return image ? engine.load_image_checkpoint(bytes) : engine.load_checkpoint(bytes, expect);
   } catch (e) {
     throw new Error(`${name}: ${message(e)}`);
   }
@@ -241,14 +242,7 @@ function useModel(panel, model, extra = {}) {
 
 async function handleLoad({ panel, url, expect, image, scorer }) {
   dropPanel(panel);
-  if (!image) return useModel(panel, loadModel(await fetchBytes(panel, url), url, expect));
-  const bytes = await fetchBytes(panel, url);
-  let model;
-  try {
-    model = engine.load_image_checkpoint(bytes);
-  } catch (e) {
-    throw new Error(`${url}: ${message(e)}`);
-  }
+  const model = loadModel(await fetchBytes(panel, url), url, expect, image);
   if (scorer) scorerUrls.set(panel, scorer);
   useModel(panel, model);
 }
@@ -438,16 +432,16 @@ async function handleTheory({ config }) {
 // App. C made visible: the norms ||u|| / sqrt(D) of draws from the marginal at five noise levels
 // (log-spaced from ten times the lowest to 0.8 of the highest) and the posterior's spread of t at
 // them; computed once per model and D.
-let concentration = null; // {key, value}
+let concentrationKey = null; // "model/D" of the last one sent
 
 function concentrationAt(probe, model, dim) {
   const key = `${model}/${dim}`;
-  if (concentration?.key === key) return undefined; // unchanged: the page keeps its drawing
+  if (concentrationKey === key) return undefined; // unchanged: the page keeps its drawing
   const g = probe.grid();
   const [lo, hi] = [10 * g[0], 0.8 * g[g.length - 1]];
   const levels = Array.from({ length: 5 }, (_, i) => lo * (hi / lo) ** (i / 4));
   const c = probe.concentration(new Float64Array(levels), 400, 16, 0);
-  concentration = { key };
+  concentrationKey = key;
   return { model, dim, levels: Array.from(c.levels), norms: c.norms, t_mean: Array.from(c.t_mean), t_std: Array.from(c.t_std) };
 }
 
@@ -501,7 +495,7 @@ async function imageFrame({ panel, k, gen }, r, model) {
   const pixels = f.full;
   const metrics = core.image_metrics(pixels, model.side);
   const verdict = f.done ? await verdictOf(panel, pixels) : undefined;
-  post({ type: "frame", panel, gen, step: f.step, total: f.total, t: f.t, done: f.done, pixels, metrics, verdict }, [pixels.buffer]);
+  post({ type: "frame", panel, gen, step: f.step, total: f.total, t: f.t, done: f.done, side: model.side, pixels, metrics, verdict }, [pixels.buffer]);
 }
 
 async function handleExport({ panel }) {

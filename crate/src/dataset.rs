@@ -175,6 +175,17 @@ impl Piece {
         }
     }
 
+    /// The largest norm of a point of the piece, exactly: the norm is convex, so on a segment or
+    /// a rectangle it peaks at a vertex.
+    fn max_norm(&self) -> f64 {
+        let norm = |(x, y): (f64, f64)| (x * x + y * y).sqrt();
+        match self {
+            Piece::Circle { r, .. } => *r,
+            Piece::Polyline { pts, .. } => pts.iter().map(|&p| norm(p)).fold(0.0, f64::max),
+            Piece::Rect { x0, y0, x1, y1, .. } => [(*x0, *y0), (*x0, *y1), (*x1, *y0), (*x1, *y1)].into_iter().map(norm).fold(0.0, f64::max),
+        }
+    }
+
     /// The distance from `p` to the piece (0 inside a rectangle).
     fn distance(&self, p: (f64, f64)) -> f64 {
         match self {
@@ -417,7 +428,7 @@ impl DataSet {
         match &self.kind {
             Kind::Circles => R_OUTER,
             Kind::Points(pts) => pts.iter().map(|p| (p.0 * p.0 + p.1 * p.1).sqrt()).fold(0.0, f64::max),
-            Kind::Pieces(pieces) => self.discrete(4096).chunks(2).map(|p| ((p[0] as f64).powi(2) + (p[1] as f64).powi(2)).sqrt()).fold(0.0, f64::max).max(pieces.iter().map(|p| if let Piece::Circle { r, .. } = p { *r } else { 0.0 }).fold(0.0, f64::max)),
+            Kind::Pieces(pieces) => pieces.iter().map(Piece::max_norm).fold(0.0, f64::max),
         }
     }
 }
@@ -454,6 +465,10 @@ mod tests {
             assert!(disc.chunks(2).all(|p| d.distance((p[0] as f64, p[1] as f64)) < 1e-5), "{shape:?}");
             let (dx, dy, d2) = moments(&disc);
             assert!(dx.abs() < 0.03 && dy.abs() < 0.03 && (d2 - 2.0).abs() < 0.05, "{shape:?}: discrete moments ({dx}, {dy}, {d2})");
+            // The radius is the largest norm of the shape: no dense point is beyond it, and some
+            // come within a hair of it.
+            let far_pt = d.discrete(4096).chunks(2).map(|p| ((p[0] as f64).powi(2) + (p[1] as f64).powi(2)).sqrt()).fold(0.0, f64::max);
+            assert!(far_pt <= d.radius() + 1e-6 && far_pt > d.radius() - 0.05, "{shape:?}: {far_pt} vs {}", d.radius());
             // A point far out is about its own distance away, less at most the data's radius.
             let far = d.distance((100.0, 0.0));
             assert!(far >= 100.0 - d.radius() - 1e-9 && far <= 100.0 + d.radius(), "{shape:?}: {far}");
@@ -472,6 +487,8 @@ mod tests {
         assert!((d.distance((1.0, 0.0)) - (1.0 - R_INNER)).abs() < 1e-15);
         assert!((d.distance((0.0, 2.0)) - (2.0 - R_OUTER)).abs() < 1e-15);
         assert!((d.distance((0.0, 0.0)) - R_INNER).abs() < 1e-15);
+        // So a sample diverges where it always did.
+        assert_eq!(10.0 * d.radius(), crate::metrics::DIVERGED_NORM);
     }
 
     #[test]

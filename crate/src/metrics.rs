@@ -97,7 +97,8 @@ pub fn compute(samples: &[f32], proj: &Projection) -> Result<Metrics, String> {
 
 /// Metrics of `samples` (rows of `proj.dim` floats) against the data set `data`.
 pub fn compute_for(samples: &[f32], proj: &Projection, data: &DataSet) -> Result<Metrics, String> {
-    let diverged_norm = if data.is_circles() { DIVERGED_NORM } else { 10.0 * data.radius() };
+    // Ten times the data's largest norm: DIVERGED_NORM for the circles.
+    let diverged_norm = 10.0 * data.radius();
     let d = proj.dim;
     if samples.len() % d != 0 {
         return Err(format!("{} values do not make rows of D = {d}", samples.len()));

@@ -755,19 +755,23 @@ pub fn metrics(samples: &[f32], dim: usize, projection_seed: f64, data: JsValue)
     let m = if data.is_undefined() || data.is_null() {
         metrics::compute(samples, &proj)
     } else {
-        let spec: DataSpec = serde_wasm_bindgen::from_value(data).map_err(|e| js_err(format!("data set: {e}")))?;
-        metrics::compute_for(samples, &proj, &spec.build().map_err(js_err)?)
+        metrics::compute_for(samples, &proj, &data_set(data)?)
     }
     .map_err(js_err)?;
     to_js(&m)
+}
+
+/// A `DataSpec` from the page, built (normalised and checked).
+fn data_set(data: JsValue) -> Result<crate::dataset::DataSet, JsError> {
+    let spec: DataSpec = serde_wasm_bindgen::from_value(data).map_err(|e| js_err(format!("data set: {e}")))?;
+    spec.build().map_err(js_err)
 }
 
 /// A data set's evenly spread points in the plane (rows of 2, normalised as the core uses them):
 /// what the page draws under the samples. `data` is a `DataSpec`; `n` the count for a shape.
 #[wasm_bindgen]
 pub fn data_points(data: JsValue, n: usize) -> Result<Float32Array, JsError> {
-    let spec: DataSpec = serde_wasm_bindgen::from_value(data).map_err(|e| js_err(format!("data set: {e}")))?;
-    Ok(Float32Array::from(spec.build().map_err(js_err)?.discrete(n.clamp(2, 4096)).as_slice()))
+    Ok(Float32Array::from(data_set(data)?.discrete(n.clamp(2, 4096)).as_slice()))
 }
 
 /// What a checkpoint's header says, without loading it: `{config, training}`.

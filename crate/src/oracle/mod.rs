@@ -31,7 +31,6 @@ use crate::rng::Rng;
 use crate::sample::{read_f32, Field};
 use crate::target::Parameterization;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use serde::Serialize;
 use std::f64::consts::PI;
 
 /// Default number of data points (half on each circle) and of grid noise levels.
@@ -59,7 +58,7 @@ pub struct Oracle {
 }
 
 /// What [`Oracle::concentration`] measures: `norms` holds `n` values per level, in order.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Concentration {
     pub levels: Vec<f64>,
     pub norms: Vec<f32>,
