@@ -10,6 +10,16 @@ import { browserSession, artifacts } from "./browser.mjs";
 
 const { open } = browserSession();
 
+/** embed-example.html, with `window.doneFigures` listing the figures that fired geonoise-done. */
+async function openExample() {
+  const opened = await open("embed-example.html");
+  await opened.page.evaluate(() => {
+    window.doneFigures = [];
+    document.querySelectorAll("geonoise-figure").forEach((f, i) => f.addEventListener("geonoise-done", () => window.doneFigures.push(i)));
+  });
+  return opened;
+}
+
 /** Each figure's panels: {title, step, clean, radial} (a toy panel) or {title, step, noise,
  * confident} (an image panel) from its shadow DOM. */
 const figures = (page) =>
@@ -24,11 +34,7 @@ const figures = (page) =>
   );
 
 test("embed-example.html: the autoplaying figure samples both checkpoints to the end; the other waits for Play, then samples the exact fields", async () => {
-  const { page, problems } = await open("embed-example.html");
-  await page.evaluate(() => {
-    window.doneFigures = [];
-    document.querySelectorAll("geonoise-figure").forEach((f, i) => f.addEventListener("geonoise-done", () => window.doneFigures.push(i)));
-  });
+  const { page, problems } = await openExample();
   await page.waitForFunction(() => window.doneFigures.includes(0), null, { timeout: 300000, polling: 250 });
   let [first, second, images] = await figures(page);
   assert.deepEqual(first.map((p) => p.title), ["FM Blind", "DDPM Blind"]);
@@ -50,11 +56,7 @@ test("embed-example.html: the autoplaying figure samples both checkpoints to the
 });
 
 test('the image figure (data="fashion-mnist"): FM Blind and DDPM Blind turn the same noise into images on Play, with their numbers', async () => {
-  const { page, problems } = await open("embed-example.html");
-  await page.evaluate(() => {
-    window.doneFigures = [];
-    document.querySelectorAll("geonoise-figure").forEach((f, i) => f.addEventListener("geonoise-done", () => window.doneFigures.push(i)));
-  });
+  const { page, problems } = await openExample();
   await page.waitForFunction(() => document.querySelectorAll("geonoise-figure")[2].shadowRoot.querySelectorAll(".image-panel canvas").length === 2, null, { timeout: 60000 });
   await page.evaluate(() => document.querySelectorAll("geonoise-figure")[2].shadowRoot.querySelector(".play").click());
   await page.waitForFunction(() => window.doneFigures.includes(2), null, { timeout: 300000, polling: 250 });
