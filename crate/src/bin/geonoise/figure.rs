@@ -1,12 +1,23 @@
 //! `geonoise figure`: the paper's Figure 5 as a grid of 2-D projections (rows: model, columns: D),
 //! from the shipped checkpoints or from the closed-form fields, with the metrics as a table.
 
-use geonoise::data::{R_INNER, R_OUTER};
+
+use crate::io::{emit, read_file, read_manifest, summary_metrics, Res};
+use crate::sample::run_sampler;
+use burn::tensor::Device;
+use clap::ValueEnum;
+use geonoise::checkpoint;
+use geonoise::data::{host_tensor, Projection, R_INNER, R_OUTER};
 use geonoise::dataset::DataSet;
-use geonoise::metrics::Metrics;
+use geonoise::metrics::{self, Metrics};
+use geonoise::oracle::{Oracle, OracleField};
+use geonoise::sample::{read_f32, Field, SampleConfig};
+use geonoise::target::Parameterization;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
-use std::path::Path;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// One cell of the grid: the projected samples of one model at one D.
 pub struct Cell {
@@ -115,4 +126,83 @@ pub fn table(rows: &[String], dims: &[usize], slots: &[Slot]) -> String {
         s += "\n";
     }
     s
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, print_table: bool, models: Vec<Parameterization>, dims: Vec<usize>, scfg: SampleConfig, data: DataSet, data_points: usize, grid: usize, dev: &Device, pretty: bool) -> Res<()> {
+    scfg.validate()?;
+    let (n, steps, seed) = (scfg.n, scfg.steps, scfg.seed);
+    if out.is_none() && !print_table {
+        return Err("give --out FILE.png, --table, or both".into());
+    }
+    let manifest = if oracle_mode {
+        None
+    } else {
+        Some(read_manifest(&dir)?.ok_or(format!("no manifest.json in {}; train the grid first (pretrained/train-all.sh) or use --oracle", dir.display()))?)
+    };
+    let mut rows = vec![];
+    let mut slots = vec![];
+    for &model in &models {
+        for &blind in &[false, true] {
+            let row = format!("{} {}", model.display_name(), if blind { "Blind" } else { "Cond" });
+            rows.push(row.clone());
+            for &dim in &dims {
+                let proj = Projection::new(dim, manifest.as_ref().map(|m| m.recipe.projection_seed).unwrap_or(0))?;
+                let field: Rc<dyn Field> = if oracle_mode {
+                    let o = Oracle::for_data(model, model.default_range(), &proj, &data, data_points, grid, dev)?;
+                    Rc::new(OracleField { oracle: o, blind })
+                } else {
+                    let m = manifest.as_ref().unwrap();
+                    let Some(e) = m.find(model, blind, dim) else {
+                        slots.push(Slot::Missing("not in manifest".into()));
+                        continue;
+                    };
+                    let bytes = match read_file(&dir.join(&e.file)) {
+                        Ok(b) => b,
+                        Err(err) => {
+                            eprintln!("{row} D={dim}: {err}");
+                            slots.push(Slot::Missing("file missing".into()));
+                            continue;
+                        }
+                    };
+                    let (model, _) = checkpoint::load(&bytes, dev, &checkpoint::Expected::any()).map_err(|err| format!("{}: {err}", e.file))?;
+                    Rc::new(model)
+                };
+                let (samples, _) = run_sampler(field, &scfg, &proj, dev, false)?;
+                let m = metrics::compute_for(&samples, &proj, &data)?;
+                eprintln!("{row} D={dim}: {}", summary_metrics(&m));
+                let xy = read_f32(proj.project(host_tensor(samples, dim, &Device::flex())));
+                slots.push(Slot::Cell(Cell { row: row.clone(), dim, xy, metrics: m }));
+            }
+        }
+    }
+    if let Some(path) = &out {
+        let title = format!(
+            "{}{}: {} samples, {} {} steps ({} grid), seed {} (same starting noise per column)",
+            if oracle_mode { "Closed-form fields" } else { "Trained models" },
+            if data.is_circles() { String::new() } else { format!(" on {}", data.spec.label()) },
+            n,
+            scfg.solver.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default(),
+            steps,
+            scfg.time_grid.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default(),
+            seed
+        );
+        draw(path, &title, &rows, &dims, &slots, &data)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if print_table {
+        let of = if data.is_circles() { "a circle".to_string() } else { format!("the data ({})", data.spec.label()) };
+        println!("clean fraction / radial error median / radial error p90 / off-manifold norm (mean) / diverged, {n} samples per cell (clean: within {:.3} of {of})\n", geonoise::metrics::CLEAN_TOLERANCE);
+        print!("{}", table(&rows, &dims, &slots));
+    } else {
+        let cells: Vec<Value> = slots
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Cell(c) => Some(json!({"row": c.row, "dim": c.dim, "metrics": c.metrics})),
+                Slot::Missing(_) => None,
+            })
+            .collect();
+        emit(&json!({"out": out.map(|p| p.display().to_string()), "oracle": oracle_mode, "rows": rows, "dims": dims, "cells": cells}), pretty);
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! `geonoise images …`: the paper's image experiment (Sec. 7.1) — train the U-Nets and the
 //! classifier that scores them, sample grids from the same starting noise, and the metric table.
 
-use super::{emit, read_file, write_file, Res};
+use crate::io::{emit, read_file, write_file, Res};
 use burn::module::Module;
 use burn::tensor::Device;
 use clap::Subcommand;

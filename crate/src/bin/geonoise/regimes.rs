@@ -5,7 +5,7 @@
 //! Every cell is written to a JSON file as soon as it is measured; a run that is cut off goes on
 //! from there (cells of the same settings are not measured again).
 
-use crate::{read_file, write_file, Res};
+use crate::io::{read_file, read_manifest, write_file, Res};
 use burn::tensor::Device;
 use geonoise::checkpoint;
 use geonoise::data::{host_tensor, Projection};
@@ -250,9 +250,9 @@ pub fn run(a: Args, dev: &Device, pretty: bool) -> Res<()> {
     }
     let mut results = read_results(&a.out)?.unwrap_or(Results { format: FORMAT.into(), command: String::new(), clean_tolerance: CLEAN_TOLERANCE, cells: vec![] });
     if !a.table_only {
-        results.command = crate::command_line();
+        results.command = crate::io::command_line();
         let manifest = if a.sources.contains(&Source::Trained) {
-            Some(crate::read_manifest(&a.dir)?.ok_or_else(|| format!("no manifest.json in {}: train the grid first (pretrained/train-all.sh), or measure the exact fields alone (--sources exact)", a.dir.display()))?)
+            Some(read_manifest(&a.dir)?.ok_or_else(|| format!("no manifest.json in {}: train the grid first (pretrained/train-all.sh), or measure the exact fields alone (--sources exact)", a.dir.display()))?)
         } else {
             None
         };
@@ -300,7 +300,7 @@ pub fn run(a: Args, dev: &Device, pretty: bool) -> Res<()> {
     if a.markdown || a.table_only {
         print!("{}", tables(&results, &a));
     } else {
-        crate::emit(&serde_json::to_value(&results).map_err(|e| e.to_string())?, pretty);
+        crate::io::emit(&serde_json::to_value(&results).map_err(|e| e.to_string())?, pretty);
     }
     Ok(())
 }
@@ -380,7 +380,7 @@ mod tests {
     fn the_shipped_table_is_current_and_reproduces() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let results = read_results(&root.join("pretrained/regimes.json")).unwrap().expect("pretrained/regimes.json is shipped");
-        let manifest = crate::read_manifest(&root.join("pretrained")).unwrap().expect("the manifest");
+        let manifest = read_manifest(&root.join("pretrained")).unwrap().expect("the manifest");
         assert!(results.cells.len() >= 100, "{} cells", results.cells.len());
         for c in results.cells.iter().filter(|c| c.source == Source::Trained) {
             let e = manifest.find(c.model, c.blind, c.dim).expect("a manifest entry for every trained cell");
