@@ -1,7 +1,7 @@
 // The regimes table: what `geonoise regimes` measured (pretrained/regimes.json) for the sampler
 // settings the page is using — clean fraction and radial-error p90 of every model, blind and
 // conditional, trained and exact, at each D. Pure functions of the results and the state (no DOM):
-// main.js puts what they return on the page.
+// pretrained-tab.js puts what they return on the page.
 
 import { MODEL_NAMES } from "./state.js";
 

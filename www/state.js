@@ -107,6 +107,11 @@ export function thinPoints(points, max = MAX_DRAWN) {
   return Array.from({ length: max }, (_, i) => points[Math.round((i * (points.length - 1)) / (max - 1))]);
 }
 
+/** A data choice in words, as the data menus show it: "two moons", "my drawing". */
+export function dataTitle(choice) {
+  return choice === "drawn" ? "my drawing" : choice.replace("-", " ");
+}
+
 /** The data set a choice names, as the core takes it (a `DataSpec`): a shape, or the drawing. */
 export function dataSpec(choice, pts) {
   if (choice === "drawn") return { kind: "points", points: decodePoints(pts) ?? [] };
@@ -139,25 +144,80 @@ export function sampleConfigOf(state) {
   return { n: k("n"), steps: k("steps"), solver: k("solver"), time_grid: k("grid"), seed: state.seed };
 }
 
+// Every URL key: the tab it belongs to ("all": every tab) and what it sets. A key left out of the
+// URL takes its DEFAULTS value; the README's "URL keys" table is this one.
+export const URL_KEYS = Object.freeze({
+  mode: ["all", "the tab: view (Pretrained models), train, theory, images, draw"],
+  backend: ["all", "auto, webgpu or cpu"],
+  seed: ["view, train, images, draw", "the seed of the starting noise (and of training in the Train tab)"],
+  speed: ["view, train, images, draw", "sampler steps per drawn frame"],
+  d: ["view", "D of the pretrained panels (2, 8, 32, 128, 512); a link to another tab that has a D sets that tab's D with it (see D_KEYS)"],
+  twins: ["view, images", "also show the conditional twins"],
+  fields: ["view", "trained (the shipped checkpoints) or exact (the closed-form fields)"],
+  n: ["view, train", "samples per panel"],
+  solver: ["view, train, draw", "sampler: euler, heun, ancestral, sde"],
+  grid: ["view, train, draw", "time grid: default, uniform, rho7, log-snr"],
+  steps: ["view, train, draw", "sampler steps"],
+  tdim: ["train", "D of the models trained on the page (2..1024)"],
+  a: ["train", "the left model, e.g. fm-blind"],
+  b: ["train", "the right model, e.g. ddpm-blind"],
+  tdata: ["train", "the data trained on: a shape, or drawn (the Draw tab's drawing)"],
+  width: ["train", "width of the network"],
+  depth: ["train", "residual blocks of the network"],
+  batch: ["train", "batch size of each training step"],
+  lr: ["train", "learning rate"],
+  tsteps: ["train", "training steps"],
+  every: ["train", "a preview every this many steps"],
+  pmodel: ["theory", "the parameterization: fm, ddpm, edm, eqm, uedm"],
+  pdim: ["theory", "D of the closed form (2..1024)"],
+  poff: ["theory", "distance of the landscape off the data plane (0..2)"],
+  ps: ["theory", "the probe's noise level (0..100 across the model's range, log-spaced)"],
+  images: ["images", "images per panel (4..64)"],
+  isolver: ["images", "the Images tab's sampler"],
+  igrid: ["images", "the Images tab's time grid"],
+  isteps: ["images", "the Images tab's sampler steps"],
+  shape: ["draw", "the data: a shape, or drawn (the points in pts)"],
+  pts: ["draw, train", "the drawing, 4 characters a point"],
+  dd: ["draw", "D of the Draw tab (2..1024)"],
+  dn: ["draw", "samples per panel in the Draw tab"],
+});
+
+/** The key each tab reads its D from. The Images tab has none: its images are 28×28 (D = 784). */
+export const D_KEYS = Object.freeze({ view: "d", train: "tdim", theory: "pdim", draw: "dd" });
+
 /** Parses a query string into a state; returns {state, notes} where notes say what was fixed. */
 export function parseState(query) {
   const params = new URLSearchParams(query);
   const state = { ...DEFAULTS };
   const notes = [];
-  const int = (key) => {
+  function pick(key, allowed) {
     if (!params.has(key)) return;
-    const raw = params.get(key);
+    const v = params.get(key);
+    if (allowed.includes(v)) state[key] = v;
+    else notes.push(`${key}=${v} is not one of ${allowed.join(", ")}; using ${state[key]}`);
+  }
+  /** The whole number `from` in the URL (the key itself by default) into `key`, clamped to its range. */
+  const int = (key, from = key) => {
+    if (!params.has(from)) return;
+    const raw = params.get(from);
     const v = Number(raw);
     const [lo, hi] = LIMITS[key];
     if (!Number.isFinite(v) || !Number.isInteger(v)) {
-      notes.push(`${key}=${raw} is not a whole number; using ${state[key]}`);
+      notes.push(`${from}=${raw} is not a whole number; using ${state[key]}`);
       return;
     }
     const c = Math.min(hi, Math.max(lo, v));
-    if (c !== v) notes.push(`${key}=${raw} is outside ${lo}..${hi}; using ${c}`);
+    if (c !== v) notes.push(`${from}=${raw} is outside ${lo}..${hi}; using ${c}`);
     state[key] = c;
   };
   for (const key of Object.keys(LIMITS)) int(key);
+  pick("mode", MODES);
+  // A link to a tab with a D of its own and `d=` but not that tab's key: the tab's D follows `d`
+  // (`?mode=train&d=64` trains at D = 64). The pretrained view's D takes `d` only where it has
+  // checkpoints for it, so then the note about pretrained D is left out.
+  const ownD = D_KEYS[state.mode];
+  const follows = ownD && ownD !== "d" && params.has("d") && !params.has(ownD);
+  if (follows) int(ownD, "d");
   for (const [key, [lo, hi]] of Object.entries(FLOATS)) {
     if (!params.has(key)) continue;
     const raw = params.get(key);
@@ -169,14 +229,8 @@ export function parseState(query) {
   if (params.has("d")) {
     const v = Number(params.get("d"));
     if (DIMS.includes(v)) state.d = v;
-    else notes.push(`D=${params.get("d")} has no pretrained models; pretrained D are ${DIMS.join(", ")}; using ${state.d}`);
+    else if (!follows) notes.push(`D=${params.get("d")} has no pretrained models; pretrained D are ${DIMS.join(", ")}; using ${state.d}`);
   }
-  const pick = (key, allowed) => {
-    if (!params.has(key)) return;
-    const v = params.get(key);
-    if (allowed.includes(v)) state[key] = v;
-    else notes.push(`${key}=${v} is not one of ${allowed.join(", ")}; using ${state[key]}`);
-  };
   pick("solver", SOLVERS);
   pick("grid", GRIDS);
   pick("isolver", SOLVERS);
@@ -193,7 +247,6 @@ export function parseState(query) {
     } else state.pts = raw;
   }
   pick("backend", BACKENDS);
-  pick("mode", MODES);
   pick("fields", FIELDS);
   pick("pmodel", PMODELS);
   pick("a", TRAIN_MODELS);

@@ -33,6 +33,11 @@ export function drawCircles(ctx, w, color) {
 /** What every panel shares, whatever it draws (toy samples or images): the status line, the
  * download bar and the error line, in a `section.panel` at `this.el`. */
 /** Hands `blob` to the browser as a download named `file`. */
+/** A select's options: one per key, showing `label(key)`. */
+export function options(keys, label = String) {
+  return keys.map((k) => `<option value="${k}">${label(k)}</option>`).join("");
+}
+
 export function saveBlob(blob, file) {
   const a = document.createElement("a");
   a.href = URL.createObjectURL(blob);

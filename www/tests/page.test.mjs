@@ -344,3 +344,26 @@ test("Train tab: a GPU device lost mid-training restarts the engine on the CPU, 
   assert.deepEqual(problems.filter((p) => !/device was lost|WebGPU|GPU/i.test(p)), []);
   await page.close();
 });
+
+test("each tab introduces itself: one intro shown, the tab's own; a link with d= sets the opened tab's D", async () => {
+  const { page, problems } = await open("?backend=cpu&d=8&n=16&steps=5&speed=10");
+  await page.waitForFunction(() => window.geonoise.backend === "cpu", null, { timeout: 60000 });
+  const shown = () => page.evaluate(() => [...document.querySelectorAll(".intro")].filter((e) => !e.hidden).map((e) => e.dataset.mode));
+  for (const mode of ["view", "train", "theory", "images", "draw"]) {
+    await page.click(`#tab-${mode}`);
+    await page.waitForFunction((mode) => window.geonoise.state.mode === mode, mode, { timeout: 10000 });
+    assert.deepEqual(await shown(), [mode]);
+    assert.match(await page.locator(`#intro-${mode}`).textContent(), /Try:/);
+  }
+  assert.match(await page.locator("#intro-images").textContent(), /velocity target: FM Blind's samples are sharp, while\s+DDPM Blind's stay covered in residual noise[\s\S]*Residual noise[\s\S]*confident/);
+  // A link to the Train tab with d=: the tab trains at that D, and the URL names its own key.
+  await page.goto(page.url().replace(/\?.*$/, "?mode=train&backend=cpu&d=64"));
+  await page.waitForFunction(() => window.geonoise.backend === "cpu" && window.geonoise.panels.size === 2, null, { timeout: 60000 });
+  assert.equal(await page.locator("#tdim").inputValue(), "64");
+  assert.match(page.url(), /tdim=64/);
+  assert.deepEqual(await shown(), ["train"]);
+  assert.ok(await page.locator("#notice").isHidden(), "no note about pretrained D");
+  await page.screenshot({ path: path.join(artifacts, "page-train-intro.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
