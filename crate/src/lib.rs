@@ -4,8 +4,9 @@
 //! The modules follow the paper: the forward process ([`schedule`]), what a network regresses
 //! ([`target`]), the concentric-circles data lifted to R^D ([`data`]), the residual MLP
 //! ([`model`]), its training ([`train`]), the unified sampler ([`sample`]), the closed-form fields
-//! ([`oracle`]), sample quality ([`metrics`]) and weights on disk ([`checkpoint`]). The image
-//! experiment of Sec. 7.1 has a room of its own ([`image`]): IDX data, a U-Net, its training and
+//! ([`oracle`]), sample quality ([`metrics`]), weights on disk ([`checkpoint`]) and a run's whole
+//! state on disk, to resume it exactly ([`resume`]). The image experiment of Sec. 7.1 has a room
+//! of its own ([`image`]): IDX data, a U-Net, its training and
 //! the image metrics.
 
 pub mod checkpoint;
@@ -14,8 +15,10 @@ pub mod dataset;
 pub mod image;
 pub mod metrics;
 pub mod model;
+pub mod optimizer;
 pub mod oracle;
 pub mod pretrained;
+pub mod resume;
 pub mod rng;
 pub mod sample;
 pub mod schedule;

@@ -41,6 +41,16 @@ impl Rng {
         Rng::new(seed ^ h.rotate_left(17))
     }
 
+    /// The generator's whole state: where a stream is (a training run's batches), to go on from
+    /// exactly there (`from_state`).
+    pub fn state(&self) -> ([u64; 4], Option<f64>) {
+        (self.s, self.spare_normal)
+    }
+
+    pub fn from_state(s: [u64; 4], spare_normal: Option<f64>) -> Self {
+        Rng { s, spare_normal }
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = self.s[1] << 17;
@@ -92,6 +102,17 @@ mod tests {
         let mut c = Rng::derive(7, "init");
         let mut d = Rng::derive(7, "batch");
         assert_ne!(c.next_u64(), d.next_u64());
+    }
+
+    #[test]
+    fn a_stream_goes_on_exactly_from_its_state() {
+        let mut a = Rng::new(3);
+        a.normal(); // leaves a Box–Muller spare
+        let (s, spare) = a.state();
+        assert!(spare.is_some());
+        let mut b = Rng::from_state(s, spare);
+        let rest = |r: &mut Rng| (r.normal(), r.next_u64(), r.normal());
+        assert_eq!(rest(&mut a), rest(&mut b));
     }
 
     #[test]

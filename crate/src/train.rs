@@ -14,9 +14,11 @@ use crate::dataset::DataSet;
 use crate::model::{time_embedding, Model, ModelConfig, Net};
 use crate::rng::Rng;
 use crate::target::Parameterization;
-use burn::grad_clipping::GradientClippingConfig;
+use crate::checkpoint;
+use crate::optimizer::NamedOptimizer;
+use crate::resume::{self, RunState};
 use burn::module::Module;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -134,7 +136,7 @@ pub struct Trainer {
     net: Option<Net>,
     /// The weights as they were at the last loss read that came back finite.
     last_good: Option<(usize, Net)>,
-    optim: ModuleOptimizer,
+    optim: NamedOptimizer,
     device: Device,
     projection: Projection,
     projection_t: Tensor<2>,
@@ -155,9 +157,10 @@ impl Trainer {
         Self::with_net(config, net, 0, device)
     }
 
-    /// Goes on training `model` (e.g. a checkpoint saved at step `step`) under `config`. The
-    /// optimizer's moments start afresh and the batches come from a stream of their own, so a
-    /// resumed run is a faithful continuation but not bit-identical to an uninterrupted one.
+    /// Goes on training `model` (e.g. a checkpoint saved at step `step`) under `config`, from a
+    /// file of weights alone: the optimizer's moments start afresh and the batches come from a
+    /// stream of their own, so this is a continuation, not the same run. A run's state file
+    /// (`save_state`, `resume_state`) resumes it exactly.
     pub fn resume(config: TrainConfig, model: &Model, step: usize, device: &Device) -> Result<Trainer, String> {
         config.validate()?;
         if model.config.resolved() != config.model.resolved() {
@@ -169,18 +172,51 @@ impl Trainer {
         Ok(tr)
     }
 
+    /// The run's whole state as a state file (`resume.rs`): the weights, Adam's moments by
+    /// parameter name, the step and the batch stream's position. Reads the device back
+    /// synchronously (native, or Flex in the browser).
+    pub fn save_state(&self) -> Result<Vec<u8>, String> {
+        let net = self.net.as_ref().expect("trainer net present between steps");
+        RunState {
+            of: checkpoint::FORMAT.into(),
+            config: serde_json::to_value(&self.config).map_err(|e| e.to_string())?,
+            step: self.step,
+            rng: self.rng.clone(),
+            weights: resume::weights(net),
+            optimizer: self.optim.state(),
+            ema: None,
+            extra: serde_json::Value::Null,
+        }
+        .encode()
+    }
+
+    /// Goes on with the run a state file (`save_state`) holds, exactly where it stopped: N steps
+    /// straight and k steps, a stop, then N - k steps from the state give the same weights. The
+    /// file must be a state of `config`'s run; anything else is refused with what differs.
+    pub fn resume_state(config: TrainConfig, bytes: &[u8], device: &Device) -> Result<Trainer, String> {
+        config.validate()?;
+        let config = TrainConfig { model: config.model.resolved(), ..config };
+        let st = RunState::decode(bytes, checkpoint::FORMAT)?;
+        st.check_config(&config)?;
+        if st.step > config.steps {
+            return Err(format!("it is at step {}, past the run's {} steps", st.step, config.steps));
+        }
+        if st.ema.is_some() {
+            return Err("it holds a moving average of the weights, which this trainer does not keep".into());
+        }
+        let net = resume::with_weights(Net::init(&config.model, config.seed, device), &st.weights, "the state")?;
+        let mut tr = Self::with_net(config, net.to_device(device).train(), st.step, device)?;
+        let trained = tr.net.as_ref().expect("trainer net present between steps");
+        tr.optim.restore(&st.optimizer, trained, &tr.device.clone().inner(), "the state")?;
+        tr.rng = st.rng;
+        Ok(tr)
+    }
+
     fn with_net(config: TrainConfig, net: Net, step: usize, device: &Device) -> Result<Trainer, String> {
         let config = TrainConfig { model: config.model.resolved(), ..config };
         let device = device.clone().autodiff();
-        let clip = (config.grad_clip > 0.0).then(|| GradientClippingConfig::Norm(config.grad_clip as f32));
-        let optim = match config.optimizer {
-            OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-8).with_grad_clipping(clip).init(),
-            OptimizerKind::Adamw => AdamWConfig::new()
-                .with_epsilon(1e-8)
-                .with_weight_decay(config.weight_decay as f32)
-                .with_grad_clipping(clip)
-                .init(),
-        };
+        let weight_decay = (config.optimizer == OptimizerKind::Adamw).then_some(config.weight_decay as f32);
+        let optim = NamedOptimizer::adam(1e-8, weight_decay, config.grad_clip);
         let projection = Projection::new(config.model.dim, config.model.projection_seed)?;
         let projection_t = projection.tensor(&device).transpose();
         let data = config.model.data.build()?;
@@ -306,7 +342,6 @@ impl Trainer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::Parameterization;
 
     #[test]
     fn memory_estimate_tracks_the_shape() {
@@ -409,6 +444,74 @@ mod tests {
         assert!(mean(&rest[..10]) < 0.9 * mean(&first[..10]), "{} vs {}", mean(&rest[..10]), mean(&first[..10]));
         let other = ModelConfig { dim: 8, ..cfg.model.clone() };
         assert!(Trainer::resume(TrainConfig { model: other, ..cfg }, &model, 0, &device).is_err());
+    }
+
+    /// N steps straight, and k steps, the state written, a new trainer from it and N - k more:
+    /// the same weights to the bit (Adam and AdamW, on Flex).
+    #[test]
+    fn a_run_resumed_from_its_state_is_the_same_run() {
+        let device = Device::flex();
+        for optimizer in [OptimizerKind::Adam, OptimizerKind::Adamw] {
+            let mc = ModelConfig { width: 32, depth: 2, ..ModelConfig::new(Parameterization::Ddpm, true, 6) };
+            let cfg = TrainConfig { steps: 40, batch: 64, lr: 3e-3, optimizer, weight_decay: 0.01, ..TrainConfig::new(mc) };
+            let mut straight = Trainer::new(cfg.clone(), &device).unwrap();
+            while !straight.finished() {
+                straight.step();
+            }
+            let mut first = Trainer::new(cfg.clone(), &device).unwrap();
+            for _ in 0..15 {
+                first.step();
+            }
+            let state = first.save_state().unwrap();
+            drop(first);
+            let mut second = Trainer::resume_state(cfg.clone(), &state, &device).unwrap();
+            assert_eq!(second.steps_done(), 15);
+            while !second.finished() {
+                second.step();
+            }
+            let (a, b) = (weights(&straight.model()), weights(&second.model()));
+            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{optimizer:?}: the resumed run's weights differ");
+            // The old way (weights alone) is a continuation, not the same run.
+            let mut cont = Trainer::resume(cfg.clone(), &Trainer::resume_state(cfg.clone(), &state, &device).unwrap().model(), 15, &device).unwrap();
+            while !cont.finished() {
+                cont.step();
+            }
+            assert!(weights(&cont.model()) != a, "fresh moments and another batch stream give other weights");
+        }
+    }
+
+    #[test]
+    fn a_state_of_another_run_or_a_damaged_one_is_refused_by_what_is_wrong() {
+        let device = Device::flex();
+        let mc = ModelConfig { width: 16, depth: 1, ..ModelConfig::new(Parameterization::Fm, true, 4) };
+        let cfg = TrainConfig { steps: 20, batch: 16, ..TrainConfig::new(mc) };
+        let mut tr = Trainer::new(cfg.clone(), &device).unwrap();
+        for _ in 0..3 {
+            tr.step();
+        }
+        let state = tr.save_state().unwrap();
+        let err = |c: &TrainConfig, b: &[u8]| Trainer::resume_state(c.clone(), b, &device).err().expect("refused");
+        assert!(err(&TrainConfig { lr: 5e-3, ..cfg.clone() }, &state).contains("another run (lr: 0.001 here, 0.005 asked)"), "{}", err(&TrainConfig { lr: 5e-3, ..cfg.clone() }, &state));
+        let wider = TrainConfig { model: ModelConfig { width: 32, ..cfg.model.clone() }, ..cfg.clone() };
+        assert!(err(&wider, &state).contains("another run (model:"));
+        assert!(err(&cfg, &state[..state.len() - 7]).contains("truncated or damaged"));
+        assert!(err(&cfg, &[]).contains("empty"));
+        let weights_file = crate::checkpoint::save(&tr.model(), None).unwrap();
+        assert!(err(&cfg, &weights_file).contains("holds a geonoise-checkpoint, not a training state"));
+        // A NaN in a moment, and a moment of a parameter the model does not have.
+        let mut st = RunState::decode(&state, checkpoint::FORMAT).unwrap();
+        let key = st.optimizer.tensors.keys().next().unwrap().clone();
+        let shape = st.optimizer.tensors[&key].shape().to_vec();
+        let n: usize = shape.iter().product();
+        st.optimizer.tensors.insert(key.clone(), TensorData::new(vec![f32::NAN; n], shape));
+        let e = err(&cfg, &st.encode().unwrap());
+        assert!(e.contains(&format!("adam/{key} holds {n} non-finite values")), "{e}");
+        let mut st = RunState::decode(&state, checkpoint::FORMAT).unwrap();
+        st.optimizer.tensors.insert("blocks.7.fc1.weight/momentum.moment_1".into(), TensorData::new(vec![0f32; 4], [2, 2]));
+        assert!(err(&cfg, &st.encode().unwrap()).contains("blocks.7.fc1.weight, which the model does not have"));
+        let mut st = RunState::decode(&state, checkpoint::FORMAT).unwrap();
+        st.weights.remove("output.bias");
+        assert!(err(&cfg, &st.encode().unwrap()).contains("no values for the parameter output.bias"));
     }
 
     #[test]

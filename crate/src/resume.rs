@@ -1,0 +1,233 @@
+//! Stop anywhere, resume exactly: a training run's whole state in one file, so that N steps
+//! straight and k + (N - k) steps with a stop in between give the same weights.
+//!
+//! A state file is a safetensors file (`geonoise.format` = `geonoise-train-state`) holding:
+//!
+//! | tensor | what |
+//! |---|---|
+//! | `weights/NAME` | the raw weights (f32), `NAME` as in the weights' own files (`blocks.0.fc1.weight`) |
+//! | `adam/NAME/FIELD` | the optimizer's state of parameter `NAME` (`momentum.moment_1`, `momentum.moment_2`) |
+//! | `ema/NAME` | the moving average of the weights, for a trainer that keeps one |
+//!
+//! and in its metadata `geonoise.state`, as JSON: `of` (the format of the weights it trains),
+//! `config` (the run's config), `step` (optimizer steps done; the learning rate follows from it),
+//! `rng` (the batch stream's generator, `s` as four hex words and the Box–Muller spare), `scalars`
+//! (the optimizer's per-parameter scalars, `NAME/FIELD`: Adam's step count) and `extra` (what the
+//! trainer adds, e.g. the seconds trained). Everything is keyed by parameter *names*, never by
+//! burn's parameter ids, which a reload does not keep.
+//!
+//! Reading a file checks everything before anything is used: the format, the config against the
+//! run's, every name against the model's parameters, every shape, and that every value is finite;
+//! an error names the file's problem. Writing is the caller's, atomically (`write_atomic`).
+
+use crate::optimizer::{param_shapes, OptimState};
+use crate::rng::Rng;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Tensor, TensorData};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+pub const FORMAT: &str = "geonoise-train-state";
+const VERSION: u32 = 1;
+const KEY_FORMAT: &str = "geonoise.format";
+const KEY_VERSION: &str = "geonoise.version";
+const KEY_STATE: &str = "geonoise.state";
+
+/// Every float parameter's values by name (read back synchronously).
+struct Gather {
+    path: Vec<String>,
+    out: BTreeMap<String, TensorData>,
+}
+
+impl ModuleVisitor for Gather {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.out.insert(self.path.join("."), param.val().into_data().convert::<f32>());
+    }
+}
+
+/// A module's weights by name, as f32 host data.
+pub fn weights<M: Module>(m: &M) -> BTreeMap<String, TensorData> {
+    let mut g = Gather { path: vec![], out: BTreeMap::new() };
+    m.visit(&mut g);
+    g.out
+}
+
+/// Puts `values` (checked to cover every parameter with its shape) into a module, keeping each
+/// parameter's id and whether it is trained.
+struct Put<'a> {
+    path: Vec<String>,
+    values: &'a BTreeMap<String, TensorData>,
+}
+
+impl ModuleMapper for Put<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let data = self.values[&self.path.join(".")].clone();
+        param.map(|t| {
+            let put = Tensor::from_data(data, &t.device());
+            if t.is_require_grad() {
+                put.require_grad()
+            } else {
+                put
+            }
+        })
+    }
+}
+
+/// `m` with the weights `values` (every parameter's name and shape checked first).
+pub fn with_weights<M: Module>(m: M, values: &BTreeMap<String, TensorData>, what: &str) -> Result<M, String> {
+    let params = param_shapes(&m);
+    for (name, shape) in &params {
+        let v = values.get(name).ok_or_else(|| format!("{what} has no values for the parameter {name}"))?;
+        if v.shape().to_vec() != *shape {
+            return Err(format!("{what}: {name} is {:?}, the model's is {shape:?}", v.shape().to_vec()));
+        }
+    }
+    if let Some(extra) = values.keys().find(|k| !params.iter().any(|(n, _)| n == *k)) {
+        return Err(format!("{what} has values for {extra}, which the model does not have"));
+    }
+    Ok(m.map(&mut Put { path: vec![], values }))
+}
+
+/// A training run's whole state, as a state file holds it.
+#[derive(Clone, Debug)]
+pub struct RunState {
+    /// The format of the weights the run trains (`geonoise-checkpoint`, `geonoise-unet`).
+    pub of: String,
+    /// The run's config, as JSON (compared with the resuming run's).
+    pub config: serde_json::Value,
+    pub step: usize,
+    pub rng: Rng,
+    pub weights: BTreeMap<String, TensorData>,
+    pub optimizer: OptimState,
+    pub ema: Option<BTreeMap<String, TensorData>>,
+    pub extra: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    of: String,
+    config: serde_json::Value,
+    step: usize,
+    rng: RngState,
+    scalars: BTreeMap<String, burn_pack::Scalar>,
+    #[serde(default)]
+    extra: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RngState {
+    s: [String; 4],
+    spare_normal: Option<f64>,
+}
+
+impl RunState {
+    /// The state file's bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        let (s, spare_normal) = self.rng.state();
+        let header = Header { of: self.of.clone(), config: self.config.clone(), step: self.step, rng: RngState { s: s.map(|w| format!("{w:016x}")), spare_normal }, scalars: self.optimizer.scalars.clone(), extra: self.extra.clone() };
+        let mut named: Vec<(String, &TensorData)> = vec![];
+        named.extend(self.weights.iter().map(|(k, v)| (format!("weights/{k}"), v)));
+        named.extend(self.optimizer.tensors.iter().map(|(k, v)| (format!("adam/{k}"), v)));
+        if let Some(ema) = &self.ema {
+            named.extend(ema.iter().map(|(k, v)| (format!("ema/{k}"), v)));
+        }
+        let views = named
+            .iter()
+            .map(|(k, v)| TensorView::new(Dtype::F32, v.shape().to_vec(), v.as_bytes()).map(|t| (k.clone(), t)).map_err(|e| format!("state tensor {k}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let metadata = HashMap::from([
+            (KEY_FORMAT.to_string(), FORMAT.to_string()),
+            (KEY_VERSION.to_string(), VERSION.to_string()),
+            (KEY_STATE.to_string(), serde_json::to_string(&header).map_err(|e| e.to_string())?),
+        ]);
+        safetensors::serialize(views, Some(metadata)).map_err(|e| format!("writing the state: {e}"))
+    }
+
+    /// Reads a state file of a run training weights of format `of`; every tensor is checked to be
+    /// f32 and finite. Names and shapes are checked against the model where the state is used.
+    pub fn decode(bytes: &[u8], of: &str) -> Result<RunState, String> {
+        if bytes.is_empty() {
+            return Err("the state file is empty".into());
+        }
+        let tensors = SafeTensors::deserialize(bytes).map_err(|e| format!("not a readable state file (a truncated or damaged file?): {e}"))?;
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format!("not a readable state file: {e}"))?;
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        match metadata.get(KEY_FORMAT).map(String::as_str) {
+            Some(FORMAT) => {}
+            Some(other) => return Err(format!("it holds a {other}, not a training state")),
+            None => return Err("it is not a geonoise training state".into()),
+        }
+        let version: u32 = metadata.get(KEY_VERSION).and_then(|v| v.parse().ok()).ok_or("its format version is unreadable")?;
+        if version > VERSION {
+            return Err(format!("it was written by a newer geonoise (state version {version}; this one reads up to {VERSION})"));
+        }
+        let header: Header = serde_json::from_str(metadata.get(KEY_STATE).ok_or("it has no run in its metadata")?).map_err(|e| format!("its run is unreadable: {e}"))?;
+        if header.of != of {
+            return Err(format!("it is the state of a run training a {}, not a {of}", header.of));
+        }
+        let mut s = [0u64; 4];
+        for (w, text) in s.iter_mut().zip(&header.rng.s) {
+            *w = u64::from_str_radix(text, 16).map_err(|_| format!("its generator state '{text}' is unreadable"))?;
+        }
+        let mut out = RunState { of: header.of, config: header.config, step: header.step, rng: Rng::from_state(s, header.rng.spare_normal), weights: BTreeMap::new(), optimizer: OptimState { tensors: BTreeMap::new(), scalars: header.scalars }, ema: None, extra: header.extra };
+        for (name, view) in tensors.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(format!("{name} is {:?}, a state holds f32", view.dtype()));
+            }
+            let data = TensorData::from_bytes_vec(view.data().to_vec(), view.shape().to_vec(), burn::tensor::DType::F32);
+            let bad = data.as_slice::<f32>().map_err(|e| format!("{name}: {e:?}"))?.iter().filter(|v| !v.is_finite()).count();
+            if bad > 0 {
+                return Err(format!("{name} holds {bad} non-finite values"));
+            }
+            let (kind, key) = name.split_once('/').ok_or_else(|| format!("it holds a tensor '{name}' of no part of a run"))?;
+            match kind {
+                "weights" => out.weights.insert(key.to_string(), data),
+                "adam" => out.optimizer.tensors.insert(key.to_string(), data),
+                "ema" => out.ema.get_or_insert_with(BTreeMap::new).insert(key.to_string(), data),
+                _ => return Err(format!("it holds a tensor '{name}' of no part of a run")),
+            };
+        }
+        Ok(out)
+    }
+
+    /// The state's config as `T`, refused with both named where it is not `want`'s run.
+    pub fn check_config<T: Serialize>(&self, want: &T) -> Result<(), String> {
+        let want = serde_json::to_value(want).map_err(|e| e.to_string())?;
+        if self.config != want {
+            let differs: Vec<String> = match (&self.config, &want) {
+                (serde_json::Value::Object(a), serde_json::Value::Object(b)) => b.keys().filter(|k| a.get(*k) != b.get(*k)).map(|k| format!("{k}: {} here, {} asked", a.get(k).map(|v| v.to_string()).unwrap_or("nothing".into()), b[k])).collect(),
+                _ => vec![],
+            };
+            return Err(format!("it is the state of another run ({})", if differs.is_empty() { "another config".to_string() } else { differs.join("; ") }));
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` so that a kill at any moment leaves the old file or the new one,
+/// never a torn one: written beside, flushed to disk, then renamed over.
+#[cfg(not(target_family = "wasm"))]
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
