@@ -173,9 +173,10 @@ impl Trainer {
     }
 
     /// The run's whole state as a state file (`resume.rs`): the weights, Adam's moments by
-    /// parameter name, the step and the batch stream's position. Reads the device back
-    /// synchronously (native, or Flex in the browser).
-    pub fn save_state(&self) -> Result<Vec<u8>, String> {
+    /// parameter name, the step and the batch stream's position, with `extra` (e.g. the seconds
+    /// trained) kept beside it. Reads the device back synchronously (native, or Flex in the
+    /// browser).
+    pub fn save_state(&self, extra: serde_json::Value) -> Result<Vec<u8>, String> {
         let net = self.net.as_ref().expect("trainer net present between steps");
         RunState {
             of: checkpoint::FORMAT.into(),
@@ -185,15 +186,16 @@ impl Trainer {
             weights: resume::weights(net),
             optimizer: self.optim.state(),
             ema: None,
-            extra: serde_json::Value::Null,
+            extra,
         }
         .encode()
     }
 
     /// Goes on with the run a state file (`save_state`) holds, exactly where it stopped: N steps
     /// straight and k steps, a stop, then N - k steps from the state give the same weights. The
-    /// file must be a state of `config`'s run; anything else is refused with what differs.
-    pub fn resume_state(config: TrainConfig, bytes: &[u8], device: &Device) -> Result<Trainer, String> {
+    /// file must be a state of `config`'s run; anything else is refused with what differs. Returns
+    /// the `extra` it was saved with too.
+    pub fn resume_state(config: TrainConfig, bytes: &[u8], device: &Device) -> Result<(Trainer, serde_json::Value), String> {
         config.validate()?;
         let config = TrainConfig { model: config.model.resolved(), ..config };
         let st = RunState::decode(bytes, checkpoint::FORMAT)?;
@@ -209,7 +211,7 @@ impl Trainer {
         let trained = tr.net.as_ref().expect("trainer net present between steps");
         tr.optim.restore(&st.optimizer, trained, &tr.device.clone().inner(), "the state")?;
         tr.rng = st.rng;
-        Ok(tr)
+        Ok((tr, st.extra))
     }
 
     fn with_net(config: TrainConfig, net: Net, step: usize, device: &Device) -> Result<Trainer, String> {
@@ -462,17 +464,17 @@ mod tests {
             for _ in 0..15 {
                 first.step();
             }
-            let state = first.save_state().unwrap();
+            let state = first.save_state(serde_json::json!({"seconds": 2.0})).unwrap();
             drop(first);
-            let mut second = Trainer::resume_state(cfg.clone(), &state, &device).unwrap();
-            assert_eq!(second.steps_done(), 15);
+            let (mut second, extra) = Trainer::resume_state(cfg.clone(), &state, &device).unwrap();
+            assert_eq!((second.steps_done(), extra), (15, serde_json::json!({"seconds": 2.0})));
             while !second.finished() {
                 second.step();
             }
             let (a, b) = (weights(&straight.model()), weights(&second.model()));
             assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{optimizer:?}: the resumed run's weights differ");
             // The old way (weights alone) is a continuation, not the same run.
-            let mut cont = Trainer::resume(cfg.clone(), &Trainer::resume_state(cfg.clone(), &state, &device).unwrap().model(), 15, &device).unwrap();
+            let mut cont = Trainer::resume(cfg.clone(), &Trainer::resume_state(cfg.clone(), &state, &device).unwrap().0.model(), 15, &device).unwrap();
             while !cont.finished() {
                 cont.step();
             }
@@ -489,7 +491,7 @@ mod tests {
         for _ in 0..3 {
             tr.step();
         }
-        let state = tr.save_state().unwrap();
+        let state = tr.save_state(serde_json::Value::Null).unwrap();
         let err = |c: &TrainConfig, b: &[u8]| Trainer::resume_state(c.clone(), b, &device).err().expect("refused");
         assert!(err(&TrainConfig { lr: 5e-3, ..cfg.clone() }, &state).contains("another run (lr: 0.001 here, 0.005 asked)"), "{}", err(&TrainConfig { lr: 5e-3, ..cfg.clone() }, &state));
         let wider = TrainConfig { model: ModelConfig { width: 32, ..cfg.model.clone() }, ..cfg.clone() };

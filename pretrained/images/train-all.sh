@@ -3,9 +3,10 @@
 # paper's image experiment (FM and DDPM, blind and conditional) on Fashion-MNIST, the manifest,
 # the sample figure and the metric table. `./build.sh images` runs it with the CLI it builds.
 #
-# Resumable: a finished file is kept; an unfinished run goes on from its state in runs/ (raw
-# and EMA weights, saved every 250 steps). MAX_SECONDS=N stops each run after N seconds of this
-# call (the state is saved), so the work can be spread over several sittings.
+# Resumable: a finished file is kept; an unfinished run goes on exactly from its state in runs/
+# (raw and EMA weights, Adam's moments and the batch stream, saved every 250 steps).
+# MAX_SECONDS=N stops each run after N seconds of this call (the state is saved), so the work can
+# be spread over several sittings.
 # The four runs go two at a time, one thread each: on 2 cores that trains faster in all than
 # one run on both cores. Measured: FM Blind and DDPM Blind together made 3.10 + 2.90 steps/s;
 # one run on both cores makes 3.66 (273 ms per step, `geonoise images bench`).
@@ -22,7 +23,7 @@ train() { # model blind|cond
   local flag=(); [ "$2" = blind ] && flag=(--blind)
   [ -f "$1-$2.safetensors" ] && return 0
   RAYON_NUM_THREADS=1 "$G" images train --model "$1" "${flag[@]}" "${RECIPE[@]}" "${LIMIT[@]}" \
-    --out "$1-$2.safetensors" --state "runs/$1-$2" > "runs/$1-$2.json"
+    --out "$1-$2.safetensors" --state "runs/$1-$2.state" > "runs/$1-$2.json"
 }
 mkdir -p runs
 for pair in "fm blind|ddpm blind" "fm cond|ddpm cond"; do

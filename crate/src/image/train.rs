@@ -2,18 +2,21 @@
 //! with the paper's recipe where the machine allows (Adam, batch 128, EMA 0.999 of the weights,
 //! 10,000 steps). The EMA weights are what is saved and sampled.
 //!
-//! A run is resumable: `state` gives the raw and the EMA weights with the step they were taken
-//! at, and `ImageTrainer::resume` goes on from them (Adam's moments start afresh, and the
-//! batches come from a stream of their own, as the toy's `Trainer::resume`).
+//! A run resumes exactly: `save_state` writes its whole state (raw and EMA weights, Adam's moments
+//! by parameter name, the step, the batch stream's position; `resume.rs`) and `resume_state` goes
+//! on from it as if it had never stopped. `resume` goes on from raw and EMA weights alone (Adam's
+//! moments start afresh, and the batches come from a stream of their own): a continuation.
 
 use super::idx::{DataName, Images};
+use super::store::Stored;
 use super::unet::{ImageModel, UNet, UNetConfig};
 use crate::model::time_rows;
+use crate::optimizer::NamedOptimizer;
+use crate::resume::{self, RunState};
 use crate::rng::Rng;
 use crate::train::{cosine_lr, noise_levels};
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -122,7 +125,7 @@ pub struct ImageTrainer {
     net: Option<UNet>,
     /// The moving average, on the plain device.
     ema: UNet,
-    optim: ModuleOptimizer,
+    optim: NamedOptimizer,
     device: Device,
     /// The training images on the models' scale, rows of `side * side`.
     data: Vec<f32>,
@@ -149,6 +152,42 @@ impl ImageTrainer {
         Self::with(config, raw, ema, step, images, device, rng)
     }
 
+    /// The run's whole state as a state file (`resume.rs`), with `extra` (e.g. the seconds
+    /// trained) kept beside it. Reads the device back synchronously.
+    pub fn save_state(&self, extra: serde_json::Value) -> Result<Vec<u8>, String> {
+        let net = self.net.as_ref().expect("trainer net present between steps");
+        RunState {
+            of: <UNet as Stored>::FORMAT.into(),
+            config: serde_json::to_value(&self.config).map_err(|e| e.to_string())?,
+            step: self.step,
+            rng: self.rng.clone(),
+            weights: resume::weights(net),
+            optimizer: self.optim.state(),
+            ema: Some(resume::weights(&self.ema)),
+            extra,
+        }
+        .encode()
+    }
+
+    /// Goes on with the run a state file (`save_state`) holds, exactly where it stopped; with the
+    /// `extra` it was saved with. The file must be a state of `config`'s run.
+    pub fn resume_state(config: ImageTrainConfig, bytes: &[u8], images: &Images, device: &Device) -> Result<(ImageTrainer, serde_json::Value), String> {
+        config.validate()?;
+        let config = ImageTrainConfig { net: config.net.resolved(), ..config };
+        let st = RunState::decode(bytes, <UNet as Stored>::FORMAT)?;
+        st.check_config(&config)?;
+        if st.step > config.steps {
+            return Err(format!("it is at step {}, past the run's {} steps", st.step, config.steps));
+        }
+        let ema = st.ema.as_ref().ok_or("it holds no moving average of the weights")?;
+        let raw = resume::with_weights(UNet::init(&config.net, config.seed, device), &st.weights, "the state's weights")?;
+        let ema = resume::with_weights(UNet::init(&config.net, config.seed, device), ema, "the state's moving average")?;
+        let mut tr = Self::with(config, raw, ema, st.step, images, device, st.rng.clone())?;
+        let net = tr.net.as_ref().expect("trainer net present between steps");
+        tr.optim.restore(&st.optimizer, net, device, "the state")?;
+        Ok((tr, st.extra))
+    }
+
     fn with(config: ImageTrainConfig, net: UNet, ema: UNet, step: usize, images: &Images, device: &Device, rng: Rng) -> Result<ImageTrainer, String> {
         let side = config.net.side;
         if (images.rows, images.cols) != (side, side) {
@@ -157,8 +196,7 @@ impl ImageTrainer {
         if images.n == 0 {
             return Err("no training images".into());
         }
-        let clip = (config.grad_clip > 0.0).then(|| GradientClippingConfig::Norm(config.grad_clip as f32));
-        let optim = AdamConfig::new().with_epsilon(1e-8).with_grad_clipping(clip).init();
+        let optim = NamedOptimizer::adam(1e-8, None, config.grad_clip);
         let ad = device.clone().autodiff();
         Ok(ImageTrainer {
             config: ImageTrainConfig { net: config.net.resolved(), ..config },
@@ -280,6 +318,38 @@ mod tests {
             assert!(dist(&ema, &before) > 0.0);
         }
     }
+
+    /// N steps straight against k, a state written and read, then N - k: the same raw and EMA
+    /// weights to the bit (Flex).
+    #[test]
+    fn a_run_resumed_from_its_state_is_the_same_run() {
+        let device = Device::flex();
+        let images = squares(64, 8);
+        let cfg = ImageTrainConfig { steps: 12, ..config(Parameterization::Fm, true) };
+        let mut straight = ImageTrainer::new(cfg.clone(), &images, &device).unwrap();
+        while !straight.finished() {
+            straight.step();
+        }
+        let mut first = ImageTrainer::new(cfg.clone(), &images, &device).unwrap();
+        for _ in 0..5 {
+            first.step();
+        }
+        let state = first.save_state(serde_json::json!({"seconds": 1.5})).unwrap();
+        drop(first);
+        let (mut second, extra) = ImageTrainer::resume_state(cfg.clone(), &state, &images, &device).unwrap();
+        assert_eq!((second.steps_done(), extra), (5, serde_json::json!({"seconds": 1.5})));
+        while !second.finished() {
+            second.step();
+        }
+        let bits = |w: BTreeMapOf| w.into_values().flat_map(|d| d.try_to_vec::<f32>().unwrap()).map(f32::to_bits).collect::<Vec<_>>();
+        assert_eq!(bits(resume::weights(&straight.raw())), bits(resume::weights(&second.raw())), "raw weights");
+        assert_eq!(bits(resume::weights(&straight.ema_model().net)), bits(resume::weights(&second.ema_model().net)), "EMA weights");
+        // Another run's state is refused with what differs.
+        let e = ImageTrainer::resume_state(ImageTrainConfig { ema: 0.5, ..cfg }, &state, &images, &device).err().unwrap();
+        assert!(e.contains("another run (ema: 0.9 here, 0.5 asked)"), "{e}");
+    }
+
+    type BTreeMapOf = std::collections::BTreeMap<String, TensorData>;
 
     #[test]
     fn ema_update_is_the_weighted_mean() {

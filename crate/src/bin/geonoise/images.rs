@@ -1,7 +1,7 @@
 //! `geonoise images …`: the paper's image experiment (Sec. 7.1) — train the U-Nets and the
 //! classifier that scores them, sample grids from the same starting noise, and the metric table.
 
-use crate::io::{emit, read_file, write_file, Res};
+use crate::io::{emit, read_file, Res};
 use burn::module::Module;
 use burn::tensor::Device;
 use clap::Subcommand;
@@ -22,14 +22,17 @@ use std::time::Instant;
 #[derive(Subcommand)]
 pub enum ImagesCommand {
     /// Train a U-Net (FM or DDPM, blind or conditional) and save its EMA weights. The run keeps
-    /// its state (raw and EMA weights, f32) in --state and resumes from it when started again.
+    /// its whole state (raw and EMA weights, Adam's moments, the batch stream) in --state and,
+    /// started again, resumes from it exactly: the same weights as a run that never stopped.
     Train {
         #[command(flatten)]
         config: ImageTrainConfig,
         /// Where the EMA weights go (.safetensors).
         #[arg(long)]
         out: PathBuf,
-        /// Folder of the resumable state (default: the output's name with `.state`).
+        /// The run's state file (default: the output's name with `.state`). A folder
+        /// holds it as `run.state.safetensors`; an older state folder of raw and EMA weights alone
+        /// is gone on from as a continuation.
         #[arg(long)]
         state: Option<PathBuf>,
         /// Save the state every this many steps.
@@ -193,10 +196,8 @@ fn save(path: &Path, bytes: &[u8]) -> Res<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
-    // Write beside and rename, so an interrupted save never leaves half a file.
-    let tmp = path.with_extension("partial");
-    write_file(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot move {} to {}: {e}", tmp.display(), path.display()))
+    // Written beside and renamed over, so a kill at any moment leaves the old file or the new one.
+    geonoise::resume::write_atomic(path, bytes)
 }
 
 fn info_json(config: &ImageTrainConfig, steps_done: usize, loss: Option<f32>, seconds: f64) -> Value {
@@ -207,9 +208,17 @@ fn info_json(config: &ImageTrainConfig, steps_done: usize, loss: Option<f32>, se
 fn cmd_train(config: ImageTrainConfig, out: &Path, state: &Path, save_every: usize, log_every: usize, max_seconds: Option<f64>, data_dir: Option<PathBuf>, precision: Precision, dev: &Device, pretty: bool) -> Res<()> {
     config.validate()?;
     let train = split(config.data, data_dir, "train")?;
-    let (raw_path, ema_path) = (state.join("raw.safetensors"), state.join("ema.safetensors"));
     let label = config.net.label();
-    let (mut tr, mut seconds) = if raw_path.exists() {
+    let file = if state.is_dir() { state.join("run.state.safetensors") } else { state.to_path_buf() };
+    let (raw_path, ema_path) = (state.join("raw.safetensors"), state.join("ema.safetensors"));
+    let (mut tr, mut seconds) = if file.exists() {
+        let bytes = read_file(&file)?;
+        let (tr, extra) = ImageTrainer::resume_state(config.clone(), &bytes, &train.images, dev).map_err(|e| format!("{}: {e}; give another --state, or remove it to start afresh", file.display()))?;
+        let seconds = extra["seconds"].as_f64().unwrap_or(0.0);
+        eprintln!("{label}: resuming exactly from step {} of {} ({seconds:.0} s of training so far)", tr.steps_done(), file.display());
+        (tr, seconds)
+    } else if raw_path.exists() {
+        // A state folder of an older geonoise: raw and EMA weights alone.
         let (raw, info) = load_model(&raw_path, dev)?;
         let (ema, _) = load_model(&ema_path, dev)?;
         let info: ImageTrainingInfo = serde_json::from_value(info.ok_or(format!("{}: no training record", raw_path.display()))?).map_err(|e| format!("{}: training record: {e}", raw_path.display()))?;
@@ -221,20 +230,14 @@ fn cmd_train(config: ImageTrainConfig, out: &Path, state: &Path, save_every: usi
                 serde_json::to_string(&info.train).unwrap_or_default()
             ));
         }
-        eprintln!("{label}: resuming from step {} ({:.0} s of training so far)", info.steps_done, info.seconds);
+        eprintln!("{label}: {} is an older state (weights alone): going on from step {} with fresh Adam moments and a batch stream of its own, a continuation; from now on the state is whole, in {}", state.display(), info.steps_done, file.display());
         (ImageTrainer::resume(config.clone(), raw.net, ema.net, info.steps_done, &train.images, dev)?, info.seconds)
     } else {
         (ImageTrainer::new(config.clone(), &train.images, dev)?, 0.0)
     };
     let params = tr.ema_model().num_params();
     eprintln!("{label}: {params} parameters, {} training images, batch {}, {} steps", train.images.n, config.batch, config.steps);
-    let save_state = |tr: &ImageTrainer, seconds: f64, loss: Option<f32>| -> Res<()> {
-        let info = info_json(&tr.config, tr.steps_done(), loss, seconds);
-        let raw = store::save(&tr.raw(), &tr.config.net, Some(&info), Precision::F32).map_err(|e| e.to_string())?;
-        let ema = store::save(&tr.ema_model().net, &tr.config.net, Some(&info), Precision::F32).map_err(|e| e.to_string())?;
-        save(&ema_path, &ema)?;
-        save(&raw_path, &raw)
-    };
+    let save_state = |tr: &ImageTrainer, seconds: f64, loss: Option<f32>| -> Res<()> { save(&file, &tr.save_state(json!({"seconds": seconds, "loss": loss}))?) };
     let start = Instant::now();
     let first = tr.steps_done();
     let mut loss = None;
@@ -245,7 +248,7 @@ fn cmd_train(config: ImageTrainConfig, out: &Path, state: &Path, save_every: usi
         if k % log_every.max(1) == 0 || tr.finished() {
             let l = tr.loss().unwrap_or(f32::NAN);
             if !l.is_finite() {
-                return Err(format!("{label}: the loss became {l} at step {k}; the state of the last save is kept in {}", state.display()));
+                return Err(format!("{label}: the loss became {l} at step {k}; the state of the last save is kept in {}", file.display()));
             }
             loss = Some(l);
             curve.push((k, l));
@@ -257,8 +260,8 @@ fn cmd_train(config: ImageTrainConfig, out: &Path, state: &Path, save_every: usi
             save_state(&tr, seconds + start.elapsed().as_secs_f64(), loss)?;
         }
         if out_of_time && !tr.finished() {
-            eprintln!("\n{label}: stopped at step {k} after --max-seconds; the state is in {}; run the same command to go on", state.display());
-            emit(&json!({"label": label, "steps_done": k, "finished": false, "state": state.display().to_string(), "loss": loss}), pretty);
+            eprintln!("\n{label}: stopped at step {k} after --max-seconds; the state is in {}; run the same command to go on", file.display());
+            emit(&json!({"label": label, "steps_done": k, "finished": false, "state": file.display().to_string(), "loss": loss}), pretty);
             return Ok(());
         }
     }

@@ -58,6 +58,16 @@ enum Command {
         /// Where to write the checkpoint (.safetensors).
         #[arg(long)]
         out: PathBuf,
+        /// The run's state file, saved as it trains (default: OUT with `.state`): the weights,
+        /// Adam's moments, the step and the batch stream, to resume the run exactly.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Go on from the state file exactly where the run stopped.
+        #[arg(long)]
+        resume: bool,
+        /// Save the state every this many seconds.
+        #[arg(long, default_value_t = 60.0)]
+        save_every: f64,
         /// Read the loss back every this many steps (each read waits for the device).
         #[arg(long, default_value_t = 100)]
         log_every: usize,
@@ -228,7 +238,10 @@ fn run(cli: Cli) -> Res<()> {
     let pretty = cli.pretty;
     let dev = || device(cli.device);
     match cli.command {
-        Command::Train { config, data, conditional, out, log_every, eval_samples } => train::cmd_train(config, data, conditional, out, log_every, eval_samples, &dev()?, pretty),
+        Command::Train { config, data, conditional, out, state, resume, save_every, log_every, eval_samples } => {
+            let state = train::StateArgs { path: state, resume, every: save_every };
+            train::cmd_train(config, data, conditional, out, state, log_every, eval_samples, &dev()?, pretty)
+        }
         Command::Sample { checkpoint, oracle, oracle_args, config, trajectory, out } => {
             sample::cmd_sample(checkpoint, oracle, oracle_args, config, trajectory, out, &dev()?, pretty)
         }

@@ -1,5 +1,6 @@
 //! `geonoise train` (one model) and `geonoise train-grid` (the shipped checkpoints and their
-//! manifest, each cell resumable from a copy saved about once a minute).
+//! manifest). Both keep the run's whole state in a file (`geonoise::resume`) saved about once a
+//! minute, and go on from it exactly: a stopped run resumes as the same run.
 
 use crate::io::{command_line, emit, read_manifest, summary_metrics, write_file, write_manifest, DataArg, Res};
 use crate::sample::run_sampler;
@@ -8,6 +9,7 @@ use geonoise::checkpoint::{self, Precision, TrainingInfo};
 use geonoise::data::Projection;
 use geonoise::metrics::{self, Metrics};
 use geonoise::pretrained::{self, Bounds, Entry, GridRecipe, Manifest};
+use geonoise::resume;
 use geonoise::sample::SampleConfig;
 use geonoise::target::Parameterization;
 use geonoise::train::{TrainConfig, Trainer};
@@ -16,18 +18,14 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
 
-/// Runs `tr` to its last step, reading the loss back every `every` steps (each read waits for the
-/// device) and showing progress on stderr. Returns the loss curve, and the step and loss of the
-/// first non-finite loss if training diverged (it stops there).
-fn drive(tr: &mut Trainer, every: usize, label: &str) -> Curve {
-    drive_saving(tr, every, label, &mut |_| Ok(())).expect("no saving")
-}
-
 /// A run's loss curve (step, loss), and the step and loss where it diverged, if it did.
 type Curve = (Vec<(usize, f32)>, Option<(usize, f32)>);
 
-/// [`drive`], calling `save` at the logged steps about once a minute (a resumable run's copy).
-fn drive_saving(tr: &mut Trainer, every: usize, label: &str, save: &mut dyn FnMut(&Trainer) -> Res<()>) -> Res<Curve> {
+/// Runs `tr` to its last step, reading the loss back every `every` steps (each read waits for the
+/// device) and showing progress on stderr, and calling `save` at the logged steps once `interval`
+/// seconds have passed since the last (a resumable run's state). Returns the loss curve, and the
+/// step and loss of the first non-finite loss if training diverged (it stops there).
+fn drive_saving(tr: &mut Trainer, every: usize, interval: f64, label: &str, save: &mut dyn FnMut(&Trainer) -> Res<()>) -> Res<Curve> {
     let mut saved_at = Instant::now();
     let start = Instant::now();
     let first = tr.steps_done();
@@ -43,7 +41,7 @@ fn drive_saving(tr: &mut Trainer, every: usize, label: &str, save: &mut dyn FnMu
                 return Ok((curve, Some((k, loss))));
             }
             curve.push((k, loss));
-            if saved_at.elapsed().as_secs() >= 60 && !tr.finished() {
+            if saved_at.elapsed().as_secs_f64() >= interval && !tr.finished() {
                 save(tr)?;
                 saved_at = Instant::now();
             }
@@ -56,18 +54,40 @@ fn drive_saving(tr: &mut Trainer, every: usize, label: &str, save: &mut dyn FnMu
     Ok((curve, None))
 }
 
+/// How `geonoise train` keeps and finds its state.
+pub(crate) struct StateArgs {
+    /// The state file (`OUT` with `.state` by default).
+    pub path: Option<PathBuf>,
+    /// Go on from the state file; without it an existing state is not overwritten.
+    pub resume: bool,
+    /// Seconds between saves of the state.
+    pub every: f64,
+}
+
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn cmd_train(mut config: TrainConfig, data: DataArg, conditional: bool, out: PathBuf, log_every: usize, eval_samples: usize, dev: &Device, pretty: bool) -> Res<()> {
+pub(crate) fn cmd_train(mut config: TrainConfig, data: DataArg, conditional: bool, out: PathBuf, state: StateArgs, log_every: usize, eval_samples: usize, dev: &Device, pretty: bool) -> Res<()> {
     if !config.model.blind && !conditional {
         return Err("say --blind or --conditional".into());
     }
     config.model.blind = !conditional;
     config.model.data = data.spec()?;
     let data = config.model.data.build()?;
-    let mut tr = Trainer::new(config.clone(), dev)?;
-    let start = Instant::now();
+    let state_path = state.path.unwrap_or_else(|| out.with_extension("state"));
     let label = config.model.label();
-    let (curve, diverged) = drive(&mut tr, log_every, &label);
+    let (mut tr, before) = if state.resume {
+        let bytes = std::fs::read(&state_path).map_err(|e| format!("--resume: cannot read the state {}: {e}", state_path.display()))?;
+        let (tr, extra) = Trainer::resume_state(config.clone(), &bytes, dev).map_err(|e| format!("{}: {e}", state_path.display()))?;
+        eprintln!("{label}: resuming exactly from step {} of {}", tr.steps_done(), state_path.display());
+        (tr, extra["seconds"].as_f64().unwrap_or(0.0))
+    } else {
+        if state_path.exists() {
+            return Err(format!("{} holds the state of a run; add --resume to go on from it, or remove it to start afresh", state_path.display()));
+        }
+        (Trainer::new(config.clone(), dev)?, 0.0)
+    };
+    let start = Instant::now();
+    let mut save = |tr: &Trainer| -> Res<()> { resume::write_atomic(&state_path, &tr.save_state(json!({"seconds": before + start.elapsed().as_secs_f64()}))?) };
+    let (curve, diverged) = drive_saving(&mut tr, log_every, state.every, &label, &mut save)?;
     let last = curve.last().map(|(_, l)| *l);
     if let Some((k, loss)) = diverged {
         let msg = match tr.last_good_model() {
@@ -82,6 +102,7 @@ pub(crate) fn cmd_train(mut config: TrainConfig, data: DataArg, conditional: boo
         return Err(msg);
     }
     let secs = start.elapsed().as_secs_f64();
+    save(&tr)?;
     let model = tr.model();
     let info = TrainingInfo { train: tr.config.clone(), steps_done: tr.steps_done(), final_loss: last };
     let bytes = checkpoint::save(&model, Some(&info)).map_err(|e| e.to_string())?;
@@ -91,7 +112,8 @@ pub(crate) fn cmd_train(mut config: TrainConfig, data: DataArg, conditional: boo
         "config": tr.config,
         "steps": tr.steps_done(),
         "final_loss": last,
-        "seconds": secs,
+        "state": state_path.display().to_string(),
+        "seconds": before + secs,
         "steps_per_second": tr.steps_done() as f64 / secs.max(1e-9),
         "bytes": bytes.len(),
         "loss_curve": curve.iter().map(|(k, l)| json!([k, l])).collect::<Vec<_>>(),
@@ -175,13 +197,12 @@ pub(crate) fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: 
                     eprintln!("[{done}/{total}] {label}: up to date, skipped");
                     continue;
                 }
-                // A cell cut off part way (its copy saved about once a minute) goes on from there.
-                let partial = out.join(format!("{file}.partial"));
+                // A cell cut off part way (its state saved about once a minute) goes on from there.
+                let state = path.with_extension("state");
                 let start = Instant::now();
-                let partial_info = partial.with_extension("partial.json");
-                let (mut tr, train_secs_before) = match resume_partial(&partial, &partial_info, &config, dev) {
+                let (mut tr, train_secs_before) = match resume_cell(&state, &out.join(format!("{file}.partial")), &config, dev) {
                     Some((tr, secs)) => {
-                        eprintln!("[{done}/{total}] {label}: going on from step {} of {} ({})", tr.steps_done(), config.steps, partial.display());
+                        eprintln!("[{done}/{total}] {label}: going on from step {} of {}", tr.steps_done(), config.steps);
                         (tr, secs)
                     }
                     None => {
@@ -189,14 +210,8 @@ pub(crate) fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: 
                         (Trainer::new(config.clone(), dev)?, 0.0)
                     }
                 };
-                let mut save = |tr: &Trainer| -> Res<()> {
-                    let training = TrainingInfo { train: tr.config.clone(), steps_done: tr.steps_done(), final_loss: None };
-                    let bytes = checkpoint::save(&tr.model(), Some(&training)).map_err(|e| e.to_string())?;
-                    write_file(&partial, &bytes)?;
-                    let info = PartialInfo { seconds: train_secs_before + start.elapsed().as_secs_f64() };
-                    write_file(&partial_info, serde_json::to_string(&info).map_err(|e| e.to_string())?.as_bytes())
-                };
-                let (curve, diverged) = drive_saving(&mut tr, 500, &format!("  {label}"), &mut save)?;
+                let mut save = |tr: &Trainer| -> Res<()> { resume::write_atomic(&state, &tr.save_state(json!({"seconds": train_secs_before + start.elapsed().as_secs_f64()}))?) };
+                let (curve, diverged) = drive_saving(&mut tr, 500, 60.0, &format!("  {label}"), &mut save)?;
                 if let Some((k, loss)) = diverged {
                     return Err(format!("{label}: loss is {loss} at step {k}; grid stopped, earlier cells are kept"));
                 }
@@ -205,8 +220,7 @@ pub(crate) fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: 
                 let info = TrainingInfo { train: tr.config.clone(), steps_done: tr.steps_done(), final_loss: last };
                 let bytes = checkpoint::save_as(&tr.model(), Some(&info), recipe.precision).map_err(|e| e.to_string())?;
                 write_file(&path, &bytes)?;
-                let _ = std::fs::remove_file(&partial);
-                let _ = std::fs::remove_file(&partial_info);
+                let _ = std::fs::remove_file(&state);
                 let m = shipped_metrics(&bytes, tr.projection(), &eval, dev)?;
                 eprintln!("  {label}: {}", summary_metrics(&m));
                 manifest.upsert(Entry {
@@ -232,24 +246,31 @@ pub(crate) fn cmd_train_grid(out: PathBuf, models: Vec<Parameterization>, dims: 
     Ok(())
 }
 
-/// What a cell's copy in progress records beside its weights (whose metadata holds the run and
-/// its steps): the seconds spent training it so far.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PartialInfo {
-    seconds: f64,
-}
-
-/// The run a cell's copy in progress (`FILE.partial`) holds, if it is of this recipe's `config`;
-/// with the seconds trained so far (from `info`). Anything else there is set aside with a message.
-fn resume_partial(partial: &Path, info: &Path, config: &TrainConfig, dev: &Device) -> Option<(Trainer, f64)> {
+/// The run a cell's state (`FILE.state`) holds, exactly, if it is of this recipe's `config`; with
+/// the seconds trained so far. A copy of weights alone from an older geonoise (`FILE.partial`)
+/// goes on as a continuation. Anything else there is set aside with a message.
+fn resume_cell(state: &Path, partial: &Path, config: &TrainConfig, dev: &Device) -> Option<(Trainer, f64)> {
+    if let Ok(bytes) = std::fs::read(state) {
+        return match Trainer::resume_state(config.clone(), &bytes, dev) {
+            Ok((tr, extra)) => Some((tr, extra["seconds"].as_f64().unwrap_or(0.0))),
+            Err(e) => {
+                eprintln!("  {}: not resumed ({e}); training the cell from the start", state.display());
+                None
+            }
+        };
+    }
     let bytes = std::fs::read(partial).ok()?;
-    let info: Option<PartialInfo> = std::fs::read(info).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let found = checkpoint::load(&bytes, dev, &checkpoint::Expected::config(&config.model)).map_err(|e| e.to_string()).and_then(|(model, header)| {
         let done = header.training.filter(|t| t.train == TrainConfig { model: config.model.resolved(), ..config.clone() }).ok_or("it was saved by another recipe")?.steps_done;
         Trainer::resume(config.clone(), &model, done, dev)
     });
     match found {
-        Ok(tr) => Some((tr, info.map(|i| i.seconds).unwrap_or(0.0))),
+        Ok(tr) => {
+            eprintln!("  {}: an older copy of weights alone: going on with fresh Adam moments, a continuation", partial.display());
+            let _ = std::fs::remove_file(partial);
+            let _ = std::fs::remove_file(partial.with_extension("partial.json"));
+            Some((tr, 0.0))
+        }
         Err(e) => {
             eprintln!("  {}: not resumed ({e}); training the cell from the start", partial.display());
             None
