@@ -45,7 +45,7 @@ export function trainTab(app, sampling, requestDataPoints) {
   }
 
   function freshTrain(p) {
-    p.train = { step: 0, total: state.tsteps, loss: null, history: [], k: 4, computeMs: 0, wallMs: 0, sentAt: 0, pending: false, nextPreview: state.every, finished: false, saved: null, downloadedStep: null, config: trainConfig(p.panel, state) };
+    p.train = { step: 0, total: state.tsteps, loss: null, history: [], k: 4, computeMs: 0, wallMs: 0, sentAt: 0, pending: false, nextPreview: state.every, finished: false, saved: null, resume: null, downloadedStep: null, config: trainConfig(p.panel, state) };
     p.loaded = false;
     p.done = false;
     p.frames = [];
@@ -146,6 +146,8 @@ export function trainTab(app, sampling, requestDataPoints) {
   function onCheckpoint(p, msg) {
     if (!p.train) return;
     p.train.saved = { step: msg.step, bytes: msg.bytes };
+    // An autosave on the CPU carries the run's whole state too: what recovery resumes exactly from.
+    if (msg.state) p.train.resume = { step: msg.step, bytes: msg.state };
     p.view.setDownloadable(true);
     if (msg.purpose === "download") saveCheckpoint(p);
   }
@@ -200,7 +202,8 @@ export function trainTab(app, sampling, requestDataPoints) {
     syncTrainButtons();
   }
 
-  /** After the engine restarted (lost GPU, crash): each run goes on from its last saved weights. */
+  /** After the engine restarted (lost GPU, crash): each run goes on from its last saved copy:
+   * exactly from its state where the copy has one. */
   function recoverTraining() {
     // Paused by the person (runs left, none stepping): recovery keeps the pause.
     const paused = !training && [...panels.values()].some((q) => q.train && !q.train.finished);
@@ -211,20 +214,25 @@ export function trainTab(app, sampling, requestDataPoints) {
       t.pending = false;
       t.started = false;
       p.view.setError(""); // the notice above says what happened
+      // The run's whole state (a CPU engine's autosave) resumes it exactly; weights alone (a
+      // WebGPU engine's copy) go on as a continuation.
+      const from = t.resume ?? t.saved;
       // A run that finished after its last saved copy (the engine failed before the final copy
       // arrived) trains its last steps again; one stopped by a NaN stays stopped.
-      if (t.finished && !t.nan && (t.saved?.step ?? 0) < t.total) {
+      if (t.finished && !t.nan && (from?.step ?? 0) < t.total) {
         t.finished = false;
         if (!paused) training = true;
       }
-      if (t.saved) {
-        t.step = t.saved.step;
+      if (from) {
+        t.step = from.step;
         t.nextPreview = t.step + state.every;
         t.history = t.history.filter(([k]) => k <= t.step);
         chart.truncate(p.panel.id, t.step);
-        const copy = t.saved.bytes.slice();
-        app.post({ type: "train-resume", panel: p.panel.id, config: t.config, bytes: copy, step: t.saved.step }, [copy.buffer]);
-        p.view.setTraining(`going on from the weights saved at step ${t.saved.step} on the ${app.backend === "webgpu" ? "GPU" : "CPU"}…`);
+        const exact = t.resume?.bytes.slice();
+        const copy = exact ? null : t.saved.bytes.slice();
+        t.recovered = { step: from.step, exact: Boolean(exact) };
+        app.post({ type: "train-resume", panel: p.panel.id, config: t.config, bytes: copy, step: from.step, state: exact }, [(exact ?? copy).buffer]);
+        p.view.setTraining(`going on ${exact ? "exactly from the state" : "from the weights"} saved at step ${from.step} on the ${app.backend === "webgpu" ? "GPU" : "CPU"}…`);
       } else {
         t.step = 0;
         t.history = [];

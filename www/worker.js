@@ -21,7 +21,9 @@
 //                                                     grid, click}: the landscape and the probe
 //     {type: "probe-sample", panel, index, points, grid}   p(t|u) at sample `index` of the panel's frame
 //     {type: "train-start", panel, config}            a new training run (a TrainConfig)
-//     {type: "train-resume", panel, config, bytes, step}   go on from saved weights (e.g. after a lost GPU)
+//     {type: "train-resume", panel, config, bytes, step, state?}   go on from a saved copy (e.g. after a
+//                                                     crash): exactly from `state` (the run's state
+//                                                     file) where it has one, else from the weights
 //     {type: "train-step", panel, k, gen}             k optimizer steps, then one async loss read
 //     {type: "train-preview", panel, gen, n, steps, seed}  sample the model in training (Euler)
 //     {type: "train-export", panel, loss, purpose}    the weights as a checkpoint file
@@ -49,7 +51,8 @@
 //     {type: "train-nan", panel, gen, step, loss, good}   the loss went non-finite at step; the weights
 //                                                     of step `good` were put back (null: none)
 //     {type: "train-preview", panel, gen, step, xy, metrics}
-//     {type: "checkpoint", panel, step, purpose, bytes: Uint8Array (transferred)}
+//     {type: "checkpoint", panel, step, purpose, bytes: Uint8Array (transferred), state?}   state: the
+//                                                     run's whole state (a CPU engine's autosave)
 //     {type: "theory", res, energy, grad2, pre2, grid, probe, stability?}   energy [res²]; grad2, pre2
 //                                                     [res², 2]: grad E_marg and gain * grad E_marg in the
 //                                                     plane; probe {xy, posterior, t_mean, t_std, t_geo,
@@ -284,9 +287,9 @@ function handleTrainStart({ panel, config }) {
   post({ type: "train-started", panel, config: trainers.get(panel).config() });
 }
 
-function handleTrainResume({ panel, config, bytes, step }) {
+function handleTrainResume({ panel, config, bytes, step, state }) {
   dropPanel(panel);
-  trainers.set(panel, engine.resume_trainer(config, bytes, step));
+  trainers.set(panel, state ? engine.resume_trainer_state(config, state) : engine.resume_trainer(config, bytes, step));
   post({ type: "train-started", panel, config: trainers.get(panel).config(), resumed: step });
 }
 
@@ -328,8 +331,10 @@ async function handleTrainPreview({ panel, gen, n, steps, seed }) {
 async function handleTrainExport({ panel, loss, purpose }) {
   const tr = trainerOf(panel);
   const step = tr.steps_done;
+  // The whole state (CPU engines) of the same step: what a restarted engine resumes exactly from.
+  const state = purpose === "autosave" ? tr.state() : undefined;
   const bytes = await tr.export(Number.isFinite(loss) ? loss : undefined);
-  post({ type: "checkpoint", panel, step, purpose, bytes }, [bytes.buffer]);
+  post({ type: "checkpoint", panel, step, purpose, bytes, state }, state ? [bytes.buffer, state.buffer] : [bytes.buffer]);
 }
 
 function handleTrainUse({ panel }) {

@@ -58,6 +58,45 @@ test("the GPU device lost mid-sampling: the engine restarts on the CPU and both 
   await page.close();
 });
 
+/** Every tensor of a safetensors file, by name (its bytes). */
+function tensors(bytes) {
+  const n = Number(Buffer.from(bytes).readBigUInt64LE(0));
+  const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString("utf8"));
+  const out = new Map();
+  for (const [name, t] of Object.entries(header)) if (name !== "__metadata__") out.set(name, Buffer.from(bytes.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1])));
+  return out;
+}
+
+/** Trains both panels to the end (crashing the worker once a state is saved when `crash`) and
+ * downloads the left panel's checkpoint: its tensors. */
+async function trainAndDownload(query, crash) {
+  const { page, problems } = await open(query);
+  await ready(page);
+  await page.click("#train-start");
+  if (crash) {
+    await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.train?.resume && !p.train.finished), null, { timeout: 120000, polling: 10 });
+    await page.evaluate(() => window.geonoise.crash("uncaught"));
+    await page.waitForFunction(() => window.geonoise.restarts === 1, null, { timeout: 30000, polling: 100 });
+  }
+  await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.train?.finished), null, { timeout: 300000, polling: 200 });
+  await waitDone(page, ["train-a", "train-b"], 120000);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click('[data-panel="train-a"] [data-t="download"]')]);
+  const bytes = fs.readFileSync(await download.path());
+  const recovered = await page.evaluate(() => window.geonoise.panels.get("train-a").train.recovered);
+  assert.deepEqual(problems, []);
+  await page.close();
+  return { tensors: tensors(bytes), recovered };
+}
+
+test("the worker crashing mid-training on the CPU: the run resumes exactly from its state, and its checkpoint is the unbroken run's to the bit", async () => {
+  const query = "?mode=train&backend=cpu&tdim=8&width=32&depth=1&batch=64&tsteps=600&every=100&n=20&steps=5";
+  const straight = await trainAndDownload(query, false);
+  const broken = await trainAndDownload(query, true);
+  assert.ok(broken.recovered?.exact && broken.recovered.step >= 100 && broken.recovered.step < 600, `resumed exactly from a state mid-run: ${JSON.stringify(broken.recovered)}`);
+  assert.deepEqual([...broken.tensors.keys()].sort(), [...straight.tensors.keys()].sort());
+  for (const [name, t] of straight.tensors) assert.ok(t.equals(broken.tensors.get(name)), `${name}: the resumed run's weights differ from the unbroken run's`);
+});
+
 test("the worker crashing mid-training: a new engine, training goes on from the saved weights; repeated crashes stop with a message and the weights stay downloadable", async () => {
   const { page, problems } = await open("?mode=train&backend=cpu&tdim=8&width=32&depth=1&batch=64&tsteps=1500&every=100&n=100&steps=10");
   await ready(page);
@@ -67,8 +106,8 @@ test("the worker crashing mid-training: a new engine, training goes on from the 
   await page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => p.train?.saved && !p.train.finished), null, { timeout: 120000, polling: 10 });
   // The copies saved before the crash, kept to play a final copy that never arrived (below).
   const saved = await page.evaluate(() => {
-    window.earlyCopies = [...window.geonoise.panels.values()].map((p) => p.train.saved);
-    return window.earlyCopies.map((c) => c.step);
+    window.earlyCopies = [...window.geonoise.panels.values()].map((p) => ({ saved: p.train.saved, resume: p.train.resume }));
+    return window.earlyCopies.map((c) => c.saved.step);
   });
   await page.evaluate(() => window.geonoise.crash("uncaught"));
   await page.waitForFunction(() => window.geonoise.restarts === 1, null, { timeout: 30000, polling: 100 });
@@ -89,7 +128,7 @@ test("the worker crashing mid-training: a new engine, training goes on from the 
   // arrived: each run trains its last steps again, from the copy it has.
   const allSaved = () => [...window.geonoise.panels.values()].every((p) => p.train.finished && p.train.saved?.step === p.train.total);
   for (let k = 2; k <= 3; k++) {
-    if (k === 2) await page.evaluate(() => [...window.geonoise.panels.values()].forEach((p, i) => (p.train.saved = window.earlyCopies[i])));
+    if (k === 2) await page.evaluate(() => [...window.geonoise.panels.values()].forEach((p, i) => Object.assign(p.train, window.earlyCopies[i])));
     await page.evaluate(() => window.geonoise.crash("panic"));
     await page.waitForFunction((k) => window.geonoise.restarts === k && window.geonoise.backend !== null, k, { timeout: 60000, polling: 100 });
     assert.match(await text(page, "#notice"), /The engine crashed \(unreachable \(test hook: a panic\)\)\. Restarting\./);

@@ -15,7 +15,19 @@ impl Engine {
     pub fn trainer(&self, config: JsValue) -> Result<TrainRun, JsError> {
         let cfg = train_config(config)?;
         let trainer = Trainer::new(cfg, &self.device).map_err(js_err)?;
-        Ok(TrainRun { trainer: Rc::new(RefCell::new(trainer)) })
+        Ok(self.run(trainer))
+    }
+
+    /// Goes on with the run a state file (`TrainRun.state`) holds, exactly where it stopped (the
+    /// same weights as a run that never stopped); `config` must be that run's.
+    pub fn resume_trainer_state(&self, config: JsValue, state: &[u8]) -> Result<TrainRun, JsError> {
+        let cfg = train_config(config)?;
+        let (trainer, _) = Trainer::resume_state(cfg, state, &self.device).map_err(|e| js_err(format!("the saved state: {e}")))?;
+        Ok(self.run(trainer))
+    }
+
+    fn run(&self, trainer: Trainer) -> TrainRun {
+        TrainRun { trainer: Rc::new(RefCell::new(trainer)), on_cpu: self.backend() == "cpu" }
     }
 
     /// Goes on with a run from a checkpoint's bytes saved at step `step` (after a lost GPU, or a
@@ -24,7 +36,7 @@ impl Engine {
         let cfg = train_config(config)?;
         let (model, _) = checkpoint::load(bytes, &self.device, &Expected::config(&cfg.model)).map_err(js_err)?;
         let trainer = Trainer::resume(cfg, &model, step, &self.device).map_err(js_err)?;
-        Ok(TrainRun { trainer: Rc::new(RefCell::new(trainer)) })
+        Ok(self.run(trainer))
     }
 }
 
@@ -56,6 +68,9 @@ fn train_config(config: JsValue) -> Result<TrainConfig, JsError> {
 #[wasm_bindgen]
 pub struct TrainRun {
     trainer: Rc<RefCell<Trainer>>,
+    /// On the CPU engine the whole state can be read back at once (synchronously); WebGPU allows
+    /// only async reads, and its runs resume from their weights (`export`).
+    on_cpu: bool,
 }
 
 #[wasm_bindgen]
@@ -115,6 +130,17 @@ impl TrainRun {
     /// The model as trained so far, to sample from (shares the weights; nothing is copied).
     pub fn model(&self) -> LoadedModel {
         LoadedModel::trained(self.trainer.borrow().model())
+    }
+
+    /// The run's whole state as a state file (weights, Adam's moments, step, batch stream: what
+    /// `Engine.resume_trainer_state` goes on from exactly); `undefined` on WebGPU, where it cannot
+    /// be read back synchronously.
+    pub fn state(&self) -> Result<Option<js_sys::Uint8Array>, JsError> {
+        if !self.on_cpu {
+            return Ok(None);
+        }
+        let bytes = self.trainer.borrow().save_state(serde_json::Value::Null).map_err(js_err)?;
+        Ok(Some(js_sys::Uint8Array::from(bytes.as_slice())))
     }
 
     /// The model as a checkpoint file (f32, with the training config and step in its metadata),
