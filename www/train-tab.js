@@ -146,7 +146,7 @@ export function trainTab(app, sampling, requestDataPoints) {
   function onCheckpoint(p, msg) {
     if (!p.train) return;
     p.train.saved = { step: msg.step, bytes: msg.bytes };
-    // An autosave on the CPU carries the run's whole state too: what recovery resumes exactly from.
+    // An autosave carries the run's whole state too: what recovery resumes exactly from.
     if (msg.state) p.train.resume = { step: msg.step, bytes: msg.state };
     p.view.setDownloadable(true);
     if (msg.purpose === "download") saveCheckpoint(p);
@@ -214,8 +214,8 @@ export function trainTab(app, sampling, requestDataPoints) {
       t.pending = false;
       t.started = false;
       p.view.setError(""); // the notice above says what happened
-      // The run's whole state (a CPU engine's autosave) resumes it exactly; weights alone (a
-      // WebGPU engine's copy) go on as a continuation.
+      // The run's whole state (an autosave's) resumes it exactly; a copy of weights alone (a
+      // download made after it) is only a continuation, so the state is preferred.
       const from = t.resume ?? t.saved;
       // A run that finished after its last saved copy (the engine failed before the final copy
       // arrived) trains its last steps again; one stopped by a NaN stays stopped.

@@ -52,7 +52,7 @@
 //                                                     of step `good` were put back (null: none)
 //     {type: "train-preview", panel, gen, step, xy, metrics}
 //     {type: "checkpoint", panel, step, purpose, bytes: Uint8Array (transferred), state?}   state: the
-//                                                     run's whole state (a CPU engine's autosave)
+//                                                     run's whole state (an autosave's)
 //     {type: "theory", res, energy, grad2, pre2, grid, probe, stability?}   energy [res²]; grad2, pre2
 //                                                     [res², 2]: grad E_marg and gain * grad E_marg in the
 //                                                     plane; probe {xy, posterior, t_mean, t_std, t_geo,
@@ -331,9 +331,9 @@ async function handleTrainPreview({ panel, gen, n, steps, seed }) {
 async function handleTrainExport({ panel, loss, purpose }) {
   const tr = trainerOf(panel);
   const step = tr.steps_done;
-  // The whole state (CPU engines) of the same step: what a restarted engine resumes exactly from.
-  const state = purpose === "autosave" ? tr.state() : undefined;
-  const bytes = await tr.export(Number.isFinite(loss) ? loss : undefined);
+  // An autosave carries the run's whole state of the same step (both reads are issued before
+  // either is awaited): what a restarted engine resumes exactly from.
+  const [bytes, state] = await Promise.all([tr.export(Number.isFinite(loss) ? loss : undefined), purpose === "autosave" ? tr.state() : undefined]);
   post({ type: "checkpoint", panel, step, purpose, bytes, state }, state ? [bytes.buffer, state.buffer] : [bytes.buffer]);
 }
 

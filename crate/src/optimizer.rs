@@ -7,8 +7,8 @@
 
 use burn::grad_clipping::{GradientClipping, GradientClippingConfig};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, AdamWConfig, DynOptimizer, DynState, GradientsParams, StateSink, StateSource};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::optim::{AdamConfig, AdamState, AdamWConfig, AdamWState, AdaptiveMomentumState, DynOptimizer, DynState, GradientsParams, StateSource};
+use burn::tensor::{Device, Tensor, TensorData, Transaction};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -24,8 +24,38 @@ pub struct OptimState {
 #[derive(Clone)]
 pub struct NamedOptimizer {
     optim: Arc<dyn DynOptimizer>,
+    /// AdamW (whose per-parameter state is `AdamWState`) rather than Adam (`AdamState`).
+    adamw: bool,
     clip: Option<GradientClipping>,
     states: BTreeMap<String, DynState>,
+}
+
+/// Tensors still on the device, each with the name it is stored under and the shape it is read
+/// back in: what a state file is made of, read back at once (`read`, or `read_async` where the
+/// device allows async reads only).
+#[derive(Default)]
+pub struct Reads(pub Vec<(String, Tensor<1>, Vec<usize>)>);
+
+impl Reads {
+    fn transaction(&self) -> Transaction {
+        self.0.iter().fold(Transaction::default(), |tx, (_, t, _)| tx.register(t.clone()))
+    }
+
+    fn assemble(&self, data: Vec<TensorData>) -> BTreeMap<String, TensorData> {
+        self.0.iter().zip(data).map(|((name, _, shape), d)| (name.clone(), TensorData::new(d.convert::<f32>().try_into_vec::<f32>().expect("f32 after convert"), shape.clone()))).collect()
+    }
+
+    /// The values, read back synchronously (native, or the CPU in the browser).
+    pub fn read(self) -> BTreeMap<String, TensorData> {
+        let data = self.transaction().execute();
+        self.assemble(data)
+    }
+
+    /// The values, read back asynchronously (WebGPU).
+    pub async fn read_async(self) -> Result<BTreeMap<String, TensorData>, String> {
+        let data = self.transaction().execute_async().await.map_err(|e| format!("reading the state back failed: {e:?}"))?;
+        Ok(self.assemble(data))
+    }
 }
 
 /// What each parameter's state is flattened under before its name is put in front.
@@ -40,7 +70,7 @@ impl NamedOptimizer {
             Some(wd) => Arc::new(AdamWConfig::new().with_epsilon(epsilon).with_weight_decay(wd).build()),
         };
         let clip = (clip > 0.0).then(|| GradientClippingConfig::Norm(clip as f32).init());
-        NamedOptimizer { optim, clip, states: BTreeMap::new() }
+        NamedOptimizer { optim, adamw: weight_decay.is_some(), clip, states: BTreeMap::new() }
     }
 
     /// One step on every parameter of `module` that has a gradient in `grads`.
@@ -50,19 +80,39 @@ impl NamedOptimizer {
 
     /// The state, read back to the host (synchronously).
     pub fn state(&self) -> OptimState {
-        let mut out = OptimState::default();
-        let strip = |key: &str| key.strip_prefix(PREFIX).and_then(|k| k.strip_prefix('.')).unwrap_or(key).to_string();
+        let (reads, scalars) = self.pending();
+        OptimState { tensors: reads.read(), scalars }
+    }
+
+    /// The state's tensors still on the device (to be read back by the caller), and its scalars.
+    pub fn pending(&self) -> (Reads, BTreeMap<String, burn_pack::Scalar>) {
+        let mut reads = Reads::default();
+        let mut scalars = BTreeMap::new();
         for (name, st) in &self.states {
-            let mut sink = StateSink::default();
-            self.optim.state_flatten(PREFIX, st, &mut sink);
-            for (key, data) in sink.tensors {
-                out.tensors.insert(format!("{name}/{}", strip(&key)), data.convert::<f32>());
-            }
-            for (key, v) in sink.scalars {
-                out.scalars.insert(format!("{name}/{}", strip(&key)), v);
+            let (time, moments) = self.momentum(st);
+            scalars.insert(format!("{name}/momentum.time"), burn_pack::Scalar::from(time));
+            for (field, (t, shape)) in ["moment_1", "moment_2"].into_iter().zip(moments) {
+                reads.0.push((format!("{name}/momentum.{field}"), t, shape));
             }
         }
-        out
+        (reads, scalars)
+    }
+
+    /// A parameter's Adam step count and its two moments, flattened, with their shape.
+    fn momentum(&self, st: &DynState) -> (usize, [(Tensor<1>, Vec<usize>); 2]) {
+        fn flat<const D: usize>(m: &AdaptiveMomentumState<D>) -> (usize, [(Tensor<1>, Vec<usize>); 2]) {
+            let f = |t: &Tensor<D>| (t.clone().inner().reshape([t.shape().num_elements()]), t.dims().to_vec());
+            (m.time, [f(&m.moment_1), f(&m.moment_2)])
+        }
+        macro_rules! by_rank {
+            ($($d:literal)*) => {
+                match st.rank() {
+                    $($d => if self.adamw { flat(&st.downcast_ref::<AdamWState<$d>>().momentum) } else { flat(&st.downcast_ref::<AdamState<$d>>().momentum) },)*
+                    r => panic!("no parameter of rank {r} is trained here"),
+                }
+            };
+        }
+        by_rank!(1 2 3 4)
     }
 
     /// Puts `state` back for the parameters of `net`, on `device`: every entry must belong to a

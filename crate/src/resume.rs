@@ -20,7 +20,7 @@
 //! run's, every name against the model's parameters, every shape, and that every value is finite;
 //! an error names the file's problem. Writing is the caller's, atomically (`write_atomic`).
 
-use crate::optimizer::{param_shapes, OptimState};
+use crate::optimizer::{param_shapes, NamedOptimizer, OptimState, Reads};
 use crate::rng::Rng;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData};
@@ -34,10 +34,10 @@ const KEY_FORMAT: &str = "geonoise.format";
 const KEY_VERSION: &str = "geonoise.version";
 const KEY_STATE: &str = "geonoise.state";
 
-/// Every float parameter's values by name (read back synchronously).
+/// Every float parameter by name, flattened, with its shape (still on the device).
 struct Gather {
     path: Vec<String>,
-    out: BTreeMap<String, TensorData>,
+    out: Reads,
 }
 
 impl ModuleVisitor for Gather {
@@ -48,15 +48,22 @@ impl ModuleVisitor for Gather {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.out.insert(self.path.join("."), param.val().into_data().convert::<f32>());
+        let t = param.val().inner(); // the values alone: one transaction reads every part
+        let dims = t.dims().to_vec();
+        self.out.0.push((self.path.join("."), t.reshape([dims.iter().product::<usize>()]), dims));
     }
 }
 
-/// A module's weights by name, as f32 host data.
-pub fn weights<M: Module>(m: &M) -> BTreeMap<String, TensorData> {
-    let mut g = Gather { path: vec![], out: BTreeMap::new() };
+/// A module's weights by name, still on the device, `prefix` before each name.
+pub fn weight_reads<M: Module>(m: &M, prefix: &str) -> Reads {
+    let mut g = Gather { path: vec![], out: Reads::default() };
     m.visit(&mut g);
-    g.out
+    Reads(g.out.0.into_iter().map(|(n, t, s)| (format!("{prefix}{n}"), t, s)).collect())
+}
+
+/// A module's weights by name, as f32 host data (read back synchronously).
+pub fn weights<M: Module>(m: &M) -> BTreeMap<String, TensorData> {
+    weight_reads(m, "").read()
 }
 
 /// Puts `values` (checked to cover every parameter with its shape) into a module, keeping each
@@ -215,6 +222,57 @@ impl RunState {
         }
         Ok(())
     }
+}
+
+/// A run's state with its tensors still on the device: read back and encoded with `encode`
+/// (synchronously) or `encode_async` (where the device allows async reads only, WebGPU). Taken
+/// between two steps, it holds that step's tensors whatever the run does meanwhile.
+pub struct PendingState {
+    head: RunState,
+    reads: Reads,
+}
+
+impl PendingState {
+    /// The state of a run at `step` of `config` (of weights of format `of`): its weights `net`,
+    /// optimizer `optim` (`net`'s), batch stream `rng`, moving average `ema` if it keeps one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new<M: Module, C: Serialize>(of: &str, config: &C, step: usize, rng: &Rng, net: &M, optim: &NamedOptimizer, ema: Option<&M>, extra: serde_json::Value) -> Result<PendingState, String> {
+        let (moments, scalars) = optim.pending();
+        let mut reads = weight_reads(net, "weights/");
+        reads.0.extend(moments.0.into_iter().map(|(n, t, s)| (format!("adam/{n}"), t, s)));
+        if let Some(ema) = ema {
+            reads.0.extend(weight_reads(ema, "ema/").0);
+        }
+        let config = serde_json::to_value(config).map_err(|e| e.to_string())?;
+        let head = RunState { of: of.to_string(), config, step, rng: rng.clone(), weights: BTreeMap::new(), optimizer: OptimState { tensors: BTreeMap::new(), scalars }, ema: ema.map(|_| BTreeMap::new()), extra };
+        Ok(PendingState { head, reads })
+    }
+
+    /// The state file's bytes, read back synchronously.
+    pub fn encode(self) -> Result<Vec<u8>, String> {
+        let values = self.reads.read();
+        fill(self.head, values)
+    }
+
+    /// The state file's bytes, read back asynchronously.
+    pub async fn encode_async(self) -> Result<Vec<u8>, String> {
+        let values = self.reads.read_async().await?;
+        fill(self.head, values)
+    }
+}
+
+/// `head` with the values read back (named `KIND/NAME`) in their places, encoded.
+fn fill(mut head: RunState, values: BTreeMap<String, TensorData>) -> Result<Vec<u8>, String> {
+    for (key, data) in values {
+        let (kind, name) = key.split_once('/').expect("every read is named KIND/NAME");
+        let map = match kind {
+            "weights" => &mut head.weights,
+            "adam" => &mut head.optimizer.tensors,
+            _ => head.ema.as_mut().expect("EMA reads only where there is one"),
+        };
+        map.insert(name.to_string(), data);
+    }
+    head.encode()
 }
 
 /// Writes `bytes` to `path` so that a kill at any moment leaves the old file or the new one,

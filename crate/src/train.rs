@@ -16,7 +16,7 @@ use crate::rng::Rng;
 use crate::target::Parameterization;
 use crate::checkpoint;
 use crate::optimizer::NamedOptimizer;
-use crate::resume::{self, RunState};
+use crate::resume::{self, PendingState, RunState};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -177,18 +177,14 @@ impl Trainer {
     /// trained) kept beside it. Reads the device back synchronously (native, or Flex in the
     /// browser).
     pub fn save_state(&self, extra: serde_json::Value) -> Result<Vec<u8>, String> {
+        self.pending_state(extra)?.encode()
+    }
+
+    /// The run's state with its tensors still on the device, to be read back (`encode`, or
+    /// `encode_async` on WebGPU): this step's, whatever the run does meanwhile.
+    pub fn pending_state(&self, extra: serde_json::Value) -> Result<PendingState, String> {
         let net = self.net.as_ref().expect("trainer net present between steps");
-        RunState {
-            of: checkpoint::FORMAT.into(),
-            config: serde_json::to_value(&self.config).map_err(|e| e.to_string())?,
-            step: self.step,
-            rng: self.rng.clone(),
-            weights: resume::weights(net),
-            optimizer: self.optim.state(),
-            ema: None,
-            extra,
-        }
-        .encode()
+        PendingState::new(checkpoint::FORMAT, &self.config, self.step, &self.rng, net, &self.optim, None, extra)
     }
 
     /// Goes on with the run a state file (`save_state`) holds, exactly where it stopped: N steps

@@ -22,6 +22,15 @@ export function cli(args) {
 }
 fs.mkdirSync(artifacts, { recursive: true });
 
+/** Every tensor of a safetensors file (a checkpoint the page downloaded), by name: its bytes. */
+export function safetensors(bytes) {
+  const n = Number(Buffer.from(bytes).readBigUInt64LE(0));
+  const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString("utf8"));
+  const out = new Map();
+  for (const [name, t] of Object.entries(header)) if (name !== "__metadata__") out.set(name, Buffer.from(bytes.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1])));
+  return out;
+}
+
 /** Registers the file's before/after hooks; returns the helpers. */
 export function browserSession() {
   // Paths the server answers wrongly on purpose: {path: "404" | "garbage" | another path}.

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { browserSession, artifacts, www } from "./browser.mjs";
+import { browserSession, artifacts, www, safetensors } from "./browser.mjs";
 
 const { faults, open, waitDone } = browserSession();
 
@@ -58,15 +58,6 @@ test("the GPU device lost mid-sampling: the engine restarts on the CPU and both 
   await page.close();
 });
 
-/** Every tensor of a safetensors file, by name (its bytes). */
-function tensors(bytes) {
-  const n = Number(Buffer.from(bytes).readBigUInt64LE(0));
-  const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString("utf8"));
-  const out = new Map();
-  for (const [name, t] of Object.entries(header)) if (name !== "__metadata__") out.set(name, Buffer.from(bytes.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1])));
-  return out;
-}
-
 /** Trains both panels to the end (crashing the worker once a state is saved when `crash`) and
  * downloads the left panel's checkpoint: its tensors. */
 async function trainAndDownload(query, crash) {
@@ -85,7 +76,7 @@ async function trainAndDownload(query, crash) {
   const recovered = await page.evaluate(() => window.geonoise.panels.get("train-a").train.recovered);
   assert.deepEqual(problems, []);
   await page.close();
-  return { tensors: tensors(bytes), recovered };
+  return { tensors: safetensors(bytes), recovered };
 }
 
 test("the worker crashing mid-training on the CPU: the run resumes exactly from its state, and its checkpoint is the unbroken run's to the bit", async () => {

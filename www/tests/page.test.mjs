@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { browserSession, artifacts, cli, repo } from "./browser.mjs";
+import { browserSession, artifacts, cli, repo, safetensors } from "./browser.mjs";
 
 
 const { faults, open, waitDone, exportJson } = browserSession();
@@ -340,9 +340,43 @@ test("Train tab: a GPU device lost mid-training restarts the engine on the CPU, 
     assert.ok(r.history.every(([, l]) => Number.isFinite(l)));
     assert.ok(saved[i] >= 10, `weights were saved before the loss (step ${saved[i]})`);
   });
+  // The autosave carried the run's whole state, read back from the GPU: the run went on exactly.
+  const recovered = await page.evaluate(() => [...window.geonoise.panels.values()].map((p) => p.train.recovered));
+  recovered.forEach((r, i) => assert.ok(r?.exact && r.step >= saved[i], `resumed exactly from a state saved at or after step ${saved[i]}: ${JSON.stringify(r)}`));
   await page.screenshot({ path: path.join(artifacts, "page-train-device-lost.png"), fullPage: true });
   assert.deepEqual(problems.filter((p) => !/device was lost|WebGPU|GPU/i.test(p)), []);
   await page.close();
+});
+
+test("Train tab, WebGPU: a run whose GPU is lost goes on from its state on the CPU, and ends where the unbroken WebGPU run does (within float tolerance)", async () => {
+  const query = "?mode=train&backend=webgpu&tdim=8&tsteps=30&every=10&width=32&depth=1&batch=64&n=16&steps=3";
+  const run = async (lose) => {
+    const { page, problems } = await open(query);
+    await page.waitForFunction(() => window.geonoise.backend === "webgpu" && window.geonoise.panels.size === 2, null, { timeout: 120000 });
+    await page.click("#train-start");
+    if (lose) {
+      await page.waitForFunction(() => { const t = window.geonoise.panels.get("train-a").train; return t?.resume && !t.finished; }, null, { timeout: 300000, polling: 20 });
+      await page.evaluate(() => window.geonoise.loseDevice());
+      await page.waitForFunction(() => window.geonoise.backend === "cpu", null, { timeout: 120000, polling: 200 });
+    }
+    await trained(page, ["train-a", "train-b"]);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click('[data-panel="train-a"] [data-t="download"]')]);
+    const tensors = safetensors(fs.readFileSync(await download.path()));
+    const recovered = await page.evaluate(() => window.geonoise.panels.get("train-a").train.recovered);
+    assert.deepEqual(problems.filter((p) => !/device was lost|WebGPU|GPU/i.test(p)), []);
+    await page.close();
+    return { tensors, recovered };
+  };
+  const straight = await run(false);
+  const broken = await run(true);
+  assert.ok(broken.recovered?.exact && broken.recovered.step > 0 && broken.recovered.step < 30, JSON.stringify(broken.recovered));
+  let worst = 0;
+  for (const [name, a] of straight.tensors) {
+    const [x, y] = [a, broken.tensors.get(name)].map((b) => new Float32Array(b.buffer, b.byteOffset, b.length / 4));
+    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]) / Math.max(Math.abs(x[i]), 1e-2));
+  }
+  console.log(`WebGPU run resumed on the CPU from its state: largest relative difference to the unbroken run ${worst.toExponential(2)}`);
+  assert.ok(worst < 1e-3, `the resumed run's weights differ by ${worst} (relative)`);
 });
 
 test("each tab introduces itself: one intro shown, the tab's own; a link with d= sets the opened tab's D", async () => {

@@ -12,7 +12,7 @@ use super::store::Stored;
 use super::unet::{ImageModel, UNet, UNetConfig};
 use crate::model::time_rows;
 use crate::optimizer::NamedOptimizer;
-use crate::resume::{self, RunState};
+use crate::resume::{self, PendingState, RunState};
 use crate::rng::Rng;
 use crate::train::{cosine_lr, noise_levels};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
@@ -156,17 +156,7 @@ impl ImageTrainer {
     /// trained) kept beside it. Reads the device back synchronously.
     pub fn save_state(&self, extra: serde_json::Value) -> Result<Vec<u8>, String> {
         let net = self.net.as_ref().expect("trainer net present between steps");
-        RunState {
-            of: <UNet as Stored>::FORMAT.into(),
-            config: serde_json::to_value(&self.config).map_err(|e| e.to_string())?,
-            step: self.step,
-            rng: self.rng.clone(),
-            weights: resume::weights(net),
-            optimizer: self.optim.state(),
-            ema: Some(resume::weights(&self.ema)),
-            extra,
-        }
-        .encode()
+        PendingState::new(<UNet as Stored>::FORMAT, &self.config, self.step, &self.rng, net, &self.optim, Some(&self.ema), extra)?.encode()
     }
 
     /// Goes on with the run a state file (`save_state`) holds, exactly where it stopped; with the

@@ -27,7 +27,7 @@ impl Engine {
     }
 
     fn run(&self, trainer: Trainer) -> TrainRun {
-        TrainRun { trainer: Rc::new(RefCell::new(trainer)), on_cpu: self.backend() == "cpu" }
+        TrainRun { trainer: Rc::new(RefCell::new(trainer)) }
     }
 
     /// Goes on with a run from a checkpoint's bytes saved at step `step` (after a lost GPU, or a
@@ -68,9 +68,6 @@ fn train_config(config: JsValue) -> Result<TrainConfig, JsError> {
 #[wasm_bindgen]
 pub struct TrainRun {
     trainer: Rc<RefCell<Trainer>>,
-    /// On the CPU engine the whole state can be read back at once (synchronously); WebGPU allows
-    /// only async reads, and its runs resume from their weights (`export`).
-    on_cpu: bool,
 }
 
 #[wasm_bindgen]
@@ -133,14 +130,14 @@ impl TrainRun {
     }
 
     /// The run's whole state as a state file (weights, Adam's moments, step, batch stream: what
-    /// `Engine.resume_trainer_state` goes on from exactly); `undefined` on WebGPU, where it cannot
-    /// be read back synchronously.
-    pub fn state(&self) -> Result<Option<js_sys::Uint8Array>, JsError> {
-        if !self.on_cpu {
-            return Ok(None);
-        }
-        let bytes = self.trainer.borrow().save_state(serde_json::Value::Null).map_err(js_err)?;
-        Ok(Some(js_sys::Uint8Array::from(bytes.as_slice())))
+    /// `Engine.resume_trainer_state` goes on from exactly), read back asynchronously: a Promise of
+    /// a Uint8Array, of the step this is called at.
+    pub fn state(&self) -> Result<js_sys::Promise, JsError> {
+        let pending = self.trainer.borrow().pending_state(serde_json::Value::Null).map_err(js_err)?;
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let bytes = pending.encode_async().await.map_err(|e| JsValue::from(js_err(e)))?;
+            Ok(js_sys::Uint8Array::from(bytes.as_slice()).into())
+        }))
     }
 
     /// The model as a checkpoint file (f32, with the training config and step in its metadata),
