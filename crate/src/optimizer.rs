@@ -139,6 +139,13 @@ impl NamedOptimizer {
             let (name, field) = split(key)?;
             by_param.entry(name).or_default().1.insert(field, *v);
         }
+        // A run past its first step has moments for every parameter: one missing would restart
+        // silently, and the run would not be the same run.
+        if !by_param.is_empty() {
+            if let Some(missing) = params.keys().find(|n| !by_param.contains_key(*n)) {
+                return Err(format!("{what} has no optimizer state for the parameter {missing}"));
+            }
+        }
         let mut states = BTreeMap::new();
         for (name, (tensors, scalars)) in by_param {
             let mut src = StateSource::new(scalars);

@@ -508,6 +508,13 @@ mod tests {
         st.optimizer.tensors.insert("blocks.7.fc1.weight/momentum.moment_1".into(), TensorData::new(vec![0f32; 4], [2, 2]));
         assert!(err(&cfg, &st.encode().unwrap()).contains("blocks.7.fc1.weight, which the model does not have"));
         let mut st = RunState::decode(&state, checkpoint::FORMAT).unwrap();
+        st.optimizer.tensors.retain(|k, _| !k.starts_with("gain.weight/"));
+        st.optimizer.scalars.retain(|k, _| !k.starts_with("gain.weight/"));
+        assert!(err(&cfg, &st.encode().unwrap()).contains("no optimizer state for the parameter gain.weight"));
+        let mut st = RunState::decode(&state, checkpoint::FORMAT).unwrap();
+        st.optimizer.tensors.remove("gain.weight/momentum.moment_2");
+        assert!(err(&cfg, &st.encode().unwrap()).contains("the optimizer's state of gain.weight is incomplete"));
+        let mut st = RunState::decode(&state, checkpoint::FORMAT).unwrap();
         st.weights.remove("output.bias");
         assert!(err(&cfg, &st.encode().unwrap()).contains("no values for the parameter output.bias"));
     }
