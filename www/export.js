@@ -31,3 +31,17 @@ export function samplesJson({ panel, config, sample, dim, projection_seed, xy, s
   if (frames) out.trajectory = frames.map((f) => ({ step: f.step, t: f.t, xy: rows(f.xy, 2) }));
   return JSON.stringify(out);
 }
+
+/** The run a training-state file holds (its `geonoise.state`: {config, step, …}), read from its
+ * safetensors header; null for any other file (a checkpoint, garbage). */
+export function trainStateHeader(bytes) {
+  if (bytes.length < 8) return null;
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+  if (n <= 0 || n > bytes.length - 8) return null;
+  try {
+    const meta = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))).__metadata__ ?? {};
+    return meta["geonoise.format"] === "geonoise-train-state" ? JSON.parse(meta["geonoise.state"]) : null;
+  } catch {
+    return null;
+  }
+}

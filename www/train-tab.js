@@ -4,6 +4,7 @@
 // lost GPU or a crash resumes from them, and checkpoint download and import.
 import { TRAIN_MODELS, DATA_CHOICES, modelTitle, trainPanels, trainConfig, dataSpec, dataTitle } from "./state.js";
 import { PanelView, saveBlob, options } from "./view.js";
+import { trainStateHeader } from "./export.js";
 import { LossChart } from "./chart.js";
 
 const COLORS = ["#1f5ab4", "#c0392b"];
@@ -25,7 +26,7 @@ export function trainTab(app, sampling, requestDataPoints) {
     chart.setMaxStep(state.tsteps);
     app.grid.className = "panels n2";
     trainPanels(state).forEach((panel, i) => {
-      const view = new PanelView(app.grid, panel, { onExport: sampling.exportPanel, onDownload: downloadCheckpoint, onImport: importCheckpoint });
+      const view = new PanelView(app.grid, panel, { onExport: sampling.exportPanel, onDownload: downloadCheckpoint, onDownloadState: downloadState, onImport: importCheckpoint });
       const p = { panel, view, frames: [], metrics: null, loaded: false, done: false, pending: false, gen: app.generation, color: COLORS[i], train: null };
       panels.set(panel.id, p);
       view.setStatus(`D = ${state.tdim}, width ${state.width}, depth ${state.depth}${state.tdata === "circles" ? "" : `, ${state.tdata === "drawn" ? "the drawing" : state.tdata.replace("-", " ")}`}`);
@@ -44,8 +45,8 @@ export function trainTab(app, sampling, requestDataPoints) {
     return !unsavedTraining() || window.confirm(`${what} discards the models trained on this page (download their checkpoints first to keep them). Go on?`);
   }
 
-  function freshTrain(p) {
-    p.train = { step: 0, total: state.tsteps, loss: null, history: [], k: 4, computeMs: 0, wallMs: 0, sentAt: 0, pending: false, nextPreview: state.every, finished: false, saved: null, resume: null, downloadedStep: null, config: trainConfig(p.panel, state) };
+  function freshTrain(p, config = trainConfig(p.panel, state)) {
+    p.train = { step: 0, total: config.steps, loss: null, history: [], k: 4, computeMs: 0, wallMs: 0, sentAt: 0, pending: false, nextPreview: state.every, finished: false, saved: null, resume: null, downloadedStep: null, config };
     p.loaded = false;
     p.done = false;
     p.frames = [];
@@ -148,6 +149,7 @@ export function trainTab(app, sampling, requestDataPoints) {
     p.train.saved = { step: msg.step, bytes: msg.bytes };
     // An autosave carries the run's whole state too: what recovery resumes exactly from.
     if (msg.state) p.train.resume = { step: msg.step, bytes: msg.state };
+    if (msg.purpose === "state") saveState(p);
     p.view.setDownloadable(true);
     if (msg.purpose === "download") saveCheckpoint(p);
   }
@@ -173,6 +175,47 @@ export function trainTab(app, sampling, requestDataPoints) {
     else app.post({ type: "train-export", panel: panel.id, loss: p.train.loss, purpose: "download" });
   }
 
+  /** "Download state": the run's whole state at its current step, a file that Load … (here) or
+   * `geonoise train --resume --state FILE` goes on from exactly. */
+  function downloadState(panel) {
+    const p = panels.get(panel.id);
+    if (!p?.train) return;
+    if (p.train.resume && p.train.resume.step === p.train.step) saveState(p);
+    else app.post({ type: "train-export", panel: panel.id, loss: p.train.loss, purpose: "state" });
+  }
+
+  function saveState(p) {
+    const { step, bytes } = p.train.resume;
+    const file = checkpointName(p, step).replace(/\.safetensors$/, ".state");
+    window.geonoise.lastState = { panel: p.panel.id, file, step, size: bytes.length };
+    saveBlob(new Blob([bytes], { type: "application/octet-stream" }), file);
+  }
+
+  /** A state file loaded into a panel: its run, set up at the step it was saved at, goes on
+   * exactly (on Resume, or at once while training). The panel must train the same model. */
+  function continueFrom(p, name, bytes, run) {
+    const c = run.config;
+    const key = `${c.model.model}-${c.model.blind ? "blind" : "cond"}`;
+    if (key !== `${p.panel.model}-${p.panel.blind ? "blind" : "cond"}`) {
+      p.view.setTraining(p.beforeImport);
+      p.view.setError(`${name} is the state of a ${modelTitle(key)} run; this panel trains ${p.panel.title}: choose ${modelTitle(key)} on this side first.`);
+      return;
+    }
+    p.gen = app.nextGeneration();
+    freshTrain(p, c);
+    const t = p.train;
+    t.step = run.step;
+    t.nextPreview = run.step + state.every;
+    t.resume = { step: run.step, bytes };
+    chart.setMaxStep(Math.max(state.tsteps, c.steps));
+    p.view.setStatus(`D = ${c.model.dim}, width ${c.model.width}, depth ${c.model.depth}`);
+    p.view.setTraining(`loaded ${name}: the run at step ${run.step} of ${c.steps}${training ? "" : "; press Resume to go on"}`);
+    p.view.setDownloadable(true);
+    const copy = bytes.slice();
+    app.post({ type: "train-resume", panel: p.panel.id, config: c, bytes: null, step: run.step, state: copy }, [copy.buffer]);
+    syncTrainButtons();
+  }
+
   async function importCheckpoint(panel, file) {
     const p = panels.get(panel.id);
     if (file.size > MAX_IMPORT) {
@@ -184,6 +227,8 @@ export function trainTab(app, sampling, requestDataPoints) {
     p.beforeImport = p.view.el.querySelector(".training").textContent;
     p.view.setTraining(`loading ${file.name}…`);
     const bytes = new Uint8Array(await file.arrayBuffer());
+    const run = trainStateHeader(bytes);
+    if (run) return continueFrom(p, file.name, bytes, run);
     // The panel changes only when the file has loaded ("loaded" with `imported`, onImported); a
     // file that fails leaves its model or training run as it was.
     app.post({ type: "import", panel: panel.id, bytes, name: file.name }, [bytes.buffer]);

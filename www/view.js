@@ -100,8 +100,8 @@ export class PanelView extends PanelChrome {
         <div><dt>step</dt><dd data-m="step">–</dd></div>
       </dl>
       ${actions.onExport ? `<div class="exports"><button data-x="json">Export JSON</button><button data-x="csv">Samples CSV</button><button data-x="traj">Trajectories CSV</button></div>` : ""}
-      ${actions.onDownload ? `<div class="exports"><button data-t="download" disabled>Download checkpoint</button>
-        <label class="file">Load checkpoint… <input type="file" accept=".safetensors"></label></div>` : ""}`;
+      ${actions.onDownload ? `<div class="exports"><button data-t="download" disabled>Download checkpoint</button><button data-t="state" disabled title="the run's whole state: Load it here (or geonoise train --resume) to go on exactly">Download state</button>
+        <label class="file">Load checkpoint or state… <input type="file" accept=".safetensors,.state"></label></div>` : ""}`;
     parent.appendChild(el);
     this.el = el;
     this.canvas = el.querySelector("canvas");
@@ -114,6 +114,7 @@ export class PanelView extends PanelChrome {
     }
     if (actions.onDownload) {
       el.querySelector("[data-t=download]").addEventListener("click", () => actions.onDownload(panel));
+      el.querySelector("[data-t=state]").addEventListener("click", () => actions.onDownloadState(panel));
       const input = el.querySelector("input[type=file]");
       input.addEventListener("change", () => {
         if (input.files[0]) actions.onImport(panel, input.files[0]);
@@ -123,10 +124,9 @@ export class PanelView extends PanelChrome {
     this.clear();
   }
 
-  /** Enables the Download checkpoint button (Train tab). */
+  /** Enables the Download checkpoint and Download state buttons (Train tab). */
   setDownloadable(on) {
-    const b = this.el.querySelector("[data-t=download]");
-    if (b) b.disabled = !on;
+    for (const b of this.el.querySelectorAll("[data-t=download], [data-t=state]")) b.disabled = !on;
   }
 
   /** One line of training progress under the title (Train tab). */

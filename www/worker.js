@@ -26,7 +26,8 @@
 //                                                     file) where it has one, else from the weights
 //     {type: "train-step", panel, k, gen}             k optimizer steps, then one async loss read
 //     {type: "train-preview", panel, gen, n, steps, seed}  sample the model in training (Euler)
-//     {type: "train-export", panel, loss, purpose}    the weights as a checkpoint file
+//     {type: "train-export", panel, loss, purpose}    the weights as a checkpoint file, and but for a
+//                                                     "download" the run's state too
 //     {type: "train-use", panel}                      make the trained weights the panel's model
 //     {type: "memory"}                                wasm memory size and the GPU allocator's figures
 //     {type: "data-points", id, data, n}              a data set's (a DataSpec) normalised points
@@ -331,9 +332,9 @@ async function handleTrainPreview({ panel, gen, n, steps, seed }) {
 async function handleTrainExport({ panel, loss, purpose }) {
   const tr = trainerOf(panel);
   const step = tr.steps_done;
-  // An autosave carries the run's whole state of the same step (both reads are issued before
-  // either is awaited): what a restarted engine resumes exactly from.
-  const [bytes, state] = await Promise.all([tr.export(Number.isFinite(loss) ? loss : undefined), purpose === "autosave" ? tr.state() : undefined]);
+  // An autosave (or a state asked for) carries the run's whole state of the same step (both reads
+  // are issued before either is awaited): what a restarted engine resumes exactly from.
+  const [bytes, state] = await Promise.all([tr.export(Number.isFinite(loss) ? loss : undefined), purpose === "download" ? undefined : tr.state()]);
   post({ type: "checkpoint", panel, step, purpose, bytes, state }, state ? [bytes.buffer, state.buffer] : [bytes.buffer]);
 }
 

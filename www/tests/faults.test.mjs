@@ -88,6 +88,43 @@ test("the worker crashing mid-training on the CPU: the run resumes exactly from 
   for (const [name, t] of straight.tensors) assert.ok(t.equals(broken.tensors.get(name)), `${name}: the resumed run's weights differ from the unbroken run's`);
 });
 
+test("Download state, then Load it into a fresh page and Resume: the run ends with the unbroken run's checkpoint; a state of another model is refused by name", async () => {
+  const query = "?mode=train&backend=cpu&tdim=8&width=32&depth=1&batch=64&tsteps=600&every=100&n=20&steps=5";
+  const straight = await trainAndDownload(query, false);
+  // A run paused part way, and its state downloaded.
+  const first = await open(query);
+  await ready(first.page);
+  await first.page.click("#train-start");
+  await first.page.waitForFunction(() => window.geonoise.panels.get("train-a").train?.step >= 150, null, { timeout: 120000, polling: 10 });
+  await first.page.click("#train-pause");
+  await first.page.waitForFunction(() => [...window.geonoise.panels.values()].every((p) => !p.train.pending), null, { timeout: 30000, polling: 20 });
+  const [dl] = await Promise.all([first.page.waitForEvent("download"), first.page.click('[data-panel="train-a"] [data-t="state"]')]);
+  assert.match(dl.suggestedFilename(), /^geonoise-fm-blind-d8-\d+steps\.state$/);
+  const stateFile = path.join(artifacts, dl.suggestedFilename());
+  await dl.saveAs(stateFile);
+  const at = await first.page.evaluate(() => window.geonoise.lastState.step);
+  assert.ok(at >= 150 && at < 600, `the state is of a step part way: ${at}`);
+  assert.deepEqual(first.problems, []);
+  await first.page.close();
+  // A fresh page: the state goes into the DDPM Blind panel (refused by name), then into the FM
+  // Blind one, which picks the run up at its step; Resume trains it to the end.
+  const { page, problems } = await open(query);
+  await ready(page);
+  await page.setInputFiles('[data-panel="train-b"] input[type=file]', stateFile);
+  await page.waitForFunction(() => /is the state of a FM Blind run; this panel trains DDPM Blind/.test(document.querySelector('[data-panel="train-b"] .error').textContent), null, { timeout: 30000 });
+  await page.setInputFiles('[data-panel="train-a"] input[type=file]', stateFile);
+  await page.waitForFunction((at) => { const t = window.geonoise.panels.get("train-a").train; return t?.started && t.step === at; }, at, { timeout: 30000, polling: 20 });
+  assert.match(await text(page, '[data-panel="train-a"] .training'), new RegExp(`loaded geonoise-fm-blind-d8-${at}steps\\.state: the run at step ${at} of 600; press Resume to go on`));
+  await page.click("#train-pause");
+  await page.waitForFunction(() => window.geonoise.panels.get("train-a").train.finished, null, { timeout: 300000, polling: 200 });
+  await waitDone(page, ["train-a"], 120000);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click('[data-panel="train-a"] [data-t="download"]')]);
+  const resumed = safetensors(fs.readFileSync(await download.path()));
+  for (const [name, t] of straight.tensors) assert.ok(t.equals(resumed.get(name)), `${name}: the run loaded from its state differs from the unbroken run`);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
 test("the worker crashing mid-training: a new engine, training goes on from the saved weights; repeated crashes stop with a message and the weights stay downloadable", async () => {
   const { page, problems } = await open("?mode=train&backend=cpu&tdim=8&width=32&depth=1&batch=64&tsteps=1500&every=100&n=100&steps=10");
   await ready(page);
