@@ -280,7 +280,9 @@ fn fill(mut head: RunState, values: BTreeMap<String, TensorData>) -> Result<Vec<
 #[cfg(not(target_family = "wasm"))]
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    let mut name = path.file_name().map(|n| n.to_os_string()).ok_or_else(|| format!("{} names no file", path.display()))?;
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
