@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod model;
 pub mod optimizer;
 pub mod oracle;
+pub mod params;
 pub mod pretrained;
 pub mod resume;
 pub mod rng;

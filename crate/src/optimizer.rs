@@ -6,9 +6,10 @@
 //! read out (`state`) and put back on any device (`restore`): what a run needs to resume exactly.
 
 use burn::grad_clipping::{GradientClipping, GradientClippingConfig};
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use crate::params::{param_shapes, Reads};
+use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::{AdamConfig, AdamState, AdamWConfig, AdamWState, AdaptiveMomentumState, DynOptimizer, DynState, GradientsParams, StateSource};
-use burn::tensor::{Device, Tensor, TensorData, Transaction};
+use burn::tensor::{Device, Tensor, TensorData};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -28,34 +29,6 @@ pub struct NamedOptimizer {
     adamw: bool,
     clip: Option<GradientClipping>,
     states: BTreeMap<String, DynState>,
-}
-
-/// Tensors still on the device, each with the name it is stored under and the shape it is read
-/// back in: what a state file is made of, read back at once (`read`, or `read_async` where the
-/// device allows async reads only).
-#[derive(Default)]
-pub struct Reads(pub Vec<(String, Tensor<1>, Vec<usize>)>);
-
-impl Reads {
-    fn transaction(&self) -> Transaction {
-        self.0.iter().fold(Transaction::default(), |tx, (_, t, _)| tx.register(t.clone()))
-    }
-
-    fn assemble(&self, data: Vec<TensorData>) -> BTreeMap<String, TensorData> {
-        self.0.iter().zip(data).map(|((name, _, shape), d)| (name.clone(), TensorData::new(d.convert::<f32>().try_into_vec::<f32>().expect("f32 after convert"), shape.clone()))).collect()
-    }
-
-    /// The values, read back synchronously (native, or the CPU in the browser).
-    pub fn read(self) -> BTreeMap<String, TensorData> {
-        let data = self.transaction().execute();
-        self.assemble(data)
-    }
-
-    /// The values, read back asynchronously (WebGPU).
-    pub async fn read_async(self) -> Result<BTreeMap<String, TensorData>, String> {
-        let data = self.transaction().execute_async().await.map_err(|e| format!("reading the state back failed: {e:?}"))?;
-        Ok(self.assemble(data))
-    }
 }
 
 /// What each parameter's state is flattened under before its name is put in front.
@@ -161,25 +134,6 @@ impl NamedOptimizer {
     }
 }
 
-/// Every float parameter's name and shape, in visiting order.
-pub fn param_shapes<M: Module>(m: &M) -> Vec<(String, Vec<usize>)> {
-    struct Shapes(Vec<String>, Vec<(String, Vec<usize>)>);
-    impl ModuleVisitor for Shapes {
-        fn enter_module(&mut self, name: &str, _container: &str) {
-            self.0.push(name.to_string());
-        }
-        fn exit_module(&mut self, _name: &str, _container: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.1.push((self.0.join("."), param.lazy_shape().to_vec()));
-        }
-    }
-    let mut v = Shapes(vec![], vec![]);
-    m.visit(&mut v);
-    v.1
-}
-
 /// Applies the optimizer to each parameter as burn's module optimizer does: clip the gradient,
 /// step on the inner (non-autodiff) tensor, lift the result back with the parameter's autodiff
 /// settings.
@@ -232,7 +186,7 @@ impl ModuleMapper for Stepper<'_> {
 mod tests {
     use super::*;
     use crate::model::{time_embedding, ModelConfig, Net};
-    use crate::resume::weights;
+    use crate::params::{weights, with_weights};
     use crate::rng::Rng;
     use crate::target::Parameterization;
     use burn::optim::ModuleOptimizer;
@@ -294,7 +248,7 @@ mod tests {
         assert!(state.scalars.contains_key("input.bias/momentum.time"));
         // Another net with the same weights (new parameter ids) and the state put back: the
         // next steps agree with the first optimizer's.
-        let b = crate::resume::with_weights(Net::init(&cfg, 9, &device), &weights(&a), "test").unwrap();
+        let b = with_weights(Net::init(&cfg, 9, &device), &weights(&a), "test").unwrap();
         let mut back = NamedOptimizer::adam(1e-8, None, 1.0);
         back.restore(&state, &b, &device.clone().inner(), "test").unwrap();
         assert_eq!(back.state(), state);

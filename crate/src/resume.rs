@@ -20,10 +20,11 @@
 //! run's, every name against the model's parameters, every shape, and that every value is finite;
 //! an error names the file's problem. Writing is the caller's, atomically (`write_atomic`).
 
-use crate::optimizer::{param_shapes, NamedOptimizer, OptimState, Reads};
+use crate::optimizer::{NamedOptimizer, OptimState};
+use crate::params::{weight_reads, Reads};
 use crate::rng::Rng;
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{Tensor, TensorData};
+use burn::module::Module;
+use burn::tensor::TensorData;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -33,80 +34,6 @@ const VERSION: u32 = 1;
 const KEY_FORMAT: &str = "geonoise.format";
 const KEY_VERSION: &str = "geonoise.version";
 const KEY_STATE: &str = "geonoise.state";
-
-/// Every float parameter by name, flattened, with its shape (still on the device).
-struct Gather {
-    path: Vec<String>,
-    out: Reads,
-}
-
-impl ModuleVisitor for Gather {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let t = param.val().inner(); // the values alone: one transaction reads every part
-        let dims = t.dims().to_vec();
-        self.out.0.push((self.path.join("."), t.reshape([dims.iter().product::<usize>()]), dims));
-    }
-}
-
-/// A module's weights by name, still on the device, `prefix` before each name.
-pub fn weight_reads<M: Module>(m: &M, prefix: &str) -> Reads {
-    let mut g = Gather { path: vec![], out: Reads::default() };
-    m.visit(&mut g);
-    Reads(g.out.0.into_iter().map(|(n, t, s)| (format!("{prefix}{n}"), t, s)).collect())
-}
-
-/// A module's weights by name, as f32 host data (read back synchronously).
-pub fn weights<M: Module>(m: &M) -> BTreeMap<String, TensorData> {
-    weight_reads(m, "").read()
-}
-
-/// Puts `values` (checked to cover every parameter with its shape) into a module, keeping each
-/// parameter's id and whether it is trained.
-struct Put<'a> {
-    path: Vec<String>,
-    values: &'a BTreeMap<String, TensorData>,
-}
-
-impl ModuleMapper for Put<'_> {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.path.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let data = self.values[&self.path.join(".")].clone();
-        param.map(|t| {
-            let put = Tensor::from_data(data, &t.device());
-            if t.is_require_grad() {
-                put.require_grad()
-            } else {
-                put
-            }
-        })
-    }
-}
-
-/// `m` with the weights `values` (every parameter's name and shape checked first).
-pub fn with_weights<M: Module>(m: M, values: &BTreeMap<String, TensorData>, what: &str) -> Result<M, String> {
-    let params = param_shapes(&m);
-    for (name, shape) in &params {
-        let v = values.get(name).ok_or_else(|| format!("{what} has no values for the parameter {name}"))?;
-        if v.shape().to_vec() != *shape {
-            return Err(format!("{what}: {name} is {:?}, the model's is {shape:?}", v.shape().to_vec()));
-        }
-    }
-    if let Some(extra) = values.keys().find(|k| !params.iter().any(|(n, _)| n == *k)) {
-        return Err(format!("{what} has values for {extra}, which the model does not have"));
-    }
-    Ok(m.map(&mut Put { path: vec![], values }))
-}
 
 /// A training run's whole state, as a state file holds it.
 #[derive(Clone, Debug)]
@@ -208,6 +135,18 @@ impl RunState {
             };
         }
         Ok(out)
+    }
+
+    /// The state of `config`'s run (of weights of format `of`, `steps` steps long) that `bytes`
+    /// hold: read (`decode`), the config checked (`check_config`), and refused when it is past
+    /// the run's last step.
+    pub fn read_for<C: Serialize>(bytes: &[u8], of: &str, config: &C, steps: usize) -> Result<RunState, String> {
+        let st = RunState::decode(bytes, of)?;
+        st.check_config(config)?;
+        if st.step > steps {
+            return Err(format!("it is at step {}, past the run's {steps} steps", st.step));
+        }
+        Ok(st)
     }
 
     /// The state's config as `T`, refused with both named where it is not `want`'s run.

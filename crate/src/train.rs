@@ -16,7 +16,8 @@ use crate::rng::Rng;
 use crate::target::Parameterization;
 use crate::checkpoint;
 use crate::optimizer::NamedOptimizer;
-use crate::resume::{self, PendingState, RunState};
+use crate::params::with_weights;
+use crate::resume::{PendingState, RunState};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -194,15 +195,11 @@ impl Trainer {
     pub fn resume_state(config: TrainConfig, bytes: &[u8], device: &Device) -> Result<(Trainer, serde_json::Value), String> {
         config.validate()?;
         let config = TrainConfig { model: config.model.resolved(), ..config };
-        let st = RunState::decode(bytes, checkpoint::FORMAT)?;
-        st.check_config(&config)?;
-        if st.step > config.steps {
-            return Err(format!("it is at step {}, past the run's {} steps", st.step, config.steps));
-        }
+        let st = RunState::read_for(bytes, checkpoint::FORMAT, &config, config.steps)?;
         if st.ema.is_some() {
             return Err("it holds a moving average of the weights, which this trainer does not keep".into());
         }
-        let net = resume::with_weights(Net::init(&config.model, config.seed, device), &st.weights, "the state")?;
+        let net = with_weights(Net::init(&config.model, config.seed, device), &st.weights, "the state")?;
         let mut tr = Self::with_net(config, net.to_device(device).train(), st.step, device)?;
         let trained = tr.net.as_ref().expect("trainer net present between steps");
         tr.optim.restore(&st.optimizer, trained, &tr.device.clone().inner(), "the state")?;

@@ -8,7 +8,7 @@ use geonoise::image::idx::Images;
 use geonoise::image::train::{ImageTrainConfig, ImageTrainer};
 use geonoise::image::unet::UNetConfig;
 use geonoise::model::ModelConfig;
-use geonoise::resume::weights;
+use geonoise::params::weights;
 use geonoise::sample::{read_f32, SampleConfig, Sampler, Solver};
 use geonoise::target::Parameterization;
 use geonoise::train::{TrainConfig, Trainer};

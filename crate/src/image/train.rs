@@ -12,7 +12,8 @@ use super::store::Stored;
 use super::unet::{ImageModel, UNet, UNetConfig};
 use crate::model::time_rows;
 use crate::optimizer::NamedOptimizer;
-use crate::resume::{self, PendingState, RunState};
+use crate::params::with_weights;
+use crate::resume::{PendingState, RunState};
 use crate::rng::Rng;
 use crate::train::{cosine_lr, noise_levels};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
@@ -164,14 +165,10 @@ impl ImageTrainer {
     pub fn resume_state(config: ImageTrainConfig, bytes: &[u8], images: &Images, device: &Device) -> Result<(ImageTrainer, serde_json::Value), String> {
         config.validate()?;
         let config = ImageTrainConfig { net: config.net.resolved(), ..config };
-        let st = RunState::decode(bytes, <UNet as Stored>::FORMAT)?;
-        st.check_config(&config)?;
-        if st.step > config.steps {
-            return Err(format!("it is at step {}, past the run's {} steps", st.step, config.steps));
-        }
+        let st = RunState::read_for(bytes, <UNet as Stored>::FORMAT, &config, config.steps)?;
         let ema = st.ema.as_ref().ok_or("it holds no moving average of the weights")?;
-        let raw = resume::with_weights(UNet::init(&config.net, config.seed, device), &st.weights, "the state's weights")?;
-        let ema = resume::with_weights(UNet::init(&config.net, config.seed, device), ema, "the state's moving average")?;
+        let raw = with_weights(UNet::init(&config.net, config.seed, device), &st.weights, "the state's weights")?;
+        let ema = with_weights(UNet::init(&config.net, config.seed, device), ema, "the state's moving average")?;
         let mut tr = Self::with(config, raw, ema, st.step, images, device, st.rng.clone())?;
         let net = tr.net.as_ref().expect("trainer net present between steps");
         tr.optim.restore(&st.optimizer, net, device, "the state")?;
@@ -332,8 +329,8 @@ mod tests {
             second.step();
         }
         let bits = |w: BTreeMapOf| w.into_values().flat_map(|d| d.try_to_vec::<f32>().unwrap()).map(f32::to_bits).collect::<Vec<_>>();
-        assert_eq!(bits(resume::weights(&straight.raw())), bits(resume::weights(&second.raw())), "raw weights");
-        assert_eq!(bits(resume::weights(&straight.ema_model().net)), bits(resume::weights(&second.ema_model().net)), "EMA weights");
+        assert_eq!(bits(crate::params::weights(&straight.raw())), bits(crate::params::weights(&second.raw())), "raw weights");
+        assert_eq!(bits(crate::params::weights(&straight.ema_model().net)), bits(crate::params::weights(&second.ema_model().net)), "EMA weights");
         // Another run's state is refused with what differs.
         let e = ImageTrainer::resume_state(ImageTrainConfig { ema: 0.5, ..cfg }, &state, &images, &device).err().unwrap();
         assert!(e.contains("another run (ema: 0.9 here, 0.5 asked)"), "{e}");
