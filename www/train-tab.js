@@ -195,10 +195,10 @@ export function trainTab(app, sampling, requestDataPoints) {
    * exactly (on Resume, or at once while training). The panel must train the same model. */
   function continueFrom(p, name, bytes, run) {
     const c = run.config;
-    const key = `${c.model.model}-${c.model.blind ? "blind" : "cond"}`;
-    if (key !== `${p.panel.model}-${p.panel.blind ? "blind" : "cond"}`) {
+    if (c.model.model !== p.panel.model || c.model.blind !== p.panel.blind) {
+      const theirs = modelTitle(`${c.model.model}-${c.model.blind ? "blind" : "cond"}`);
       p.view.setTraining(p.beforeImport);
-      p.view.setError(`${name} is the state of a ${modelTitle(key)} run; this panel trains ${p.panel.title}: choose ${modelTitle(key)} on this side first.`);
+      p.view.setError(`${name} is the state of a ${theirs} run; this panel trains ${p.panel.title}: choose ${theirs} on this side first.`);
       return;
     }
     p.gen = app.nextGeneration();
