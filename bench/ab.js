@@ -81,14 +81,19 @@ class Project {
   read() {
     return this.run.loss();
   }
-  startSampling(bytes, n, steps) {
-    this.model = this.engine.load_checkpoint(bytes, null);
-    this.sampler = this.engine.sampler(this.model, { n, steps, seed: 0 });
+  /** `image`: `bytes` is an image U-Net's checkpoint (its frames are read whole, as the Images tab does). */
+  startSampling(bytes, n, steps, image = false) {
+    this.image = image;
+    this.model = image ? this.engine.load_image_checkpoint(bytes) : this.engine.load_checkpoint(bytes, null);
+    this.sampler = this.engine.sampler(this.model, { n, steps, seed: 0, ...(image ? { solver: "euler" } : {}) });
   }
   /** `k` frames as the page streams them: each frame issues a step and reads the positions. */
   async sampleSteps(k) {
     let last;
-    for (let i = 0; i < k; i++) last = await this.sampler.advance(1).read_xy();
+    for (let i = 0; i < k; i++) {
+      const frame = this.sampler.advance(1);
+      last = await (this.image ? frame.read_with_full() : frame.read_xy());
+    }
     return last;
   }
   /**
@@ -222,17 +227,17 @@ export function makeBench({ Engine, counts, checkpoint, tf, gpu }) {
      * each of the `k` frames of a round is one step and a read of the positions, as the page
      * streams them. `pipelined`: the project issues the next frame's step before awaiting a read.
      */
-    async sample({ backend, peerBackend, file, model, n, steps, k, rounds, warmup, pipelined = false }) {
+    async sample({ backend, peerBackend, file, model, n, steps, k, rounds, warmup, pipelined = false, image = false }) {
       const project = new Project(await engine(backend));
       const bytes = await checkpoint(file);
       // Enough steps for every round.
       const total = Math.max(steps, (warmup + rounds) * k + 2);
-      project.startSampling(bytes, n, total + 1);
+      project.startSampling(bytes, n, total + 1, image);
       const t0 = performance.now();
       await project.sampleSteps(1);
       const firstMs = performance.now() - t0;
       const { side: peer, info } = await peerOf(peerBackend, model, 1);
-      if (peer instanceof Project) peer.startSampling(bytes, n, total);
+      if (peer instanceof Project) peer.startSampling(bytes, n, total, image);
       else peer.startSampling(n, total);
       const frames = async (p, k) => {
         if (p instanceof Project) return pipelined ? p.sampleStepsPipelined(k) : p.sampleSteps(k);

@@ -14,6 +14,8 @@
 //   floor       what any read costs on this WebGPU, in plain JS: a 16 kB copy and map, and an
 //               empty submit's onSubmittedWorkDone
 //   large       a training step at D = 512, width 1024, depth 4, batch 4096: WebGPU vs TF.js webgpu
+//   unet        a sampling step of the shipped Fashion-MNIST U-Net (FM Blind), 16 images read back
+//               whole as the Images tab does: WebGPU vs the CPU path (TF.js has no U-Net here)
 // --null        Dawn's null backend: every WebGPU call runs, nothing is computed. On machines with
 //               no GPU (Dawn refuses Mesa's lavapipe) this still exercises the whole path and
 //               counts dispatches and submits; its times are not GPU times. bench/dawn.test.mjs
@@ -43,7 +45,7 @@ const opt = (name, dflt) => {
 const all = (name) => argv.flatMap((a, i) => (a === name ? [argv[i + 1]] : []));
 const valued = new Set(["--pkg", "--label", "--json", "--dawn"]);
 const rows = argv.filter((a, i) => !a.startsWith("--") && !valued.has(argv[i - 1]));
-const known = ["train", "sample", "floor", "large"];
+const known = ["train", "sample", "floor", "large", "unet"];
 for (const r of rows) if (!known.includes(r)) fail(`unknown row '${r}': use ${known.join(", ")}`);
 const want = (r) => rows.length === 0 || rows.includes(r);
 const nullBackend = argv.includes("--null");
@@ -110,9 +112,40 @@ const k = quick ? 1 : 2;
 const rounds = quick ? 2 : 7;
 const warmup = quick ? 1 : 2;
 
+// A row that cannot run on this adapter (the large model on the null backend runs out of memory)
+// is reported as such, with the reason, and the run goes on. A WebGPU error poisons burn's device
+// from inside Dawn's error event, where no promise of the row sees it: it arrives here as an
+// uncaught exception, which fails the row being measured (and is only logged after that).
+let failRow = null;
+let poisoned = false;
+// The wasm core's panic message (its panic hook writes it to console.error): the trap that
+// reaches JS says only "unreachable".
+let panicked = null;
+const consoleError = console.error;
+console.error = (...args) => {
+  const text = args.map(String).join(" ");
+  if (!panicked && text.includes("panicked at")) panicked = text.split("\n").slice(1).find((l) => l.trim()) ?? text;
+  consoleError(...args);
+};
+process.on("uncaughtException", (e) => {
+  if (failRow) failRow(e);
+  else if (poisoned) console.error(`(after the device was lost: ${String(e?.message ?? e).split("\n")[0]})`);
+  else throw e;
+});
 async function measure(what, projectName, peerName, fn) {
   const t0 = performance.now();
-  const r = await fn();
+  let r;
+  try {
+    r = await Promise.race([fn(), new Promise((_, reject) => (failRow = reject))]);
+  } catch (e) {
+    poisoned = true;
+    const reason = (panicked ?? String(e?.message ?? e).split("\n")[0]).slice(0, 300);
+    results.rows.push({ what, projectName, peerName, not_runnable: reason });
+    console.log(`${what}: not runnable here (${reason}) | ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    return null;
+  } finally {
+    failRow = null;
+  }
   const row = { what, projectName, peerName, ...r };
   results.rows.push(row);
   console.log(`${what}: geonoise ${r.project.ms.toFixed(2)} ms (${r.project.dispatch} dispatches, ${r.project.submit} submits, host ${r.project.host_ms.toFixed(2)} ms; first ${r.project_first_ms.toFixed(0)} ms) | ${peerName} ${r.peer.ms.toFixed(2)} ms (${r.peer.dispatch}, ${r.peer.submit}) | ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -169,6 +202,10 @@ if (want("floor")) {
   results.floor = { readback_ms: readback, work_done_ms: workDone };
   console.log(`the floor of a read on this WebGPU (plain JS): a 16 kB copy and map ${readback.toFixed(2)} ms; an empty submit's onSubmittedWorkDone ${workDone.toFixed(2)} ms`);
 }
+if (want("unet")) {
+  const o = { file: "images/fm-blind.safetensors", model: null, n: 16, steps: 100, k: quick ? 1 : 2, rounds: quick ? 1 : 5, warmup: 1, image: true };
+  await measure("U-Net sampling step, 16 images, WebGPU vs the CPU path", "burn wgpu (wasm)", "burn Flex (wasm, 1 thread)", () => bench.sample({ backend: "webgpu", peerBackend: "project-cpu", ...o }));
+}
 if (want("large")) {
   const o = quick ? { model: { ...LARGE, dim: 64, width: 128 }, batch: 256 } : { model: LARGE, batch: 4096 };
   await measure(`training step, D=${o.model.dim}, width ${o.model.width}, depth 4, batch ${o.batch}, WebGPU vs TF.js webgpu`, "burn wgpu (wasm)", "TF.js webgpu", () => bench.train({ backend: "webgpu", peerBackend: "webgpu", ...o, k: 1, rounds: quick ? 1 : 5, warmup: 1 }));
@@ -177,6 +214,10 @@ if (want("large")) {
 console.log(`\n| what | ${label} ms | peer | peer ms | speed-up (peer / geonoise) | dispatches/step (geonoise, peer) | submits/step | host ms/step (geonoise) | first step ms (geonoise) | losses (geonoise, peer) |`);
 console.log("|---|---|---|---|---|---|---|---|---|---|");
 for (const r of results.rows) {
+  if (r.not_runnable) {
+    console.log(`| ${r.what} | not runnable here: ${r.not_runnable} | ${r.peerName} | | | | | | | |`);
+    continue;
+  }
   const [a, b] = [r.project.ms, r.peer.ms];
   console.log(`| ${r.what} | ${a.toFixed(2)} | ${r.peerName} | ${b.toFixed(2)} | ${(b / a).toFixed(2)}x | ${r.project.dispatch}, ${r.peer.dispatch} | ${r.project.submit}, ${r.peer.submit} | ${r.project.host_ms.toFixed(2)} | ${r.project_first_ms.toFixed(0)} | ${r.project_loss === undefined ? "" : `${r.project_loss.toPrecision(4)}, ${r.peer_loss.toPrecision(4)}`} |`);
 }

@@ -34,7 +34,7 @@ test("the Dawn runner runs every row on Dawn's null backend and counts both stac
   assert.ok(what.some((w) => w.startsWith("training step, D=")), "the large-model row is missing");
   for (const row of results.rows) {
     assert.ok(row.project.ms > 0 && row.peer.ms > 0, `${row.what}: times`);
-    assert.ok(row.project.dispatch > 10, `${row.what}: ${row.project.dispatch} project dispatches`);
+    assert.ok(row.project.dispatch > 0, `${row.what}: ${row.project.dispatch} project dispatches`);
     assert.ok(row.project.submit >= 1, `${row.what}: ${row.project.submit} project submits`);
     const kernels = Object.values(row.project.kernels).reduce((a, b) => a + b, 0);
     assert.equal(kernels, row.project.dispatch, `${row.what}: every dispatch is attributed to a kernel`);
@@ -46,7 +46,37 @@ test("the Dawn runner runs every row on Dawn's null backend and counts both stac
     }
   }
   assert.match(r.stdout, /\| toy training step, WebGPU vs TF\.js webgpu \|/);
+  // Dispatch counts are deterministic (times are not): they are the figures this test holds.
+  // The toy's training step (D = 128, width 128, depth 3) runs as the fused step's three kernels
+  // (772 dispatches a step with burn's autodiff and Adam); the issue's bound is 40.
+  const row = (w) => results.rows.find((x) => x.what === w);
+  const train = row("toy training step, WebGPU vs TF.js webgpu");
+  for (const k of ["rows_kernel", "grads_kernel", "update_kernel"]) {
+    const n = Object.entries(train.project.kernels).filter(([name]) => name.startsWith(k)).reduce((a, [, c]) => a + c, 0);
+    assert.equal(n, 1, `${k} per step: ${JSON.stringify(train.project.kernels)}`);
+  }
+  assert.ok(train.project.dispatch <= 40, `toy training step: ${train.project.dispatch} dispatches: ${JSON.stringify(train.project.kernels)}`);
+  // A sampling frame: the whole MLP in one kernel and the solver's few element-wise ops (92
+  // before); the issue's bound is 10.
+  const frame = row("sampling frame, 2000 trajectories, WebGPU vs TF.js webgpu");
+  assert.equal(Object.entries(frame.project.kernels).filter(([name]) => name.startsWith("mlp_kernel")).length, 1, JSON.stringify(frame.project.kernels));
+  assert.ok(frame.project.dispatch <= 10, `sampling frame: ${frame.project.dispatch} dispatches: ${JSON.stringify(frame.project.kernels)}`);
   assert.ok(results.floor.readback_ms > 0 && results.floor.work_done_ms > 0, JSON.stringify(results.floor));
+});
+
+test("a row that cannot run on the adapter is reported as not runnable, with the reason, and the run ends normally", () => {
+  // The large model (D = 512, width 1024, batch 4096) exhausts the null backend's memory: burn's
+  // device is poisoned from inside Dawn's error event, which used to kill the runner.
+  const r = runner(["--null", "large"]);
+  assert.equal(r.status, 0, `dawn.mjs failed:\n${r.stdout}\n${r.stderr}`);
+  const [large] = r.results.rows;
+  assert.match(large.what, /^training step, D=512, width 1024/);
+  if (large.not_runnable) {
+    assert.match(large.not_runnable, /\S/);
+    assert.match(r.stdout, /not runnable here: /);
+  } else {
+    assert.ok(large.project.ms > 0, JSON.stringify(large));
+  }
 });
 
 test("the Dawn runner refuses an unknown row and a missing wasm build with a clear message", () => {

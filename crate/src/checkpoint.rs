@@ -330,7 +330,7 @@ pub fn load(bytes: &[u8], device: &Device, expect: &Expected) -> Result<(Model, 
     expect.check(&header.config)?;
     let mut net = Net::init(&header.config, 0, device);
     apply(&mut net, bytes)?;
-    Ok((Model { config: header.config.clone(), net }, header))
+    Ok((Model::from_net(header.config.clone(), net), header))
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 pub mod checkpoint;
 pub mod data;
 pub mod dataset;
+#[cfg(feature = "webgpu")]
+pub mod fused;
 pub mod image;
 pub mod metrics;
 pub mod model;

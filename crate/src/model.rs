@@ -370,14 +370,30 @@ pub fn time_rows(p: Parameterization, blind: bool, ts: &[f64], device: &Device) 
 #[derive(Debug, Clone)]
 pub struct Model {
     pub config: ModelConfig,
+    /// The weights; read-only once the model is made (the packed copy below is made from them).
     pub net: Net,
+    /// On a cubecl device, the weights packed for the fused forward kernel
+    /// ([`crate::fused::mlp`]), made on the first evaluation; `None` inside where it does not
+    /// apply.
+    #[cfg(feature = "webgpu")]
+    packed: std::cell::OnceCell<Option<crate::fused::mlp::Packed>>,
 }
 
 impl Model {
     pub fn new(config: ModelConfig, seed: u64, device: &Device) -> Result<Model, String> {
         config.validate()?;
         let net = Net::init(&config, seed, device);
-        Ok(Model { config: config.resolved(), net })
+        Ok(Model::from_net(config.resolved(), net))
+    }
+
+    /// The model of `net`, made for `config`.
+    pub fn from_net(config: ModelConfig, net: Net) -> Model {
+        Model {
+            config,
+            net,
+            #[cfg(feature = "webgpu")]
+            packed: Default::default(),
+        }
     }
 
     pub fn device(&self) -> Device {
@@ -386,6 +402,13 @@ impl Model {
 
     /// `f_theta(u, t)` for a whole batch at one noise level (`t` is ignored by a blind model).
     pub fn eval(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
+        // On a cubecl device, without autodiff: the whole net in one kernel.
+        #[cfg(feature = "webgpu")]
+        if !u.device().is_autodiff() {
+            if let Some(packed) = self.packed.get_or_init(|| crate::fused::mlp::Packed::of(&self.net)) {
+                return packed.forward(u.clone(), time_embedding(&self.config, &[t], &u.device()));
+            }
+        }
         let n = u.dims()[0];
         let emb = time_embedding(&self.config, &[t], &u.device()).repeat_dim(0, n);
         self.net.forward(u, emb)
@@ -422,7 +445,7 @@ impl Model {
             output: next(),
             gain: next(),
         };
-        Ok(Model { config: self.config.clone(), net })
+        Ok(Model::from_net(self.config.clone(), net))
     }
 }
 

@@ -28,6 +28,14 @@ pub struct NamedOptimizer {
     /// AdamW (whose per-parameter state is `AdamWState`) rather than Adam (`AdamState`).
     adamw: bool,
     clip: Option<GradientClipping>,
+    /// The numbers the fused step (a cubecl device's) takes: epsilon, AdamW's weight decay (0
+    /// for Adam) and the clip norm (0 = none). Unread in the CPU-only build.
+    #[cfg_attr(not(feature = "webgpu"), allow(dead_code))]
+    epsilon: f32,
+    #[cfg_attr(not(feature = "webgpu"), allow(dead_code))]
+    weight_decay: f32,
+    #[cfg_attr(not(feature = "webgpu"), allow(dead_code))]
+    clip_norm: f32,
     states: BTreeMap<String, DynState>,
 }
 
@@ -42,8 +50,9 @@ impl NamedOptimizer {
             None => Arc::new(AdamConfig::new().with_epsilon(epsilon).build()),
             Some(wd) => Arc::new(AdamWConfig::new().with_epsilon(epsilon).with_weight_decay(wd).build()),
         };
+        let clip_norm = if clip > 0.0 { clip as f32 } else { 0.0 };
         let clip = (clip > 0.0).then(|| GradientClippingConfig::Norm(clip as f32).init());
-        NamedOptimizer { optim, adamw: weight_decay.is_some(), clip, states: BTreeMap::new() }
+        NamedOptimizer { optim, adamw: weight_decay.is_some(), clip, epsilon, weight_decay: weight_decay.unwrap_or(0.0), clip_norm, states: BTreeMap::new() }
     }
 
     /// One step on every parameter of `module` that has a gradient in `grads`.
@@ -86,6 +95,32 @@ impl NamedOptimizer {
             };
         }
         by_rank!(1 2 3 4)
+    }
+
+    /// A parameter's state as burn's Adam (or AdamW) keeps it, from its step count and moments.
+    #[cfg(feature = "webgpu")]
+    fn adam_state<const D: usize>(&self, time: usize, moment_1: Tensor<D>, moment_2: Tensor<D>) -> DynState {
+        let momentum = AdaptiveMomentumState { time, moment_1, moment_2, max_moment_2: None };
+        if self.adamw {
+            DynState::create(AdamWState { momentum }, D)
+        } else {
+            DynState::create(AdamState { momentum }, D)
+        }
+    }
+
+    /// Sets a parameter's state from its step count and moments (the fused training step keeps
+    /// them in flat buffers and hands them back here to be saved).
+    #[cfg(feature = "webgpu")]
+    pub fn put_moments<const D: usize>(&mut self, name: &str, time: usize, moment_1: Tensor<D>, moment_2: Tensor<D>) {
+        let st = self.adam_state(time, moment_1, moment_2);
+        self.states.insert(name.to_string(), st);
+    }
+
+    /// The step count and moments out of a parameter's state.
+    #[cfg(feature = "webgpu")]
+    fn take_moments<const D: usize>(&self, st: DynState) -> (usize, Tensor<D>, Tensor<D>) {
+        let m = if self.adamw { st.downcast::<AdamWState<D>>().momentum } else { st.downcast::<AdamState<D>>().momentum };
+        (m.time, m.moment_1, m.moment_2)
     }
 
     /// Puts `state` back for the parameters of `net`, on `device`: every entry must belong to a
@@ -162,6 +197,22 @@ impl ModuleMapper for Stepper<'_> {
         let device = grad.device();
         let (require_grad, checkpointing) = (tensor.is_require_grad(), tensor.gradient_checkpointing_strategy());
         let tensor = if tensor.device() != device { tensor.to_device(&device) } else { tensor };
+        // On a cubecl device (wgpu, WebGPU) the clip and the step are one fused kernel.
+        #[cfg(feature = "webgpu")]
+        if crate::fused::runs_on(&device) {
+            let o = &mut *self.opt;
+            let (time, moments) = match o.states.remove(&name) {
+                Some(st) => {
+                    let (time, m1, m2) = o.take_moments::<D>(st);
+                    (time, Some((m1.to_device(&device), m2.to_device(&device))))
+                }
+                None => (0, None),
+            };
+            let s = crate::fused::adam::AdamStep::new(time + 1, self.lr, o.epsilon, o.weight_decay, o.clip_norm);
+            let (updated, m1, m2) = crate::fused::adam::step(tensor.inner(), grad, moments, s);
+            o.states.insert(name, o.adam_state(time + 1, m1, m2));
+            return Param::from_mapped_value(id, lift(updated, require_grad, checkpointing), mapper);
+        }
         let grad = match &self.opt.clip {
             Some(c) => c.clip_gradient(grad),
             None => grad,
@@ -171,15 +222,20 @@ impl ModuleMapper for Stepper<'_> {
         if let Some(state) = state {
             self.opt.states.insert(name, state);
         }
-        let mut updated = Tensor::from_inner(Tensor::<D>::from_bridge(updated));
-        if let Some(strategy) = checkpointing {
-            updated = updated.with_gradient_checkpointing_strategy(strategy);
-        }
-        if require_grad {
-            updated = updated.require_grad();
-        }
-        Param::from_mapped_value(id, updated, mapper)
+        Param::from_mapped_value(id, lift(Tensor::<D>::from_bridge(updated), require_grad, checkpointing), mapper)
     }
+}
+
+/// An updated inner tensor back as a parameter, with the parameter's autodiff settings.
+fn lift<const D: usize>(updated: Tensor<D>, require_grad: bool, checkpointing: Option<burn::tensor::GradientCheckpointingStrategy>) -> Tensor<D> {
+    let mut updated = Tensor::from_inner(updated);
+    if let Some(strategy) = checkpointing {
+        updated = updated.with_gradient_checkpointing_strategy(strategy);
+    }
+    if require_grad {
+        updated = updated.require_grad();
+    }
+    updated
 }
 
 #[cfg(test)]

@@ -109,6 +109,28 @@ pub fn with_weights<M: Module>(m: M, values: &BTreeMap<String, TensorData>, what
     Ok(m.map(&mut Put { path: vec![], values }))
 }
 
+/// Each parameter replaced by its part of `flat` (the parameters flattened and put end to end in
+/// visiting order, as [`weight_reads`] lists them), on `flat`'s device: views where the backend
+/// can, no host round trip.
+pub fn from_flat<M: Module>(m: M, flat: &Tensor<1>) -> M {
+    struct Slices<'a> {
+        flat: &'a Tensor<1>,
+        off: usize,
+    }
+    impl ModuleMapper for Slices<'_> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(|t| {
+                let dims: [usize; D] = t.dims();
+                let n = dims.iter().product::<usize>();
+                let part = self.flat.clone().slice([self.off..self.off + n]).reshape(dims);
+                self.off += n;
+                part
+            })
+        }
+    }
+    m.map(&mut Slices { flat, off: 0 })
+}
+
 /// Every float parameter's name and shape, in visiting order.
 pub fn param_shapes<M: Module>(m: &M) -> Vec<(String, Vec<usize>)> {
     weight_reads(m, "").0.into_iter().map(|(name, _, shape)| (name, shape)).collect()

@@ -12,6 +12,8 @@
 use crate::data::Projection;
 use crate::dataset::DataSet;
 use crate::model::{time_embedding, Model, ModelConfig, Net};
+#[cfg(feature = "webgpu")]
+use crate::model::{time_features, TIME_FEATURES};
 use crate::rng::Rng;
 use crate::target::Parameterization;
 use crate::checkpoint;
@@ -148,6 +150,11 @@ pub struct Trainer {
     last_loss: Option<Tensor<1>>,
     /// Fault injection: the next batch carries a NaN (see `inject_nan`).
     poison: bool,
+    /// On a cubecl device, for a net the kernels take: the run in flat buffers, trained by the
+    /// fused step (`fused::step`); `net` and `optim` are then only its templates, and what they
+    /// would hold is unpacked from it when asked for.
+    #[cfg(feature = "webgpu")]
+    fused: Option<crate::fused::step::FusedRun>,
 }
 
 impl Trainer {
@@ -184,6 +191,10 @@ impl Trainer {
     /// The run's state with its tensors still on the device, to be read back (`encode`, or
     /// `encode_async` on WebGPU): this step's, whatever the run does meanwhile.
     pub fn pending_state(&self, extra: serde_json::Value) -> Result<PendingState, String> {
+        #[cfg(feature = "webgpu")]
+        if let Some(f) = &self.fused {
+            return PendingState::new(checkpoint::FORMAT, &self.config, self.step, &self.rng, &self.net_now(), &f.optimizer(&self.optim), None, extra);
+        }
         let net = self.net.as_ref().expect("trainer net present between steps");
         PendingState::new(checkpoint::FORMAT, &self.config, self.step, &self.rng, net, &self.optim, None, extra)
     }
@@ -203,6 +214,10 @@ impl Trainer {
         let mut tr = Self::with_net(config, net.to_device(device).train(), st.step, device)?;
         let trained = tr.net.as_ref().expect("trainer net present between steps");
         tr.optim.restore(&st.optimizer, trained, &tr.device.clone().inner(), "the state")?;
+        #[cfg(feature = "webgpu")]
+        {
+            tr.fused = crate::fused::step::FusedRun::new(trained, &tr.optim, &tr.projection);
+        }
         tr.rng = st.rng;
         Ok((tr, st.extra))
     }
@@ -216,6 +231,8 @@ impl Trainer {
         let projection_t = projection.tensor(&device).transpose();
         let data = config.model.data.build()?;
         let rng = Rng::derive(config.seed, "batches");
+        #[cfg(feature = "webgpu")]
+        let fused = crate::fused::step::FusedRun::new(&net, &optim, &projection);
         Ok(Trainer {
             config,
             net: Some(net),
@@ -229,6 +246,8 @@ impl Trainer {
             step,
             last_loss: None,
             poison: false,
+            #[cfg(feature = "webgpu")]
+            fused,
         })
     }
 
@@ -258,6 +277,21 @@ impl Trainer {
             eps[0] = f32::NAN;
         }
         let (ts, coeffs) = noise_levels(p, (lo, hi), b, &mut self.rng);
+        #[cfg(feature = "webgpu")]
+        if let Some(f) = &mut self.fused {
+            // One upload: each row's point, noise, coefficients and time features.
+            let mut rows = Vec::with_capacity(b * (2 + d + 4 + TIME_FEATURES));
+            for (r, &t) in ts.iter().enumerate() {
+                rows.extend_from_slice(&x2[2 * r..2 * r + 2]);
+                rows.extend_from_slice(&eps[r * d..(r + 1) * d]);
+                rows.extend_from_slice(&coeffs[4 * r..4 * r + 4]);
+                rows.extend_from_slice(&if cfg.model.blind { [0.0; TIME_FEATURES] } else { time_features(p.time_input(t)) });
+            }
+            let weight_decay = if cfg.optimizer == OptimizerKind::Adamw { cfg.weight_decay as f32 } else { 0.0 };
+            self.last_loss = Some(f.step(rows, b, cfg.lr_at(self.step), weight_decay, cfg.grad_clip));
+            self.step += 1;
+            return;
+        }
         let dev = &self.device;
         let x = Tensor::<2>::from_data(TensorData::new(x2, [b, 2]), dev).matmul(self.projection_t.clone());
         let eps = Tensor::<2>::from_data(TensorData::new(eps, [b, d]), dev);
@@ -286,6 +320,11 @@ impl Trainer {
     /// Records a loss value read back: a finite one marks the current weights as good.
     pub fn note_loss(&mut self, loss: f32) -> f32 {
         if loss.is_finite() {
+            #[cfg(feature = "webgpu")]
+            if let Some(f) = &mut self.fused {
+                f.mark_good(self.step);
+                return loss;
+            }
             if let Some(net) = &self.net {
                 self.last_good = Some((self.step, net.clone()));
             }
@@ -302,15 +341,21 @@ impl Trainer {
 
     /// The model as trained so far, on the plain device, ready to sample.
     pub fn model(&self) -> Model {
-        let net = self.net.as_ref().expect("trainer net present between steps").valid();
-        Model { config: self.config.model.clone(), net }
+        let net = self.net_now().valid();
+        Model::from_net(self.config.model.clone(), net)
     }
 
     /// The weights at the last finite loss read, with the step they were read at.
     pub fn last_good_model(&self) -> Option<(usize, Model)> {
+        #[cfg(feature = "webgpu")]
+        if let Some(f) = &self.fused {
+            let (k, flat) = f.good()?;
+            let template = self.net.as_ref().expect("trainer net present between steps").valid();
+            return Some((k, Model::from_net(self.config.model.clone(), f.net(template, Some(&flat)))));
+        }
         self.last_good
             .as_ref()
-            .map(|(k, net)| (*k, Model { config: self.config.model.clone(), net: net.valid() }))
+            .map(|(k, net)| (*k, Model::from_net(self.config.model.clone(), net.valid())))
     }
 
     /// Fault injection for tests of the NaN path: the next step's batch holds a NaN, so its loss
@@ -322,6 +367,13 @@ impl Trainer {
     /// Puts back the weights of the last finite loss read (after a loss went NaN or infinite);
     /// returns the step they were read at, or `None` if no loss was ever finite.
     pub fn restore_last_good(&mut self) -> Option<usize> {
+        #[cfg(feature = "webgpu")]
+        if let Some(f) = &mut self.fused {
+            let k = f.restore_good()?;
+            self.step = k;
+            self.last_loss = None;
+            return Some(k);
+        }
         let (k, net) = self.last_good.clone()?;
         self.net = Some(net);
         self.step = k; // the run is back where those weights were
@@ -331,6 +383,25 @@ impl Trainer {
 
     pub fn device(&self) -> Device {
         self.device.clone().inner()
+    }
+
+    /// The weights now: the trainer's net, or on the fused path, views of its flat buffer (on
+    /// the plain device).
+    fn net_now(&self) -> Net {
+        let net = self.net.as_ref().expect("trainer net present between steps");
+        #[cfg(feature = "webgpu")]
+        if let Some(f) = &self.fused {
+            return f.net(net.valid(), None);
+        }
+        net.clone()
+    }
+
+    /// Whether the steps run as the fused kernels (`fused::step`) rather than burn's autodiff.
+    pub fn is_fused(&self) -> bool {
+        #[cfg(feature = "webgpu")]
+        return self.fused.is_some();
+        #[cfg(not(feature = "webgpu"))]
+        false
     }
 }
 

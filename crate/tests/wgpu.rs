@@ -14,18 +14,187 @@ use geonoise::target::Parameterization;
 use geonoise::train::{TrainConfig, Trainer};
 use std::rc::Rc;
 
-#[test]
-fn wgpu_agrees_with_flex() {
-    let wgpu = match Device::wgpu_options().init() {
-        Ok(d) => d,
+/// The wgpu device, or None (the test skips) where there is no adapter and none is required.
+/// Initialised once for the tests of this file (a second init is refused).
+fn wgpu() -> Option<Device> {
+    static DEVICE: std::sync::OnceLock<Result<Device, String>> = std::sync::OnceLock::new();
+    match DEVICE.get_or_init(|| Device::wgpu_options().init().map_err(|e| e.to_string())) {
+        Ok(d) => Some(d.clone()),
         Err(e) => {
             if std::env::var_os("GEONOISE_REQUIRE_WGPU").is_some() {
                 panic!("GEONOISE_REQUIRE_WGPU is set but no wgpu adapter initialised: {e}");
             }
             eprintln!("skipping: no wgpu adapter ({e})");
-            return;
+            None
         }
-    };
+    }
+}
+
+/// The fused optimizer step (one kernel per parameter on wgpu) against burn's Adam and AdamW on
+/// Flex: the same gradients for 100 steps give the same weights and moments, with and without
+/// clipping, for a parameter one cube steps and for one over `ONE_CUBE` values (two kernels).
+#[test]
+fn the_fused_adam_step_gives_burns_weights() {
+    use burn::module::Param;
+    use burn::nn::Linear;
+    use burn::optim::GradientsParams;
+    use burn::tensor::{Tensor, TensorData};
+    use geonoise::optimizer::NamedOptimizer;
+    use geonoise::rng::Rng;
+    let Some(wgpu) = wgpu() else { return };
+    assert!(geonoise::fused::runs_on(&wgpu) && !geonoise::fused::runs_on(&Device::flex()));
+    let big = 300; // 90,000 weights > ONE_CUBE
+    assert!(big * big > geonoise::fused::adam::ONE_CUBE);
+    for (weight_decay, clip, width) in [(None, 0.5, 24), (Some(0.01f32), 0.0, 24), (Some(0.01), 2.0, big), (None, 0.0, big)] {
+        let run = |dev: &Device| {
+            let dev = dev.clone().autodiff();
+            let mut rng = Rng::new(7);
+            let t2 = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [width, width]), &dev);
+            let t1 = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [width]), &dev);
+            let mut net = Linear { weight: Param::from_tensor(t2(rng.normals_f32(width * width))), bias: Some(Param::from_tensor(t1(rng.normals_f32(width)))) };
+            let mut opt = NamedOptimizer::adam(1e-8, weight_decay, clip);
+            for k in 0..100 {
+                // d/dW sum(W * G) = G exactly: both devices step on the same gradients. Their
+                // scale changes, so the clip bites on some steps and not on others.
+                let scale = [0.05f32, 1.0, 20.0][k % 3];
+                let g: Vec<f32> = rng.normals_f32(width * width).into_iter().map(|x| x * scale).collect();
+                let gb: Vec<f32> = rng.normals_f32(width).into_iter().map(|x| x * scale).collect();
+                let loss = (net.weight.val() * t2(g)).sum() + (net.bias.as_ref().unwrap().val() * t1(gb)).sum();
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                net = opt.step(1e-2 * (1.0 + (k % 2) as f64), net, grads);
+            }
+            (weights(&net), opt.state())
+        };
+        let (wa, sa) = run(&Device::flex());
+        let (wb, sb) = run(&wgpu);
+        let what = format!("weight decay {weight_decay:?}, clip {clip}, width {width}");
+        let diff = |a: &burn::tensor::TensorData, b: &burn::tensor::TensorData| {
+            let (a, b) = (a.try_to_vec::<f32>().unwrap(), b.try_to_vec::<f32>().unwrap());
+            a.iter().zip(&b).map(|(x, y)| (x - y).abs() / x.abs().max(1e-3)).fold(0f32, f32::max)
+        };
+        let mut worst = 0f32;
+        for (name, a) in &wa {
+            let d = diff(a, &wb[name]);
+            assert!(d < 1e-4, "{what}: {name} differs by {d} (relative)");
+            worst = worst.max(d);
+        }
+        eprintln!("{what}: the weights after 100 steps differ by at most {worst:e} (relative)");
+        assert_eq!(sa.scalars, sb.scalars, "{what}: step counts");
+        assert_eq!(sa.tensors.keys().collect::<Vec<_>>(), sb.tensors.keys().collect::<Vec<_>>());
+        for (name, a) in &sa.tensors {
+            let d = diff(a, &sb.tensors[name]);
+            assert!(d < 1e-4, "{what}: {name} differs by {d} (relative)");
+        }
+        // The weights moved (the comparison is not of two unchanged nets).
+        let start = Rng::new(7).normals_f32(4);
+        assert!((wa["weight"].try_to_vec::<f32>().unwrap()[0] - start[0]).abs() > 1e-3, "{what}: the weights did not move");
+    }
+}
+
+/// The fused forward kernel (`Model::eval` on wgpu: the whole MLP in one dispatch) against burn's
+/// forward pass on Flex, over the shapes it takes: widths to its limit (and one past it, which
+/// falls back to burn's path), no blocks and several, D below, at and above its 256 threads, one
+/// row and a ragged last tile, blind and conditional nets.
+#[test]
+fn the_fused_forward_pass_gives_burns_values() {
+    use burn::tensor::{Tensor, TensorData};
+    use geonoise::model::{time_embedding, Model};
+    use geonoise::rng::Rng;
+    let Some(wgpu) = wgpu() else { return };
+    let flex = Device::flex();
+    let (mut worst, mut worst_burn) = (0f32, 0f32);
+    for (k, (dim, width, depth, blind)) in [(8, 32, 2, false), (2, 128, 3, true), (300, 64, 1, false), (256, 256, 2, false), (16, 48, 0, true), (8, 300, 1, false)].into_iter().enumerate() {
+        let mc = ModelConfig { width, depth, ..ModelConfig::new(Parameterization::Ddpm, blind, dim) };
+        let fused = geonoise::fused::mlp::Packed::of(&Model::new(mc.clone(), 1, &wgpu).unwrap().net).is_some();
+        assert_eq!(fused, width <= geonoise::fused::mlp::MAX_WIDTH, "width {width}");
+        for m in [1, 37, 300] {
+            let mut rng = Rng::new(k as u64 * 100 + m as u64);
+            let u = rng.normals_f32(m * dim);
+            let t = 0.3;
+            // The zero-initialised output heads would hide most of the net: non-zero weights.
+            let weights: std::collections::BTreeMap<_, _> = weights(&Model::new(mc.clone(), 1, &flex).unwrap().net)
+                .into_iter()
+                .map(|(name, d)| {
+                    let n = d.num_elements();
+                    (name, TensorData::new(rng.normals_f32(n).into_iter().map(|x| x * 0.2).collect::<Vec<f32>>(), d.shape().to_vec()))
+                })
+                .collect();
+            let on = |dev: &Device| {
+                let net = geonoise::params::with_weights(Model::new(mc.clone(), 1, dev).unwrap().net, &weights, "test").unwrap();
+                let model = Model::from_net(mc.resolved(), net);
+                let x = Tensor::<2>::from_data(TensorData::new(u.clone(), [m, dim]), dev);
+                let reference = model.net.forward(x.clone(), time_embedding(&model.config, &vec![t; m], dev));
+                (read_f32(model.eval(x, t)), read_f32(reference))
+            };
+            let (fused_out, burn_wgpu) = on(&wgpu);
+            let (_, burn_flex) = on(&flex);
+            // Differences relative to the output's scale (the random weights make it large).
+            let scale = burn_flex.iter().fold(1f32, |a, y| a.max(y.abs()));
+            let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale;
+            let between_backends = diff(&burn_wgpu, &burn_flex);
+            for (what, other) in [("burn on wgpu", &burn_wgpu), ("burn on Flex", &burn_flex)] {
+                let d = diff(&fused_out, other);
+                assert!(d < 1e-5, "D {dim}, width {width}, depth {depth}, blind {blind}, {m} rows: the fused pass and {what} differ by {d} of the output's scale {scale}");
+                worst = worst.max(d);
+                worst_burn = worst_burn.max(between_backends);
+            }
+        }
+    }
+    eprintln!("the fused forward pass and burn's differ by at most {worst:e} of the output's scale (burn on wgpu and on Flex: {worst_burn:e})");
+}
+
+/// 1,000 training steps of the toy from one seed, on wgpu (the fused training step: forward,
+/// backward and clipped Adam in three kernels) and on Flex (burn's autodiff and Adam): the same
+/// batches give the same losses, within float tolerance, to the end.
+#[test]
+fn a_thousand_steps_on_wgpu_end_at_the_loss_of_flex() {
+    use geonoise::train::OptimizerKind;
+    let Some(wgpu) = wgpu() else { return };
+    // The toy's recipe; then AdamW without clipping, a conditional DDPM net with no blocks and D
+    // over the kernels' 256 threads.
+    let fm = ModelConfig { width: 32, depth: 2, ..ModelConfig::new(Parameterization::Fm, true, 8) };
+    let ddpm = ModelConfig { width: 16, depth: 0, ..ModelConfig::new(Parameterization::Ddpm, false, 300) };
+    for cfg in [
+        TrainConfig { steps: 1000, batch: 64, seed: 3, ..TrainConfig::new(fm) },
+        TrainConfig { steps: 200, batch: 24, seed: 4, optimizer: OptimizerKind::Adamw, weight_decay: 0.01, grad_clip: 0.0, ..TrainConfig::new(ddpm) },
+    ] {
+        let losses = |dev: &Device| {
+            let mut tr = Trainer::new(cfg.clone(), dev).unwrap();
+            assert_eq!(tr.is_fused(), geonoise::fused::runs_on(dev));
+            let mut v = vec![];
+            while !tr.finished() {
+                tr.step();
+                if tr.steps_done() % 100 == 0 {
+                    v.push(tr.loss().unwrap());
+                }
+            }
+            v
+        };
+        let (a, b) = (losses(&Device::flex()), losses(&wgpu));
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs() / x.abs()).fold(0f32, f32::max);
+        eprintln!("{}: losses every 100 steps, Flex {a:?}\n  wgpu {b:?}\n  differ by at most {worst:e} (relative)", cfg.model.label());
+        assert!(worst < 1e-5, "{}: after {} steps the losses differ by {worst} (relative): Flex {a:?}, wgpu {b:?}", cfg.model.label(), cfg.steps);
+    }
+
+    // A NaN on the fused path: the loss reads NaN, and the weights of the last finite loss read
+    // come back (as on burn's path, the run stops there: its moments hold the NaN too).
+    let mc = ModelConfig { width: 32, depth: 1, ..ModelConfig::new(Parameterization::Fm, true, 8) };
+    let mut tr = Trainer::new(TrainConfig { steps: 20, batch: 32, ..TrainConfig::new(mc) }, &wgpu).unwrap();
+    assert!(tr.is_fused());
+    (0..5).for_each(|_| tr.step());
+    assert!(tr.loss().unwrap().is_finite());
+    let good = weights(&tr.model().net);
+    tr.inject_nan();
+    tr.step();
+    assert!(tr.loss().unwrap().is_nan());
+    assert!(weights(&tr.model().net)["output.weight"].iter::<f32>().any(f32::is_nan), "the NaN reached the weights");
+    assert_eq!(tr.restore_last_good(), Some(5));
+    assert_eq!(weights(&tr.model().net), good);
+}
+
+#[test]
+fn wgpu_agrees_with_flex() {
+    let Some(wgpu) = wgpu() else { return };
     let flex = Device::flex();
     let mc = ModelConfig { width: 32, depth: 2, ..ModelConfig::new(Parameterization::Ddpm, false, 16) };
     let cfg = TrainConfig { steps: 3, batch: 64, seed: 5, ..TrainConfig::new(mc) };
