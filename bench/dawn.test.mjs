@@ -28,7 +28,7 @@ test("the Dawn runner runs every row on Dawn's null backend and counts both stac
   assert.equal(results.adapter.backend, "null");
   assert.ok(results.wasm.gzip_bytes > 0);
   const what = results.rows.map((x) => x.what);
-  for (const w of ["toy training step, WebGPU vs TF.js webgpu", "toy training step, WebGPU vs the CPU path", "sampling frame, 2000 trajectories, WebGPU vs TF.js webgpu", "sampling frame, 2000 trajectories, pipelined, WebGPU vs TF.js webgpu"]) {
+  for (const w of ["toy training step, WebGPU vs TF.js webgpu", "toy training step, WebGPU vs the CPU path", "sampling frame, 2000 trajectories, WebGPU vs TF.js webgpu", "sampling frame, 2000 trajectories, pipelined, WebGPU vs TF.js webgpu", "U-Net sampling step, 16 images, WebGPU vs the CPU path"]) {
     assert.ok(what.includes(w), `row '${w}' missing from ${JSON.stringify(what)}`);
   }
   assert.ok(what.some((w) => w.startsWith("training step, D=")), "the large-model row is missing");
@@ -61,6 +61,12 @@ test("the Dawn runner runs every row on Dawn's null backend and counts both stac
   const frame = row("sampling frame, 2000 trajectories, WebGPU vs TF.js webgpu");
   assert.equal(Object.entries(frame.project.kernels).filter(([name]) => name.startsWith("mlp_kernel")).length, 1, JSON.stringify(frame.project.kernels));
   assert.ok(frame.project.dispatch <= 10, `sampling frame: ${frame.project.dispatch} dispatches: ${JSON.stringify(frame.project.kernels)}`);
+  // The image U-Net's sampling step: its 11 group norms (each with its SiLU, and the time term
+  // where a block adds one) are one kernel each (282 dispatches a step before); the bound is 100.
+  const unet = row("U-Net sampling step, 16 images, WebGPU vs the CPU path");
+  const norms = Object.entries(unet.project.kernels).filter(([name]) => name.startsWith("norm_kernel")).reduce((a, [, c]) => a + c, 0);
+  assert.equal(norms, 11, JSON.stringify(unet.project.kernels));
+  assert.ok(unet.project.dispatch <= 100, `U-Net sampling step: ${unet.project.dispatch} dispatches: ${JSON.stringify(unet.project.kernels)}`);
   assert.ok(results.floor.readback_ms > 0 && results.floor.work_done_ms > 0, JSON.stringify(results.floor));
 });
 

@@ -143,6 +143,54 @@ fn the_fused_forward_pass_gives_burns_values() {
     eprintln!("the fused forward pass and burn's differ by at most {worst:e} of the output's scale (burn on wgpu and on Flex: {worst_burn:e})");
 }
 
+/// The fused `SiLU(GroupNorm(x + t))` (the U-Net's samplers on wgpu) against burn's `GroupNorm`
+/// and SiLU on Flex: with and without the time term, groups of a few values and of more than the
+/// cube's 256 threads, and an input read through strides (a permuted tensor, as a convolution's
+/// output can be).
+#[test]
+fn the_fused_group_norm_gives_burns_values() {
+    use burn::nn::GroupNormConfig;
+    use burn::tensor::{activation, Tensor, TensorData};
+    use geonoise::rng::Rng;
+    let Some(wgpu) = wgpu() else { return };
+    let flex = Device::flex();
+    let mut worst = 0f32;
+    for (k, (n, c, side, groups, with_t, permuted)) in [(3, 16, 7, 8, true, false), (1, 6, 14, 6, false, false), (2, 32, 14, 8, true, true), (1, 64, 4, 8, false, true)].into_iter().enumerate() {
+        let mut rng = Rng::new(40 + k as u64);
+        let x = rng.normals_f32(n * c * side * side).into_iter().map(|v| v * 3.0 + 1.0).collect::<Vec<f32>>();
+        let t = rng.normals_f32(n * c);
+        let gamma = rng.normals_f32(c);
+        let beta = rng.normals_f32(c);
+        let input = |dev: &Device| {
+            let x = Tensor::<4>::from_data(TensorData::new(x.clone(), [n, c, side, side]), dev);
+            // The same values in a strided layout: stored as NHWC, viewed as NCHW.
+            if permuted {
+                Tensor::<4>::from_data(x.permute([0, 2, 3, 1]).into_data(), dev).permute([0, 3, 1, 2])
+            } else {
+                x
+            }
+        };
+        let t_of = |dev: &Device| with_t.then(|| Tensor::<2>::from_data(TensorData::new(t.clone(), [n, c]), dev));
+        let mut norm = GroupNormConfig::new(groups, c).init(&flex);
+        norm.gamma = Some(burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(gamma.clone(), [c]), &flex)));
+        norm.beta = Some(burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(beta.clone(), [c]), &flex)));
+        let reference = {
+            let x = match t_of(&flex) {
+                Some(t) => input(&flex) + t.reshape([n, c, 1, 1]),
+                None => input(&flex),
+            };
+            activation::silu(norm.forward(x)).into_data().try_to_vec::<f32>().unwrap()
+        };
+        let g = Tensor::<1>::from_data(TensorData::new(gamma.clone(), [c]), &wgpu);
+        let b = Tensor::<1>::from_data(TensorData::new(beta.clone(), [c]), &wgpu);
+        let fused = geonoise::fused::norm::group_norm_silu(input(&wgpu), t_of(&wgpu), g, b, groups, norm.epsilon).into_data().try_to_vec::<f32>().unwrap();
+        let d = fused.iter().zip(&reference).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0f32, f32::max);
+        assert!(d < 1e-5, "N {n}, C {c}, {side}x{side}, {groups} groups, t {with_t}, strided {permuted}: the fused norm differs by {d}");
+        worst = worst.max(d);
+    }
+    eprintln!("the fused group norm and burn's differ by at most {worst:e}");
+}
+
 /// 1,000 training steps of the toy from one seed, on wgpu (the fused training step: forward,
 /// backward and clipped Adam in three kernels) and on Flex (burn's autodiff and Adam): the same
 /// batches give the same losses, within float tolerance, to the end.

@@ -24,12 +24,11 @@ use burn_cubecl::cubecl;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use cubecl::prelude::*;
+use super::{cube_sum, THREADS};
 
 /// burn's tensor (cubecl's `Tensor` is the kernels').
 type Param<const D: usize> = burn::tensor::Tensor<D>;
 
-/// Threads per cube (workgroup).
-const THREADS: u32 = 256;
 /// A parameter of up to this many values is stepped by one cube in one dispatch, the norm summed
 /// in its shared memory; a larger one first sums partial norms over [`MAX_CUBES`] cubes.
 pub const ONE_CUBE: usize = 1 << 16;
@@ -138,28 +137,6 @@ impl FusedAdam for CubeBackend {
     }
 }
 
-/// The squares of `x` summed over this cube's threads (a tree in shared memory): every thread
-/// gets the total.
-#[cube]
-fn cube_sum(value: f32) -> f32 {
-    let mut shared = Shared::<[f32]>::new_slice(THREADS as usize);
-    let me = UNIT_POS_X as usize;
-    shared[me] = value;
-    sync_cube();
-    #[unroll]
-    for level in 0..comptime!(THREADS.trailing_zeros()) {
-        let stride = comptime!((THREADS >> (level + 1)) as usize);
-        if me < stride {
-            let sum = shared[me] + shared[me + stride];
-            shared[me] = sum;
-        }
-        sync_cube();
-    }
-    let total = shared[0usize];
-    sync_cube();
-    total
-}
-
 /// Each cube's share of `sum(g^2)`, strided over the cubes' threads as the update is.
 #[cube(launch)]
 fn sum_squares_kernel(grad: &Tensor<f32>, partials: &mut Tensor<f32>, n: usize, cubes: usize) {
@@ -203,14 +180,7 @@ fn adam_kernel(
     let coef = if clipping { clip_coef(grad, partials, n, cubes, clip, one_cube) } else { f32::new(1.0) };
     let mut i = start;
     while i < n {
-        let g = grad[i] * coef;
-        let a = if first { (1.0f32 - beta_1) * g } else { m1[i] * beta_1 + (1.0f32 - beta_1) * g };
-        let b = if first { (1.0f32 - beta_2) * (g * g) } else { m2[i] * beta_2 + (1.0f32 - beta_2) * (g * g) };
-        m1[i] = a;
-        m2[i] = b;
-        let delta = (a * factor) / (b.sqrt() + epsilon);
-        let p = param[i];
-        param[i] = p * decay - delta * lr;
+        adam_element(param, grad, m1, m2, i, coef, beta_1, beta_2, lr, factor, epsilon, decay, first);
         i += stride;
     }
 }
@@ -237,6 +207,41 @@ fn clip_coef(grad: &Tensor<f32>, partials: &Tensor<f32>, n: usize, cubes: usize,
         }
         acc
     };
-    let coef = clip / (sum.sqrt() + 1.1754944e-38f32);
-    f32::min(coef, 1.0f32)
+    clip_of(sum, clip)
+}
+
+/// burn's clip coefficient from the squared norm `sum`: `min(clip / (sqrt(sum) + f32's smallest
+/// normal), 1)`.
+#[cube]
+pub(crate) fn clip_of(sum: f32, clip: f32) -> f32 {
+    f32::min(clip / (sum.sqrt() + 1.1754944e-38f32), 1.0f32)
+}
+
+/// One parameter value's step, its gradient scaled by the clip's `coef` (burn's order of
+/// operations, see the module's header).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn adam_element(
+    param: &mut Tensor<f32>,
+    grad: &Tensor<f32>,
+    m1: &mut Tensor<f32>,
+    m2: &mut Tensor<f32>,
+    i: usize,
+    coef: f32,
+    beta_1: f32,
+    beta_2: f32,
+    lr: f32,
+    factor: f32,
+    epsilon: f32,
+    decay: f32,
+    #[comptime] first: bool,
+) {
+    let g = grad[i] * coef;
+    let a = if first { (1.0f32 - beta_1) * g } else { m1[i] * beta_1 + (1.0f32 - beta_1) * g };
+    let b = if first { (1.0f32 - beta_2) * (g * g) } else { m2[i] * beta_2 + (1.0f32 - beta_2) * (g * g) };
+    m1[i] = a;
+    m2[i] = b;
+    let delta = (a * factor) / (b.sqrt() + epsilon);
+    let p = param[i];
+    param[i] = p * decay - delta * lr;
 }

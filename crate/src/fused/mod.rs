@@ -9,16 +9,46 @@
 //!   update); here it is one (two for a parameter over [`adam::ONE_CUBE`] values).
 //! - [`mlp`]: the toy's residual MLP forward pass (the samplers' network evaluation) in one
 //!   kernel, where burn's ops take some 60 dispatches.
+//! - [`norm`]: the image U-Net's `SiLU(GroupNorm(x + t))` in one kernel (its samplers), where
+//!   burn's ops take about a dozen dispatches.
 //! - [`step`]: the toy's whole training step (forward, backward, gradients, clipped Adam) in
 //!   three kernels, where burn's autodiff and Adam take 772 (280 with the fused Adam).
 
 pub mod adam;
 pub mod mlp;
+pub mod norm;
 pub mod step;
 
 use burn::tensor::Device;
+use burn_cubecl::cubecl;
+use cubecl::prelude::*;
+
+/// Threads per cube in every fused kernel.
+pub(crate) const THREADS: u32 = 256;
 
 /// Whether `device` runs the fused kernels: a cubecl device (wgpu, WebGPU).
 pub fn runs_on(device: &Device) -> bool {
     matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Cube(_))
+}
+
+/// `value` summed over the cube's threads (a tree in shared memory); every thread gets the total.
+/// Every thread of the cube must call it.
+#[cube]
+pub(crate) fn cube_sum(value: f32) -> f32 {
+    let mut shared = Shared::<[f32]>::new_slice(THREADS as usize);
+    let me = UNIT_POS_X as usize;
+    shared[me] = value;
+    sync_cube();
+    #[unroll]
+    for level in 0..comptime!(THREADS.trailing_zeros()) {
+        let stride = comptime!((THREADS >> (level + 1)) as usize);
+        if me < stride {
+            let sum = shared[me] + shared[me + stride];
+            shared[me] = sum;
+        }
+        sync_cube();
+    }
+    let total = shared[0usize];
+    sync_cube();
+    total
 }

@@ -15,7 +15,8 @@
 //! error) and burn's Adam with per-parameter norm clipping ([`super::adam`]); only summation
 //! orders differ, and the tests hold the weights to burn's after many steps.
 
-use super::adam::AdamStep;
+use super::adam::{adam_element, clip_of, AdamStep};
+use super::{cube_sum, THREADS};
 use crate::data::Projection;
 use crate::model::{Net, TIME_FEATURES};
 use crate::optimizer::NamedOptimizer;
@@ -34,7 +35,6 @@ use cubecl::prelude::*;
 /// burn's tensor (cubecl's `Tensor` is the kernels').
 type Burn<const D: usize> = burn::tensor::Tensor<D>;
 
-const THREADS: u32 = 256;
 /// Rows one cube of the row kernel takes.
 const ROWS: usize = 4;
 /// Numbers per parameter tensor in the layout table: its offset in the flat buffers, its rows
@@ -438,27 +438,6 @@ fn rows_kernel(batch: &Tensor<f32>, projection: &Tensor<f32>, weights: &Tensor<f
     }
 }
 
-/// The squares summed over the cube (a tree in shared memory); every thread gets the total.
-#[cube]
-fn cube_sum(value: f32) -> f32 {
-    let mut shared = Shared::<[f32]>::new_slice(THREADS as usize);
-    let me = UNIT_POS_X as usize;
-    shared[me] = value;
-    sync_cube();
-    #[unroll]
-    for level in 0..comptime!(THREADS.trailing_zeros()) {
-        let stride = comptime!((THREADS >> (level + 1)) as usize);
-        if me < stride {
-            let sum = shared[me] + shared[me + stride];
-            shared[me] = sum;
-        }
-        sync_cube();
-    }
-    let total = shared[0usize];
-    sync_cube();
-    total
-}
-
 /// Each parameter's gradient, summed over the batch: `x_b[k] dy_b[n]` for a weight, `dy_b[n]`
 /// for a bias.
 #[cube(launch)]
@@ -538,19 +517,11 @@ fn update_kernel(
             acc += g * g;
             i += CUBE_DIM_X as usize;
         }
-        let sum = cube_sum(acc);
-        coef = f32::min(clip / (sum.sqrt() + 1.1754944e-38f32), 1.0f32);
+        coef = clip_of(cube_sum(acc), clip);
     }
     let mut i = start + UNIT_POS_X as usize;
     while i < end {
-        let g = grads[i] * coef;
-        let a = if first { (1.0f32 - beta_1) * g } else { m1[i] * beta_1 + (1.0f32 - beta_1) * g };
-        let v = if first { (1.0f32 - beta_2) * (g * g) } else { m2[i] * beta_2 + (1.0f32 - beta_2) * (g * g) };
-        m1[i] = a;
-        m2[i] = v;
-        let delta = (a * factor) / (v.sqrt() + epsilon);
-        let p = weights[i];
-        weights[i] = p * decay - delta * lr;
+        adam_element(weights, grads, m1, m2, i, coef, beta_1, beta_2, lr, factor, epsilon, decay, first);
         i += CUBE_DIM_X as usize;
     }
     if CUBE_POS_X == 0 && UNIT_POS_X == 0 {

@@ -165,6 +165,25 @@ pub(crate) fn silu4(x: Tensor<4>) -> Tensor<4> {
     silu(x.reshape([dims[0], dims[1] * dims[2] * dims[3]])).reshape(dims)
 }
 
+/// `SiLU(norm(x + t))`, `t` `[N, C]` broadcast over the pixels: one fused kernel on a cubecl device
+/// without autodiff (the samplers, `fused::norm`), burn's ops elsewhere.
+fn norm_silu(norm: &GroupNorm, x: Tensor<4>, t: Option<Tensor<2>>) -> Tensor<4> {
+    #[cfg(feature = "webgpu")]
+    if crate::fused::runs_on(&x.device()) && !x.device().is_autodiff() {
+        if let (Some(gamma), Some(beta)) = (&norm.gamma, &norm.beta) {
+            return crate::fused::norm::group_norm_silu(x, t, gamma.val(), beta.val(), norm.num_groups, norm.epsilon);
+        }
+    }
+    let x = match t {
+        Some(t) => {
+            let [n, c] = t.dims();
+            x + t.reshape([n, c, 1, 1])
+        }
+        None => x,
+    };
+    silu4(norm.forward(x))
+}
+
 /// `[N,1,S,S] -> [N,p^2,S/p,S/p]`: each p x p patch becomes the channels of one position.
 fn space_to_depth(x: Tensor<4>, p: usize) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
@@ -208,10 +227,9 @@ impl ResBlock {
 
     /// `x`: [N, c_in, H, W]; `emb`: [N, T] (the time MLP's output).
     fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(silu4(self.norm1.forward(x.clone())));
-        let [n, c, _, _] = h.dims();
-        let h = h + self.time.forward(emb).reshape([n, c, 1, 1]);
-        let h = self.conv2.forward(silu4(self.norm2.forward(h)));
+        let h = self.conv1.forward(norm_silu(&self.norm1, x.clone(), None));
+        // h + time(emb), normalised.
+        let h = self.conv2.forward(norm_silu(&self.norm2, h, Some(self.time.forward(emb))));
         let skip = match &self.skip {
             Some(s) => s.forward(x),
             None => x,
@@ -303,7 +321,7 @@ impl UNet {
                 h = u.forward(upsample2(h));
             }
         }
-        depth_to_space(self.output.forward(silu4(self.out_norm.forward(h))), self.patch)
+        depth_to_space(self.output.forward(norm_silu(&self.out_norm, h, None)), self.patch)
     }
 }
 
