@@ -44,8 +44,12 @@ test("the TF.js peer's loss falls like the project's on the same toy problem (CP
 
 test("WebGPU dispatches and submissions are counted for both stacks", async () => {
   const r = await page.evaluate((model) => window.bench.train({ backend: "webgpu", peerBackend: "webgpu", model, batch: 64, k: 1, rounds: 1, warmup: 1 }), SMALL);
+  // The project's step is the fused step's three kernels (and a copy of the weights after a loss
+  // read); TF.js's is a few hundred.
+  assert.ok(["rows_kernel", "grads_kernel", "update_kernel"].every((k) => Object.keys(r.project.kernels).some((name) => name.startsWith(k))), JSON.stringify(r.project.kernels));
+  assert.ok(r.peer.dispatch > 10, `TF.js: ${r.peer.dispatch} dispatches`);
   for (const side of ["project", "peer"]) {
-    assert.ok(r[side].dispatch > 10, `${side}: ${r[side].dispatch} dispatches`);
+    assert.ok(r[side].dispatch >= 3, `${side}: ${r[side].dispatch} dispatches`);
     assert.ok(r[side].submit >= 1, `${side}: ${r[side].submit} submits`);
     const kernels = Object.values(r[side].kernels).reduce((a, b) => a + b, 0);
     assert.equal(kernels, r[side].dispatch, `${side}: every dispatch is attributed to a kernel`);
