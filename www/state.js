@@ -2,9 +2,9 @@
 // reproduces the view (seed included). Pure logic, no DOM: tests import it directly.
 
 export const DIMS = [2, 8, 32, 128, 512];
-// Samplers (crate/src/sample.rs, Solver): Euler and Heun on the ODE; the ancestral step and
-// Euler–Maruyama on the reverse SDE, both stochastic.
-export const SOLVERS = ["euler", "heun", "ancestral", "sde"];
+// Samplers (crate/src/sample.rs, Solver): Euler and Heun on the ODE, DDIM (eta = 0); the
+// ancestral step and Euler–Maruyama on the reverse SDE, both stochastic.
+export const SOLVERS = ["euler", "heun", "ddim", "ancestral", "sde"];
 // How the sampler spaces its steps (crate/src/target.rs, TimeGrid): the parameterization's own,
 // uniform in t, EDM's rho = 7, uniform in log-SNR.
 export const GRIDS = ["default", "uniform", "rho7", "log-snr"];
@@ -155,7 +155,7 @@ export const URL_KEYS = Object.freeze({
   twins: ["view, images", "also show the conditional twins"],
   fields: ["view", "trained (the shipped checkpoints) or exact (the closed-form fields)"],
   n: ["view, train", "samples per panel"],
-  solver: ["view, train, draw", "sampler: euler, heun, ancestral, sde"],
+  solver: ["view, train, draw", "sampler: euler, heun, ddim, ancestral, sde"],
   grid: ["view, train, draw", "time grid: default, uniform, rho7, log-snr"],
   steps: ["view, train, draw", "sampler steps"],
   tdim: ["train", "D of the models trained on the page (2..1024)"],

@@ -56,6 +56,10 @@ pub enum Solver {
     /// `sigma^2 = b_s^2 (b_t^2 - alpha^2 b_s^2) / b_t^2`. Finite at every point of every path
     /// (FM's `a(1) = 0` included), unlike an Euler–Maruyama step of the reverse SDE there.
     Ancestral,
+    /// DDIM (eta = 0): from the field's estimates `xhat`, `epshat` at `t`, the point of the same
+    /// path at `s`, `u_s = a_s xhat + b_s epshat` (see [`ddim_coefficients`]): deterministic, an
+    /// exponential integrator of the ODE. On FM's linear path it is the Euler step.
+    Ddim,
     /// Stochastic: Euler–Maruyama on the reverse-time SDE of the forward process (see
     /// [`sde_coefficients`]). A step from a level where `a = 0` (FM's and EqM's `t = 1`, where the
     /// SDE's drift and diffusion are infinite and the law is `N(0, b^2)` whatever the data) is the
@@ -263,6 +267,11 @@ impl Sampler {
                 self.prev = Some(u);
                 y.clone() - self.field.eval(y, t0).mul_scalar(self.config.eta)
             }
+            Solver::Ddim => {
+                let f = self.field.eval(u.clone(), t0);
+                let (cu, cf) = ddim_coefficients(self.field.parameterization(), t0, t1);
+                u.mul_scalar(cu) + f.mul_scalar(cf)
+            }
             Solver::Ancestral | Solver::Sde => {
                 let f = self.field.eval(u.clone(), t0);
                 let p = self.field.parameterization();
@@ -306,6 +315,17 @@ pub fn ancestral_coefficients(p: Parameterization, t: f64, s: f64) -> (f64, f64,
     let cu = (a_s * d - ke * c) / det;
     let cf = (ke * a - a_s * b) / det;
     (cu, cf, var.sqrt())
+}
+
+/// One DDIM step (eta = 0) from `t` down to `s` as `u_s = cu u_t + cf f`: the field's estimates
+/// `xhat = (d u - b f) / det` and `epshat = (a f - c u) / det`, `det = a d - b c`, all at `t`, put
+/// back on the path at `s`: `u_s = a_s xhat + b_s epshat`.
+pub fn ddim_coefficients(p: Parameterization, t: f64, s: f64) -> (f64, f64) {
+    let (a, b) = (p.a(t), p.b(t));
+    let (c, d) = p.target_coeffs(t);
+    let det = a * d - b * c;
+    let (a_s, b_s) = (p.a(s), p.b(s));
+    ((a_s * d - b_s * c) / det, (b_s * a - a_s * b) / det)
 }
 
 /// One Euler–Maruyama step of the reverse SDE from `t` down to `s` as
@@ -375,7 +395,7 @@ mod tests {
         let proj = Projection::new(4, 0).unwrap();
         let x0 = vec![0.5f32, -1.0, 0.25, 0.0];
         for p in Parameterization::ALL {
-            for solver in [Solver::Euler, Solver::Heun, Solver::Ancestral, Solver::Sde] {
+            for solver in [Solver::Euler, Solver::Heun, Solver::Ddim, Solver::Ancestral, Solver::Sde] {
                 let field = Rc::new(PointField { p, x0: x0.clone() });
                 let cfg = SampleConfig { n: 8, steps: 200, solver, ..Default::default() };
                 let out = read_f32(Sampler::new(field.clone(), cfg, &proj, &device).unwrap().run());
@@ -471,6 +491,33 @@ mod tests {
     }
 
     #[test]
+    fn ddim_is_the_euler_step_on_fms_linear_path() {
+        // a = 1 - t, b = t, f = eps - x: u_s = a_s xhat + b_s epshat = u + (s - t) f. An untrained
+        // network is a field far from any closed form; the two solvers follow it alike.
+        let device = Device::flex();
+        let proj = Projection::new(6, 1).unwrap();
+        for blind in [true, false] {
+            let mc = crate::model::ModelConfig { width: 16, depth: 2, ..crate::model::ModelConfig::new(Parameterization::Fm, blind, 6) };
+            let mut model = crate::model::Model::new(mc.clone(), 3, &device).unwrap();
+            // Non-zero heads (the output layers start at zero), so the field is not u-linear.
+            model = crate::model::Model::from_net(model.config.clone(), crate::params::with_weights(model.net, &crate::params::weights(&crate::model::Model::new(mc, 4, &device).unwrap().net).into_iter().map(|(k, d)| {
+                let v: Vec<f32> = d.iter::<f32>().enumerate().map(|(i, x)| x + 0.05 * ((i % 7) as f32 - 3.0)).collect();
+                (k, TensorData::new(v, d.shape().to_vec()))
+            }).collect(), "test").unwrap());
+            let field: Rc<dyn Field> = Rc::new(model);
+            let run = |solver| read_f32(Sampler::new(field.clone(), SampleConfig { n: 32, steps: 12, solver, ..Default::default() }, &proj, &device).unwrap().run());
+            let (euler, ddim) = (run(Solver::Euler), run(Solver::Ddim));
+            let d = euler.iter().zip(&ddim).map(|(a, b)| (a - b).abs() / a.abs().max(1.0)).fold(0f32, f32::max);
+            assert!(d < 1e-5, "blind {blind}: Euler and DDIM differ by {d}");
+            assert!(euler.iter().any(|v| v.abs() > 0.1), "the runs moved");
+        }
+        for t in [1.0, 0.7, 0.2, 1e-3] {
+            let (cu, cf) = ddim_coefficients(Parameterization::Fm, t, 0.5 * t);
+            assert!((cu - 1.0).abs() < 1e-12 && (cf + 0.5 * t).abs() < 1e-12, "t = {t}: {cu} {cf}");
+        }
+    }
+
+    #[test]
     fn heun_is_more_accurate_than_euler() {
         // For a point mass the exact ODE keeps eps = (u - a x0) / b constant, so the exact end
         // point is a(t_min) x0 + b(t_min) (u0 - a(t_max) x0) / b(t_max).
@@ -494,7 +541,10 @@ mod tests {
                 }
                 e
             };
-            let (eu, he) = (err(Solver::Euler), err(Solver::Heun));
+            let (eu, he, dd) = (err(Solver::Euler), err(Solver::Heun), err(Solver::Ddim));
+            // DDIM reads xhat and epshat off the field and puts them back on the path: for a
+            // point mass both are exact, so every step is, on every path.
+            assert!(dd < 1e-3, "{p}: DDIM error {dd}");
             match p {
                 // Linear and VE paths: u(t) is linear in t, so both solvers are exact up to rounding.
                 Parameterization::Fm | Parameterization::Eqm | Parameterization::Edm => assert!(eu < 1e-3 && he < 1e-3, "{p}: {eu} {he}"),

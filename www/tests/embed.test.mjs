@@ -82,7 +82,7 @@ test("the figure's sampler attribute: sde and a grid sample to the end; an unkno
   const [sde, bad] = await page.evaluate(() => [...document.querySelectorAll("geonoise-figure")].map((f) => ({ solver: f.s.solver, grid: f.s.grid, note: f.shadowRoot.querySelector(".note").textContent })));
   assert.deepEqual([sde.solver, sde.grid, sde.note], ["sde", "uniform", ""]);
   assert.deepEqual([bad.solver, bad.grid], ["ancestral", "log-snr"]);
-  assert.match(bad.note, /sampler="rk4" is not one of euler, heun, ancestral, sde; using ancestral/);
+  assert.match(bad.note, /sampler="rk4" is not one of euler, heun, ddim, ancestral, sde; using ancestral/);
   const [first] = await figures(page);
   assert.deepEqual(first.map((p) => p.step), ["12 / 12", "12 / 12"]);
   assert.ok(first.every((p) => /^[\d.]+%$/.test(p.clean) && p.error === ""), JSON.stringify(first));

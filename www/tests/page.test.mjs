@@ -102,6 +102,28 @@ test("the regimes table: the measured numbers for the page's sampler, the openin
   await page.close();
 });
 
+test("DDIM from the URL: both panels sample to the end with the CLI's numbers (FM Blind sample by sample)", async () => {
+  const { page, problems } = await open("?backend=cpu&d=8&n=200&steps=25&speed=10&solver=ddim&grid=default");
+  await page.waitForFunction(() => window.geonoise.backend === "cpu", null, { timeout: 60000 });
+  assert.equal(await page.locator("#solver").inputValue(), "ddim");
+  await waitDone(page, ["fm-blind", "ddpm-blind"], 120000);
+  for (const id of ["fm-blind", "ddpm-blind"]) {
+    const exported = await exportJson(page, id);
+    const nativeFile = path.join(artifacts, `${id}-d8-ddim-native.json`);
+    const native = cli(["sample", "--checkpoint", `pretrained/${id}-d8.safetensors`, "--n", "200", "--steps", "25", "--sampler", "ddim", "--seed", "0", "--out", nativeFile]);
+    assert.equal(native.sample.solver, "ddim");
+    if (id === "fm-blind") {
+      const nativeSamples = JSON.parse(fs.readFileSync(nativeFile, "utf8")).samples;
+      const worst = Math.max(...exported.samples.flatMap((row, i) => row.map((v, j) => Math.abs(v - nativeSamples[i][j]) / (1 + Math.abs(nativeSamples[i][j])))));
+      assert.ok(worst < 1e-3, `FM Blind under DDIM: the page and the CLI differ by ${worst}`);
+    }
+    close(exported.metrics.radial_error_median, native.metrics.radial_error_median, `${id} radial error median under DDIM`);
+  }
+  assert.match(page.url(), /solver=ddim/);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
 test("CPU path: FM Blind and DDPM Blind at D=128 sample fully and match the native CLI", async () => {
   const { page, problems } = await open("?backend=cpu&d=128&n=300&steps=40&speed=10&solver=euler&grid=default");
   await page.waitForFunction(() => window.geonoise.backend === "cpu", null, { timeout: 60000 });

@@ -483,7 +483,7 @@ mod tests {
     }
 
     #[test]
-    fn sde_and_ode_paths_of_the_exact_fields_agree_with_float64_reference() {
+    fn sde_ode_and_ddim_paths_of_the_exact_fields_agree_with_float64_reference() {
         // Same starting noise, same SDE noise: the float32 tensor path (oracle + Sampler) and the
         // float64 reference follow the same trajectories; the moments of where they land agree.
         use crate::sample::Sampler;
@@ -494,7 +494,7 @@ mod tests {
                 let o = Oracle::for_circles(param, param.default_range(), &proj, 16, 16, &dev()).unwrap();
                 let data: Vec<f64> = read_f32(o.data.clone()).into_iter().map(|v| v as f64).collect();
                 for blind in [true, false] {
-                    for (solver, grid) in [(Solver::Euler, TimeGrid::Default), (Solver::Sde, TimeGrid::Default), (Solver::Sde, TimeGrid::LogSnr)] {
+                    for (solver, grid) in [(Solver::Euler, TimeGrid::Default), (Solver::Ddim, TimeGrid::Default), (Solver::Sde, TimeGrid::Default), (Solver::Sde, TimeGrid::LogSnr)] {
                         let cfg = SampleConfig { n: 48, steps: 30, solver, time_grid: grid, seed: 4, ..Default::default() };
                         let field = Rc::new(OracleField { oracle: o.clone(), blind });
                         let got = read_f32(Sampler::new(field, cfg.clone(), &proj, &dev()).unwrap().run());

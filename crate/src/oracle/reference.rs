@@ -115,7 +115,12 @@ pub fn reference_run(o: &Oracle, data: &[f64], blind: bool, cfg: &SampleConfig) 
                 let score = (0..dim).map(|j| -(ur[j] - a * xh[j]) / (b * b)).collect();
                 (f, score)
             };
-            let next: Vec<f64> = if cfg.solver == Solver::Sde && a != 0.0 {
+            let next: Vec<f64> = if cfg.solver == Solver::Ddim {
+                // u_s = a_s xhat + b_s epshat, both estimates from the field at t.
+                let det = a * d - b * c;
+                let (a_s, b_s) = (p.a(s), p.b(s));
+                (0..dim).map(|j| a_s * (d * ur[j] - b * field[j]) / det + b_s * (a * field[j] - c * ur[j]) / det).collect()
+            } else if cfg.solver == Solver::Sde && a != 0.0 {
                 let big_f = da / a;
                 let g2 = 2.0 * b * db - 2.0 * big_f * b * b;
                 (0..dim).map(|j| ur[j] - h * (big_f * ur[j] - g2 * score[j]) + (g2 * h).sqrt() * z[r * dim + j] as f64).collect()
