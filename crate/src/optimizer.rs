@@ -116,6 +116,13 @@ impl NamedOptimizer {
         self.states.insert(name.to_string(), st);
     }
 
+    /// The fused kernels' numbers for Adam's step `time` (1-based) at learning rate `lr`: this
+    /// optimizer's epsilon, weight decay and clip.
+    #[cfg(feature = "webgpu")]
+    pub fn fused_step(&self, time: usize, lr: f64) -> crate::fused::adam::AdamStep {
+        crate::fused::adam::AdamStep::new(time, lr, self.epsilon, self.weight_decay, self.clip_norm)
+    }
+
     /// The step count and moments out of a parameter's state.
     #[cfg(feature = "webgpu")]
     fn take_moments<const D: usize>(&self, st: DynState) -> (usize, Tensor<D>, Tensor<D>) {
@@ -208,8 +215,7 @@ impl ModuleMapper for Stepper<'_> {
                 }
                 None => (0, None),
             };
-            let s = crate::fused::adam::AdamStep::new(time + 1, self.lr, o.epsilon, o.weight_decay, o.clip_norm);
-            let (updated, m1, m2) = crate::fused::adam::step(tensor.inner(), grad, moments, s);
+            let (updated, m1, m2) = crate::fused::adam::step(tensor.inner(), grad, moments, o.fused_step(time + 1, self.lr));
             o.states.insert(name, o.adam_state(time + 1, m1, m2));
             return Param::from_mapped_value(id, lift(updated, require_grad, checkpointing), mapper);
         }

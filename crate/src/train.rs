@@ -17,7 +17,7 @@ use crate::model::{time_features, TIME_FEATURES};
 use crate::rng::Rng;
 use crate::target::Parameterization;
 use crate::checkpoint;
-use crate::optimizer::NamedOptimizer;
+use crate::optimizer::{NamedOptimizer, OptimState};
 use crate::params::with_weights;
 use crate::resume::{PendingState, RunState};
 use burn::module::Module;
@@ -162,7 +162,7 @@ impl Trainer {
     pub fn new(config: TrainConfig, device: &Device) -> Result<Trainer, String> {
         config.validate()?;
         let net = Net::init(&config.model, config.seed, &device.clone().autodiff());
-        Self::with_net(config, net, 0, device)
+        Self::with_net(config, net, 0, device, None)
     }
 
     /// Goes on training `model` (e.g. a checkpoint saved at step `step`) under `config`, from a
@@ -175,7 +175,7 @@ impl Trainer {
             return Err(format!("the weights are a {} model, the run trains {}", model.config.label(), config.model.label()));
         }
         let net = model.net.clone().to_device(device).train();
-        let mut tr = Self::with_net(config, net, step, device)?;
+        let mut tr = Self::with_net(config, net, step, device, None)?;
         tr.rng = Rng::derive(tr.config.seed, &format!("batches from step {step}"));
         Ok(tr)
     }
@@ -211,22 +211,21 @@ impl Trainer {
             return Err("it holds a moving average of the weights, which this trainer does not keep".into());
         }
         let net = with_weights(Net::init(&config.model, config.seed, device), &st.weights, "the state")?;
-        let mut tr = Self::with_net(config, net.to_device(device).train(), st.step, device)?;
-        let trained = tr.net.as_ref().expect("trainer net present between steps");
-        tr.optim.restore(&st.optimizer, trained, &tr.device.clone().inner(), "the state")?;
-        #[cfg(feature = "webgpu")]
-        {
-            tr.fused = crate::fused::step::FusedRun::new(trained, &tr.optim, &tr.projection);
-        }
+        let mut tr = Self::with_net(config, net.to_device(device).train(), st.step, device, Some(&st.optimizer))?;
         tr.rng = st.rng;
         Ok((tr, st.extra))
     }
 
-    fn with_net(config: TrainConfig, net: Net, step: usize, device: &Device) -> Result<Trainer, String> {
+    /// The trainer of `net` at `step`, with the optimizer's state `moments` put back where a run
+    /// resumes (`None`: moments start afresh).
+    fn with_net(config: TrainConfig, net: Net, step: usize, device: &Device, moments: Option<&OptimState>) -> Result<Trainer, String> {
         let config = TrainConfig { model: config.model.resolved(), ..config };
         let device = device.clone().autodiff();
         let weight_decay = (config.optimizer == OptimizerKind::Adamw).then_some(config.weight_decay as f32);
-        let optim = NamedOptimizer::adam(1e-8, weight_decay, config.grad_clip);
+        let mut optim = NamedOptimizer::adam(1e-8, weight_decay, config.grad_clip);
+        if let Some(state) = moments {
+            optim.restore(state, &net, &device.clone().inner(), "the state")?;
+        }
         let projection = Projection::new(config.model.dim, config.model.projection_seed)?;
         let projection_t = projection.tensor(&device).transpose();
         let data = config.model.data.build()?;
@@ -287,8 +286,8 @@ impl Trainer {
                 rows.extend_from_slice(&coeffs[4 * r..4 * r + 4]);
                 rows.extend_from_slice(&if cfg.model.blind { [0.0; TIME_FEATURES] } else { time_features(p.time_input(t)) });
             }
-            let weight_decay = if cfg.optimizer == OptimizerKind::Adamw { cfg.weight_decay as f32 } else { 0.0 };
-            self.last_loss = Some(f.step(rows, b, cfg.lr_at(self.step), weight_decay, cfg.grad_clip));
+            let (optim, lr) = (&self.optim, cfg.lr_at(self.step));
+            self.last_loss = Some(f.step(rows, b, |time| optim.fused_step(time, lr)));
             self.step += 1;
             return;
         }

@@ -15,7 +15,6 @@
 //! place when their buffers are not shared (else they are copied first), so a step allocates
 //! nothing but the first step's moments.
 
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
 use burn::backend::{backend_extension, Backend, TensorMetadata};
@@ -24,7 +23,7 @@ use burn_cubecl::cubecl;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use cubecl::prelude::*;
-use super::{cube_sum, THREADS};
+use super::{cube_sum, owned, THREADS};
 
 /// burn's tensor (cubecl's `Tensor` is the kernels').
 type Param<const D: usize> = burn::tensor::Tensor<D>;
@@ -79,7 +78,7 @@ pub trait FusedAdam: Backend {
 /// tensors) on a cubecl device: the new parameter and moments.
 pub fn step<const D: usize>(param: Param<D>, grad: Param<D>, moments: Option<(Param<D>, Param<D>)>, s: AdamStep) -> (Param<D>, Param<D>, Param<D>) {
     let (m1, m2) = moments.unwrap_or_else(|| (grad.clone(), grad.clone()));
-    let (p, m1, m2) = <burn::backend::Dispatch as FusedAdam>::adam_step(param.into_dispatch(), grad.into_dispatch(), m1.into_dispatch(), m2.into_dispatch(), AdamStep { first: s.first, ..s });
+    let (p, m1, m2) = <burn::backend::Dispatch as FusedAdam>::adam_step(param.into_dispatch(), grad.into_dispatch(), m1.into_dispatch(), m2.into_dispatch(), s);
     (Param::from_dispatch(p), Param::from_dispatch(m1), Param::from_dispatch(m2))
 }
 
@@ -89,19 +88,13 @@ impl FusedAdam for CubeBackend {
         let shape = param.shape();
         let n = shape.num_elements();
         let (client, device) = (param.client.clone(), param.device.clone());
-        let own = |t: CubeTensor| -> CubeTensor {
-            let t = into_contiguous(t);
-            // Updated in place: a buffer someone else holds (a kept copy of the weights) is
-            // copied first.
-            if t.can_mut() { t } else { CubeBackend::float_mul_scalar(t, 1.0f32.into()) }
-        };
-        let param = own(param);
+        let param = owned(param);
         let grad = into_contiguous(grad);
         let (m1, m2) = if s.first {
             let empty = || empty_device_contiguous_dtype(client.clone(), device.clone(), shape.clone(), DType::F32);
             (empty(), empty())
         } else {
-            (own(m1), own(m2))
+            (owned(m1), owned(m2))
         };
         let clip = s.clip > 0.0;
         let cubes = if n <= ONE_CUBE { 1 } else { n.div_ceil(ONE_CUBE).clamp(2, MAX_CUBES) };

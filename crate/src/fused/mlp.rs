@@ -31,9 +31,7 @@ const TILE: usize = 1024;
 #[derive(Clone, Debug)]
 pub struct Packed {
     weights: Burn<1>,
-    dim: usize,
-    width: usize,
-    depth: usize,
+    shape: MlpShape,
 }
 
 /// The packed layout's order: `input`, then each block's `fc1`, `time`, `fc2`, then `output` and
@@ -59,14 +57,13 @@ impl Packed {
                 [w.reshape([n]), l.bias.as_ref().expect("every layer has a bias").val().inner()]
             })
             .collect();
-        Some(Packed { weights: Burn::cat(parts, 0), dim, width, depth: net.blocks.len() })
+        Some(Packed { weights: Burn::cat(parts, 0), shape: MlpShape { dim, width, depth: net.blocks.len() } })
     }
 
     /// `f(u)` for the rows of `u` ([M, D]) at the time features `emb` ([1, TIME_FEATURES]; zeros
     /// for a blind net).
     pub fn forward(&self, u: Burn<2>, emb: Burn<2>) -> Burn<2> {
-        let shape = MlpShape { dim: self.dim, width: self.width, depth: self.depth };
-        Burn::from_dispatch(<burn::backend::Dispatch as FusedMlp>::mlp_forward(u.into_dispatch(), emb.into_dispatch(), self.weights.clone().into_dispatch(), shape))
+        Burn::from_dispatch(<burn::backend::Dispatch as FusedMlp>::mlp_forward(u.into_dispatch(), emb.into_dispatch(), self.weights.clone().into_dispatch(), self.shape))
     }
 }
 

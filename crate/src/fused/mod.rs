@@ -23,6 +23,19 @@ use burn::tensor::Device;
 use burn_cubecl::cubecl;
 use cubecl::prelude::*;
 
+/// `t` contiguous and held by nobody else, for a kernel to update in place: a buffer someone else
+/// holds (a kept copy of the weights, a view handed out for sampling) is copied first.
+pub(crate) fn owned(t: burn::backend::wgpu::CubeTensor) -> burn::backend::wgpu::CubeTensor {
+    use burn::backend::ops::FloatTensorOps;
+    use burn::backend::wgpu::CubeBackend;
+    let t = burn_cubecl::kernel::into_contiguous(t);
+    if t.can_mut() {
+        t
+    } else {
+        CubeBackend::float_mul_scalar(t, 1.0f32.into())
+    }
+}
+
 /// Threads per cube in every fused kernel.
 pub(crate) const THREADS: u32 = 256;
 

@@ -16,7 +16,7 @@
 //! orders differ, and the tests hold the weights to burn's after many steps.
 
 use super::adam::{adam_element, clip_of, AdamStep};
-use super::{cube_sum, THREADS};
+use super::{cube_sum, owned, THREADS};
 use crate::data::Projection;
 use crate::model::{Net, TIME_FEATURES};
 use crate::optimizer::NamedOptimizer;
@@ -149,13 +149,9 @@ pub fn step(batch: Burn<2>, projection: Burn<2>, table: Burn<1>, weights: Burn<1
 impl FusedStep for CubeBackend {
     fn train_step(batch: CubeTensor, projection: CubeTensor, table: CubeTensor, weights: CubeTensor, m1: CubeTensor, m2: CubeTensor, args: StepArgs) -> (CubeTensor, CubeTensor, CubeTensor, CubeTensor) {
         let (client, device) = (weights.client.clone(), weights.device.clone());
-        let own = |t: CubeTensor| -> CubeTensor {
-            let t = into_contiguous(t);
-            if t.can_mut() { t } else { <CubeBackend as burn::backend::ops::FloatTensorOps<CubeBackend>>::float_mul_scalar(t, 1.0f32.into()) }
-        };
         let (batch, projection, table) = (into_contiguous(batch), into_contiguous(projection), into_contiguous(table));
-        let weights = own(weights);
-        let (m1, m2) = (own(m1), own(m2));
+        let weights = owned(weights);
+        let (m1, m2) = (owned(m1), owned(m2));
         let rec = args.record;
         let b = args.batch;
         let np = weights.shape().num_elements();
@@ -594,14 +590,15 @@ impl FusedRun {
         &self.bufs.as_ref().expect("the run's buffers are back between steps")[0]
     }
 
-    /// One step on a batch of `b` rows (see [`FusedStep::train_step`] for a row's layout): the
-    /// loss, still on the device.
-    pub fn step(&mut self, batch: Vec<f32>, b: usize, lr: f64, weight_decay: f32, clip: f64) -> Burn<1> {
+    /// One step on a batch of `b` rows (see [`FusedStep::train_step`] for a row's layout), with
+    /// the optimizer's numbers for a step count (`NamedOptimizer::fused_step`): the loss, still on
+    /// the device.
+    pub fn step(&mut self, batch: Vec<f32>, b: usize, adam: impl FnOnce(usize) -> AdamStep) -> Burn<1> {
         let [weights, m1, m2] = self.bufs.take().expect("the run's buffers are back between steps");
         let device = weights.device();
         let width = batch.len() / b;
         let batch = Burn::<2>::from_data(TensorData::new(batch, [b, width]), &device);
-        let adam = AdamStep::new(self.time + 1, lr, 1e-8, weight_decay, clip as f32);
+        let adam = adam(self.time + 1);
         let (weights, m1, m2, loss) = step(batch, self.projection.clone(), self.table.clone(), weights, m1, m2, StepArgs { record: self.record, batch: b, adam });
         self.bufs = Some([weights, m1, m2]);
         self.time += 1;
