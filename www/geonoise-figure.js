@@ -16,7 +16,7 @@
 //   autoplay  start when the figure scrolls into view; without it, a Play button starts it
 //   data      "fashion-mnist": the image experiment instead of the toy (the shipped U-Nets of
 //             pretrained/images/): `samples` is then images per panel, 4..64 (default 16), `steps`
-//             defaults to 100 and the sampler to Euler over the default grid, as the Images tab's;
+//             defaults to 100 and the sampler to the ancestral chain over the default grid, as the Images tab's;
 //             `dim` and `fields` do not apply
 //
 // Everything it loads (worker.js, pkg/, pretrained/, style.css) comes from beside this module,

@@ -227,12 +227,24 @@ export function drawDetail(section, view, index, classNames) {
  *  the numbers over 1,000 samples that the live ones (a few dozen) estimate. */
 export function renderImageTable(table, solver, steps) {
   if (!table?.rows) return "";
-  const rows = table.rows.filter((r) => r.model === "real" || (r.sample?.solver === solver && r.sample?.steps === steps));
+  // The tab's four models under its sampler (the table also holds other models and settings:
+  // other time grids, clipping, other losses).
+  const shown = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
+  const plain = (c) => c?.solver === solver && c?.steps === steps && (c.time_grid ?? "default") === "default" && c.clip == null;
+  const rows = table.rows.filter((r) => r.model === "real" || (shown.includes(r.model) && plain(r.sample)));
   if (rows.length < 2) return `<p class="reason">The shipped image table (<code>geonoise images table</code>) has no rows for ${solver} with ${steps} steps; it was measured with ${[...new Set(table.rows.filter((r) => r.sample).map((r) => `${r.sample.solver} ${r.sample.steps}`))].join(" and ")}.</p>`;
   const title = (m) => (m === "real" ? "real training images" : modelTitle(m));
+  // A 95 % interval under the number where the table has one (older tables do not).
+  const ci = (m, key, f) => (m.intervals?.[key] ? `<br><small>${f(m.intervals[key].lo)}–${f(m.intervals[key].hi)}</small>` : "");
+  const fd = (v) => v.toFixed(1);
+  const pct = (v) => `${Math.round(100 * v)}%`;
+  const ratio = (v) => `${v.toFixed(2)}×`;
   const body = rows
-    .map((r) => `<tr><td>${title(r.model)}</td><td>${r.metrics.n}</td><td>${r.metrics.frechet.toFixed(1)}</td><td>${Math.round(100 * r.metrics.confident_share)}%</td><td>${r.metrics.laplacian_ratio.toFixed(2)}×</td></tr>`)
+    .map((r) => {
+      const m = r.metrics;
+      return `<tr><td>${title(r.model)}</td><td>${m.n}</td><td>${fd(m.frechet)}${ci(m, "frechet", fd)}</td><td>${pct(m.confident_share)}${ci(m, "confident_share", pct)}</td><td>${ratio(m.laplacian_ratio)}${ci(m, "laplacian_ratio", ratio)}</td></tr>`;
+    })
     .join("");
-  return `<p class="reason">Measured over 1,000 samples per model with the same sampler (<code>geonoise images table</code>): what the live numbers above estimate from a few dozen.</p>
+  return `<p class="reason">Measured over 1,000 samples per model with the same sampler (<code>geonoise images table</code>): what the live numbers above estimate from a few dozen. Under each number, its 95 % interval over the samples drawn.</p>
     <table class="regimes"><thead><tr><th>model</th><th>samples</th><th>Fréchet distance (classifier features)</th><th>confident</th><th>residual noise</th></tr></thead><tbody>${body}</tbody></table>`;
 }

@@ -58,9 +58,9 @@ export const DEFAULTS = Object.freeze({
   pdim: 32, //   noise level (0..100 across the model's range, log-spaced)
   poff: 0,
   ps: 40,
-  images: 16, // the Images tab: images per panel, and its own sampler: the shipped image table's
-  isolver: "euler", //   (Euler on the ODE over the parameterization's own grid, 100 steps), so
-  igrid: "default", //   the live numbers estimate the table's
+  images: 16, // the Images tab: images per panel, and its own sampler: the ancestral chain (DDPM's
+  isolver: "ancestral", //   own sampler and each conditional model's best in the shipped image table,
+  igrid: "default", //   100 steps over the parameterization's own grid), so the live numbers estimate the table's
   isteps: 100,
   shape: "two-moons", // the Draw view's data: a named shape, or "drawn" (the points in `pts`)
   pts: "", //   the drawing, encoded (encodePoints)

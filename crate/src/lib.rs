@@ -5,7 +5,8 @@
 //! ([`target`]), the concentric-circles data lifted to R^D ([`data`]), the residual MLP
 //! ([`model`]), its training ([`train`]), the unified sampler ([`sample`]), the closed-form fields
 //! ([`oracle`]), sample quality ([`metrics`]), weights on disk ([`checkpoint`]) and a run's whole
-//! state on disk, to resume it exactly ([`resume`]). The image experiment of Sec. 7.1 has a room
+//! state on disk, to resume it exactly ([`resume`]), and the 95 % intervals put on every compared
+//! number ([`interval`]). The image experiment of Sec. 7.1 has a room
 //! of its own ([`image`]): IDX data, a U-Net, its training and
 //! the image metrics.
 
@@ -15,6 +16,7 @@ pub mod dataset;
 #[cfg(feature = "webgpu")]
 pub mod fused;
 pub mod image;
+pub mod interval;
 pub mod metrics;
 pub mod model;
 pub mod optimizer;

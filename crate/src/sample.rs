@@ -95,6 +95,12 @@ pub struct SampleConfig {
     /// or uniform in log-SNR.
     #[cfg_attr(not(target_family = "wasm"), arg(long, value_enum, default_value_t = TimeGrid::Default))]
     pub time_grid: TimeGrid,
+    /// Clip the field's clean estimate `xhat` to [-C, C] at every step and step from the field
+    /// rebuilt from it (DDPM's `clip_denoised`; images live in [-1, 1]). Off by default; the
+    /// descent sampler, which has no `t`, ignores it.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, value_name = "C"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip: Option<f64>,
 }
 
 pub const MAX_SAMPLES: usize = 100_000;
@@ -102,7 +108,7 @@ pub const MAX_STEPS: usize = 10_000;
 
 impl Default for SampleConfig {
     fn default() -> Self {
-        SampleConfig { n: 1000, steps: 100, solver: Solver::Euler, seed: 0, eta: 0.003, momentum: 0.0, time_grid: TimeGrid::Default }
+        SampleConfig { n: 1000, steps: 100, solver: Solver::Euler, seed: 0, eta: 0.003, momentum: 0.0, time_grid: TimeGrid::Default, clip: None }
     }
 }
 
@@ -119,6 +125,11 @@ impl SampleConfig {
         }
         if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
             return Err(format!("momentum {} is out of range [0, 1)", self.momentum));
+        }
+        if let Some(c) = self.clip {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(format!("clip bound {c} must be > 0"));
+            }
         }
         Ok(())
     }
@@ -228,9 +239,18 @@ impl Sampler {
         Frame { step: self.k, t: self.grid[self.k], u: self.u.clone(), xy }
     }
 
+    /// The field at `(u, t)`, through [`clipped`] when the run clips.
+    fn estimate(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
+        let f = self.field.eval(u.clone(), t);
+        match self.config.clip {
+            Some(c) => clipped(self.field.parameterization(), u, f, t, c),
+            None => f,
+        }
+    }
+
     fn drift(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
         let (mu, nu) = self.field.parameterization().mu_nu(t);
-        let f = self.field.eval(u.clone(), t).mul_scalar(nu);
+        let f = self.estimate(u.clone(), t).mul_scalar(nu);
         if mu == 0.0 {
             f
         } else {
@@ -268,12 +288,12 @@ impl Sampler {
                 y.clone() - self.field.eval(y, t0).mul_scalar(self.config.eta)
             }
             Solver::Ddim => {
-                let f = self.field.eval(u.clone(), t0);
+                let f = self.estimate(u.clone(), t0);
                 let (cu, cf) = ddim_coefficients(self.field.parameterization(), t0, t1);
                 u.mul_scalar(cu) + f.mul_scalar(cf)
             }
             Solver::Ancestral | Solver::Sde => {
-                let f = self.field.eval(u.clone(), t0);
+                let f = self.estimate(u.clone(), t0);
                 let p = self.field.parameterization();
                 let (cu, cf, sigma) = match self.config.solver {
                     Solver::Sde => sde_coefficients(p, t0, t1),
@@ -298,6 +318,23 @@ impl Sampler {
         while self.step().is_some() {}
         self.u
     }
+}
+
+/// The field `f` at `(u, t)` rebuilt from its clean estimate clipped to `[-c, c]`:
+/// `xhat = clamp((d u - b f) / det)`, `epshat = (u - a xhat) / b` (so `u = a xhat + b epshat`
+/// still holds), `f' = c' xhat + d epshat` with `(c', d)` the target's coefficients. Every solver
+/// then steps from `f'` as from the field. Unchanged where `xhat` is inside the bounds, and at
+/// `b = 0`.
+pub fn clipped(p: Parameterization, u: Tensor<2>, f: Tensor<2>, t: f64, c: f64) -> Tensor<2> {
+    let (a, b) = (p.a(t), p.b(t));
+    let (tc, td) = p.target_coeffs(t);
+    let det = a * td - b * tc;
+    if b <= 0.0 || det == 0.0 {
+        return f;
+    }
+    let xhat = (u.clone().mul_scalar(td) - f.mul_scalar(b)).div_scalar(det).clamp(-c, c);
+    // f' = tc xhat + td (u - a xhat) / b
+    xhat.mul_scalar(tc - td * a / b) + u.mul_scalar(td / b)
 }
 
 /// The ancestral step from `t` down to `s` as `u_s = cu u_t + cf f + sigma z` (see
@@ -409,6 +446,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn clipping_moves_the_estimate_inside_the_bounds_and_leaves_it_alone_there() {
+        let device = Device::flex();
+        let proj = Projection::new(4, 0).unwrap();
+        // A point mass with two coordinates outside [-1, 1]: clipped runs land on the clipped
+        // point, runs with a wide bound on the point itself.
+        let x0 = vec![2.0f32, -1.5, 0.25, 0.0];
+        let inside = vec![1.0f32, -1.0, 0.25, 0.0];
+        for p in Parameterization::ALL {
+            for solver in [Solver::Euler, Solver::Ddim, Solver::Ancestral] {
+                let field = Rc::new(PointField { p, x0: x0.clone() });
+                let tol = (0.05 + 5.0 * p.b(p.default_range().0)) as f32;
+                for (clip, want) in [(Some(1.0), &inside), (Some(10.0), &x0), (None, &x0)] {
+                    let cfg = SampleConfig { n: 8, steps: 200, solver, clip, ..Default::default() };
+                    let out = read_f32(Sampler::new(field.clone(), cfg, &proj, &device).unwrap().run());
+                    for row in out.chunks(4) {
+                        for (v, w) in row.iter().zip(want.iter()) {
+                            assert!((v - w).abs() < tol, "{p} {solver:?} clip {clip:?}: {row:?} vs {want:?}");
+                        }
+                    }
+                }
+            }
+        }
+        // Inside the bounds the rebuilt field is the field itself.
+        let p = Parameterization::Ddpm;
+        let u = Tensor::<2>::from_data(TensorData::new(vec![0.3f32, -0.2, 0.1, 0.05], [1, 4]), &device);
+        let f = PointField { p, x0: vec![0.5, -0.5, 0.0, 0.2] }.eval(u.clone(), 0.3);
+        let g = clipped(p, u, f.clone(), 0.3, 1.0);
+        for (a, b) in read_f32(f).iter().zip(read_f32(g)) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        assert!(SampleConfig { clip: Some(0.0), ..Default::default() }.validate().is_err());
+        assert!(SampleConfig { clip: Some(f64::NAN), ..Default::default() }.validate().is_err());
     }
 
     #[test]

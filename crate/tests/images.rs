@@ -62,6 +62,16 @@ fn metrics_separate_real_images_from_noisy_ones_and_from_noise() {
     assert!(grainy.laplacian_ratio > 1.5 && bad.laplacian_ratio > 5.0 * grainy.laplacian_ratio, "{} {}", grainy.laplacian_ratio, bad.laplacian_ratio);
     assert_eq!(good.diverged, 0);
 
+    // Every score has its 95 % interval around it, and the clean and grainy sets' intervals of
+    // the residual noise and the Fréchet distance do not overlap (their difference is real).
+    for m in [&good, &grainy, &bad] {
+        let i = m.intervals.as_ref().expect("intervals");
+        assert!(i.frechet.contains(m.frechet) && i.confident_share.contains(m.confident_share) && i.laplacian_ratio.contains(m.laplacian_ratio), "{i:?} vs {m:?}");
+        assert!(i.frechet.hi - i.frechet.lo < 0.6 * m.frechet.max(10.0), "{:?} is wider than the number it brackets", i.frechet);
+    }
+    let (gi, ni) = (good.intervals.clone().unwrap(), grainy.intervals.clone().unwrap());
+    assert!(gi.laplacian_ratio.hi < ni.laplacian_ratio.lo && gi.frechet.hi < ni.frechet.lo, "{gi:?} vs {ni:?}");
+
     // A non-finite sample is counted, not scored.
     let mut broken = held_out[..10 * d].to_vec();
     broken[3 * d + 5] = f32::NAN;
@@ -77,6 +87,52 @@ fn metrics_separate_real_images_from_noisy_ones_and_from_noise() {
     let live = metrics::frame_metrics(&broken, side).unwrap();
     assert_eq!((live.n, live.diverged), (10, 1));
     assert!((live.laplacian_energy - full.laplacian_energy).abs() < 1e-12);
+}
+
+/// The Fréchet distance's interval matches its spread over disjoint sets: six sets of 250 test
+/// images, each scored against the same reference; the intervals cover the six values' mean, and
+/// their width is between 1/2 and 3 times the spread the six values show (4 standard deviations).
+#[test]
+fn the_frechet_interval_matches_the_spread_over_disjoint_sets() {
+    let Some(test) = test_split() else { return };
+    let device = Device::flex();
+    let net = shipped_classifier(&device);
+    let (side, d) = (28, 784);
+    let rows = test.images.unit_rows(3000);
+    let real = metrics::reference(&net, side, &rows[..1500 * d], &device);
+    let scores: Vec<ImageMetrics> = rows[1500 * d..].chunks(250 * d).map(|r| metrics::score(&net, &real, side, r, &device).unwrap()).collect();
+    let fd: Vec<f64> = scores.iter().map(|m| m.frechet).collect();
+    let mean = fd.iter().sum::<f64>() / fd.len() as f64;
+    let sd = (fd.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (fd.len() - 1) as f64).sqrt();
+    let widths: Vec<f64> = scores.iter().map(|m| m.intervals.as_ref().map(|i| i.frechet.hi - i.frechet.lo).unwrap()).collect();
+    let width = widths.iter().sum::<f64>() / widths.len() as f64;
+    eprintln!("Fréchet distances {fd:?} (sd {sd:.2}); interval widths {widths:?}");
+    assert!(scores.iter().all(|m| m.intervals.as_ref().unwrap().frechet.contains(mean)), "{fd:?}");
+    assert!((0.5..3.0).contains(&(width / (4.0 * sd))), "mean width {width} against 4 sd = {}", 4.0 * sd);
+}
+
+/// The shipped models' clean estimates at matched signal-to-noise ratios: near the data every
+/// model recovers the test images; far from it FM's estimate stays near the data's mean (its
+/// error near the pixels' variance) while DDPM Cond's, `(u - b epshat) / a`, is many times worse.
+#[test]
+fn the_shipped_models_clean_estimates_level_by_level() {
+    let Some(test) = test_split() else { return };
+    let device = Device::flex();
+    let images = test.images.unit_rows(64);
+    let load = |name: &str| {
+        let bytes = std::fs::read(dir().join(format!("{name}.safetensors"))).unwrap();
+        let l = store::load::<UNet>(&bytes, &device).unwrap();
+        ImageModel { config: l.config, net: l.net }
+    };
+    let mean: f64 = images.iter().map(|&v| v as f64).sum::<f64>() / images.len() as f64;
+    let var: f64 = images.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / images.len() as f64;
+    let err = |name: &str| geonoise::image::denoise::denoising_error(&load(name), &images, &[-8.0, 6.0], 0, &device).unwrap();
+    let (fm, ddpm) = (err("fm-cond"), err("ddpm-cond"));
+    eprintln!("pixel variance {var:.3}\nFM Cond {fm:?}\nDDPM Cond {ddpm:?}");
+    assert_eq!((fm.len(), ddpm.len()), (2, 2));
+    assert!(fm[1].mse < 0.01 && ddpm[1].mse < 0.01, "at log-SNR 6: {} {}", fm[1].mse, ddpm[1].mse);
+    assert!(fm[0].mse < var, "FM Cond at log-SNR -8: {} (pixel variance {var})", fm[0].mse);
+    assert!(ddpm[0].mse > 4.0 * fm[0].mse, "DDPM Cond at log-SNR -8: {} vs FM Cond's {}", ddpm[0].mse, fm[0].mse);
 }
 
 #[test]

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Regenerates pretrained/images: the classifier that scores samples, the four U-Nets of the
 # paper's image experiment (FM and DDPM, blind and conditional) on Fashion-MNIST, the manifest,
-# the sample figure and the metric table. `./build.sh images` runs it with the CLI it builds.
+# the sample figures, the metric table (Euler, DDIM, ancestral, with 95 % intervals), and the
+# measurements of DDPM Cond's gap (gap.md: samplers, steps, clipping; denoise.md: the clean
+# estimates' errors by noise level). `./build.sh images` runs it with the CLI it builds.
 #
 # Resumable: a finished file is kept; an unfinished run goes on exactly from its state in runs/
 # (raw and EMA weights, Adam's moments and the batch stream, saved every 250 steps).
 # MAX_SECONDS=N stops each run after N seconds of this call (the state is saved), so the work can
 # be spread over several sittings.
-# The four runs go two at a time, one thread each: on 2 cores that trains faster in all than
+# The runs go two at a time, one thread each: on 2 cores that trains faster in all than
 # one run on both cores. Measured: FM Blind and DDPM Blind together made 3.10 + 2.90 steps/s;
 # one run on both cores makes 3.66 (273 ms per step, `geonoise images bench`).
 set -euo pipefail
@@ -19,27 +21,33 @@ LIMIT=()
 
 [ -f classifier.safetensors ] || "$G" images classifier --data fashion-mnist --out classifier.safetensors > /dev/null
 
-train() { # model blind|cond
-  local flag=(); [ "$2" = blind ] && flag=(--blind)
-  [ -f "$1-$2.safetensors" ] && return 0
-  RAYON_NUM_THREADS=1 "$G" images train --model "$1" "${flag[@]}" "${RECIPE[@]}" "${LIMIT[@]}" \
-    --out "$1-$2.safetensors" --state "runs/$1-$2.state" > "runs/$1-$2.json"
+train() { # name, then the flags that make that model
+  local name=$1; shift
+  [ -f "$name.safetensors" ] && return 0
+  RAYON_NUM_THREADS=1 "$G" images train "$@" "${RECIPE[@]}" "${LIMIT[@]}" \
+    --out "$name.safetensors" --state "runs/$name.state" > "runs/$name.json"
 }
-mkdir -p runs
-for pair in "fm blind|ddpm blind" "fm cond|ddpm cond"; do
-  IFS='|' read -r a b <<< "$pair"
+pair() { # two "name flags…" strings, trained side by side
   # shellcheck disable=SC2086
-  train $a & pa=$!
+  train $1 & pa=$!
   # shellcheck disable=SC2086
-  train $b & pb=$!
+  train $2 & pb=$!
   wait "$pa"; wait "$pb"
-  for m in "${a// /-}" "${b// /-}"; do
+  for m in "${1%% *}" "${2%% *}"; do
     [ -f "$m.safetensors" ] || { echo "$m stopped before its last step; run this again to go on" >&2; exit 0; }
   done
-done
+}
+mkdir -p runs
+# The paper's four.
+pair "fm-blind --model fm --blind" "ddpm-blind --model ddpm --blind"
+pair "fm-cond --model fm" "ddpm-cond --model ddpm"
 
 "$G" images manifest --dir . --command "./build.sh images" > /dev/null
 "$G" images figure --dir . --n 64 --steps 100 --sampler euler --seed 0 --out figure-euler.png > /dev/null
 "$G" images figure --dir . --n 64 --steps 100 --sampler ancestral --seed 0 --out figure-ancestral.png > /dev/null
-"$G" images table --dir . --n 1000 --steps 100 --sampler euler,ancestral --seed 0 --markdown --json table.json > table.md
+# DDPM Cond's gap: the samplers, their steps and clipping of the clean estimate, for the two
+# conditional models (300 samples a row), and the clean estimates' errors level by level.
+"$G" images table --dir . --models fm-cond,ddpm-cond --n 300 --steps 50,100,250 --sampler ddim,ancestral --clip off,1 --seed 0 --markdown --json gap.json > gap.md
+"$G" images denoise --dir . --n 1000 --log-snr=-10,-8,-6,-4,-2,0,2,4,6,8 --seed 0 --markdown > denoise.md
+"$G" images table --dir . --n 1000 --steps 100 --sampler euler,ddim,ancestral --seed 0 --markdown --json table.json > table.md
 cat table.md

@@ -64,7 +64,7 @@ test('the image figure (data="fashion-mnist"): FM Blind and DDPM Blind turn the 
   assert.deepEqual(images.map((p) => p.title), ["FM Blind", "DDPM Blind"]);
   assert.deepEqual(images.map((p) => p.step), ["30 / 30", "30 / 30"]);
   assert.ok(images.every((p) => /^\d+\.\d\d×$/.test(p.noise) && /^\d+%$/.test(p.confident) && p.error === ""), JSON.stringify(images));
-  console.log(`image figure, Euler 30 steps, 16 images: ${images.map((p) => `${p.title} residual noise ${p.noise}, confident ${p.confident}`).join("; ")}`);
+  console.log(`image figure, ancestral 30 steps, 16 images: ${images.map((p) => `${p.title} residual noise ${p.noise}, confident ${p.confident}`).join("; ")}`);
   await page.locator("geonoise-figure").nth(2).screenshot({ path: path.join(artifacts, "embed-images.png") });
   assert.deepEqual(problems, []);
   await page.close();

@@ -17,6 +17,7 @@
 //!   would hide every negative speck of noise.
 
 use super::classifier::{argmax, embed, Classifier, CLASSES};
+use crate::interval::{bootstrap, jackknife, wilson, Interval, JACKKNIFE_GROUPS, RESAMPLES};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -125,19 +126,29 @@ fn matmul(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
     c
 }
 
-/// The Fréchet distance between two Gaussians `N(m1, c1)`, `N(m2, c2)` in `n` dimensions.
-pub fn frechet(m1: &[f64], c1: &[f64], m2: &[f64], c2: &[f64], n: usize) -> f64 {
-    let mean: f64 = m1.iter().zip(m2).map(|(a, b)| (a - b).powi(2)).sum();
-    // C1^1/2 from C1's eigenvectors; then Tr (C1^1/2 C2 C1^1/2)^1/2 from the eigenvalues of the
-    // symmetric product (the same as Tr (C1 C2)^1/2).
-    let (w, v) = symmetric_eigen(c1, n);
+/// `C^1/2` of a symmetric positive semi-definite `n x n` matrix, from its eigenvectors.
+pub fn psd_root(c: &[f64], n: usize) -> Vec<f64> {
+    let (w, v) = symmetric_eigen(c, n);
     let mut root = vec![0.0; n * n];
     for i in 0..n {
         for j in 0..n {
             root[i * n + j] = (0..n).map(|k| v[i * n + k] * w[k].max(0.0).sqrt() * v[j * n + k]).sum();
         }
     }
-    let m = matmul(&matmul(&root, c2, n), &root, n);
+    root
+}
+
+/// The Fréchet distance between two Gaussians `N(m1, c1)`, `N(m2, c2)` in `n` dimensions.
+pub fn frechet(m1: &[f64], c1: &[f64], m2: &[f64], c2: &[f64], n: usize) -> f64 {
+    frechet_with_root(m1, c1, &psd_root(c1, n), m2, c2, n)
+}
+
+/// [`frechet`] with `C1^1/2` given (the real images' side, the same for every set scored).
+pub fn frechet_with_root(m1: &[f64], c1: &[f64], root: &[f64], m2: &[f64], c2: &[f64], n: usize) -> f64 {
+    let mean: f64 = m1.iter().zip(m2).map(|(a, b)| (a - b).powi(2)).sum();
+    // Tr (C1^1/2 C2 C1^1/2)^1/2 from the eigenvalues of the symmetric product (the same as
+    // Tr (C1 C2)^1/2).
+    let m = matmul(&matmul(root, c2, n), root, n);
     let sym: Vec<f64> = (0..n * n).map(|k| 0.5 * (m[k] + m[(k % n) * n + k / n])).collect();
     let (mw, _) = symmetric_eigen(&sym, n);
     let tr_root: f64 = mw.iter().map(|x| x.max(0.0).sqrt()).sum();
@@ -170,6 +181,21 @@ pub struct ImageMetrics {
     pub laplacian_ratio: f64,
     /// How many samples the classifier puts in each class.
     pub class_counts: Vec<usize>,
+    /// 95 % intervals of the three scores (absent in scores made before they were).
+    #[serde(default)]
+    pub intervals: Option<ImageIntervals>,
+}
+
+/// 95 % intervals of a set's scores over the finite samples, the reference held fixed: the
+/// residual noise by a percentile bootstrap ([`RESAMPLES`] resamples), the Fréchet distance by
+/// a delete-a-group jackknife ([`jackknife`]: a bootstrap's repeats bias it upward), the
+/// confident share by Wilson's interval. They say how much the numbers move with the samples
+/// drawn, not with the training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageIntervals {
+    pub frechet: Interval,
+    pub confident_share: Interval,
+    pub laplacian_ratio: Interval,
 }
 
 /// The numbers a live view shows under a grid at every frame: cheap, no classifier.
@@ -265,18 +291,29 @@ pub fn score(net: &Classifier, real: &Reference, side: usize, rows: &[f32], devi
     let (feats, probs) = embed(net, side, &clip(&good), device);
     let f = real.mean.len();
     let (mean, cov) = gaussian_fit(&feats, f);
+    let real_root = psd_root(&real.cov, f);
+    let frechet = frechet_with_root(&real.mean, &real.cov, &real_root, &mean, &cov, f);
     let lap = laplacian_energy(&good, side);
-    let lap = lap.iter().sum::<f64>() / lap.len() as f64;
+    let lap_mean = lap.iter().sum::<f64>() / lap.len() as f64;
     let mut class_counts = vec![0; CLASSES];
     probs.chunks(CLASSES).for_each(|p| class_counts[argmax(p)] += 1);
+    let good_n = lap.len();
+    let confident_n = (confident(&probs) * good_n as f64).round() as usize;
+    let frechet_ci = jackknife(frechet, good_n, JACKKNIFE_GROUPS, |idx| {
+        let rows: Vec<f32> = idx.iter().flat_map(|&i| feats[i * f..(i + 1) * f].iter().copied()).collect();
+        let (m, c) = gaussian_fit(&rows, f);
+        frechet_with_root(&real.mean, &real.cov, &real_root, &m, &c, f)
+    });
+    let lap_ci = bootstrap(good_n, RESAMPLES, 1, |idx| idx.iter().map(|&i| lap[i]).sum::<f64>() / idx.len() as f64);
     Ok(ImageMetrics {
         n,
         diverged,
-        frechet: frechet(&mean, &cov, &real.mean, &real.cov, f),
+        frechet,
         confident_share: confident(&probs),
-        laplacian_energy: lap,
-        laplacian_ratio: lap / real.laplacian_energy,
+        laplacian_energy: lap_mean,
+        laplacian_ratio: lap_mean / real.laplacian_energy,
         class_counts,
+        intervals: Some(ImageIntervals { frechet: frechet_ci, confident_share: wilson(confident_n, good_n), laplacian_ratio: lap_ci.scaled(1.0 / real.laplacian_energy) }),
     })
 }
 

@@ -49,11 +49,46 @@ pub struct ImageTrainConfig {
     /// Seed of the initial weights and the batches.
     #[cfg_attr(not(target_family = "wasm"), arg(long, default_value_t = 0))]
     pub seed: u64,
+    /// How each image's squared error is weighted by its noise level.
+    #[cfg_attr(not(target_family = "wasm"), arg(long, value_enum, default_value_t = LossWeighting::Uniform))]
+    #[serde(default, skip_serializing_if = "LossWeighting::is_uniform")]
+    pub weighting: LossWeighting,
+}
+
+/// How the training loss weighs each image's squared error by its noise level.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(not(target_family = "wasm"), derive(clap::ValueEnum))]
+pub enum LossWeighting {
+    /// Every level alike, `|f_theta - f|^2`: the paper's objective, and the toy's.
+    #[default]
+    Uniform,
+    /// `max(|f_theta - f|^2, |xhat_theta - x|^2)`, the error of the target or of the clean
+    /// estimate it implies, whichever is larger: the weight `max(1, (b / (a d - b c))^2)`
+    /// (Salimans & Ho's truncated-SNR weighting; `max(1, b^2 / a^2)` for DDPM's noise target,
+    /// 1 everywhere for FM's velocity, whose clean estimate's error `t |f_theta - f|` is never the
+    /// larger). Normalised by the batch's mean weight.
+    Truncated,
+}
+
+impl LossWeighting {
+    pub fn is_uniform(&self) -> bool {
+        *self == LossWeighting::Uniform
+    }
+
+    /// The weight of an image at a level with path coefficients `a`, `b` and target coefficients
+    /// `c`, `d`.
+    pub fn weight(&self, a: f64, b: f64, c: f64, d: f64) -> f64 {
+        match self {
+            LossWeighting::Uniform => 1.0,
+            LossWeighting::Truncated => (b / (a * d - b * c)).powi(2).max(1.0),
+        }
+    }
 }
 
 impl ImageTrainConfig {
     pub fn new(net: UNetConfig) -> Self {
-        ImageTrainConfig { net, data: DataName::FashionMnist, steps: 10_000, batch: 128, lr: 1e-3, ema: 0.999, grad_clip: 1.0, seed: 0 }
+        ImageTrainConfig { net, data: DataName::FashionMnist, steps: 10_000, batch: 128, lr: 1e-3, ema: 0.999, grad_clip: 1.0, seed: 0, weighting: LossWeighting::Uniform }
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -223,14 +258,21 @@ impl ImageTrainer {
         let dev = &self.device;
         let x = Tensor::<4>::from_data(TensorData::new(x, [b, 1, s, s]), dev);
         let eps = Tensor::<4>::from_data(TensorData::new(eps, [b, 1, s, s]), dev);
-        let co = Tensor::<2>::from_data(TensorData::new(coeffs, [b, 4]), dev);
+        let co = Tensor::<2>::from_data(TensorData::new(coeffs.clone(), [b, 4]), dev);
         let col = |j: usize| co.clone().slice([0..b, j..j + 1]).reshape([b, 1, 1, 1]);
         let u = x.clone() * col(0) + eps.clone() * col(1);
         let target = x * col(2) + eps * col(3);
         let emb = time_rows(p, cfg.net.blind, &ts, dev);
 
         let net = self.net.take().expect("trainer net present between steps");
-        let loss = (net.forward(u, emb) - target).square().mean();
+        let loss = if cfg.weighting.is_uniform() {
+            (net.forward(u, emb) - target).square().mean()
+        } else {
+            let w: Vec<f32> = coeffs.chunks(4).map(|k| cfg.weighting.weight(k[0] as f64, k[1] as f64, k[2] as f64, k[3] as f64) as f32).collect();
+            let total: f32 = w.iter().sum();
+            let w = Tensor::<4>::from_data(TensorData::new(w.iter().map(|v| v / total).collect::<Vec<f32>>(), [b, 1, 1, 1]), dev);
+            ((net.forward(u, emb) - target).square().mean_dim(3).mean_dim(2).mean_dim(1) * w).sum()
+        };
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         let net = self.optim.step(cosine_lr(cfg.lr, self.step, cfg.steps), net, grads);
         self.ema = ema_update(self.ema.clone(), &net.valid(), cfg.ema);
@@ -280,6 +322,49 @@ mod tests {
     fn config(model: Parameterization, blind: bool) -> ImageTrainConfig {
         let net = UNetConfig { channels: 8, mults: vec![1, 2], side: 8, patch: 2, ..UNetConfig::new(model, blind) };
         ImageTrainConfig { steps: 60, batch: 16, lr: 3e-3, ema: 0.9, ..ImageTrainConfig::new(net) }
+    }
+
+    #[test]
+    fn truncated_weighting_weighs_the_clean_estimates_error_where_it_is_larger() {
+        let w = LossWeighting::Truncated;
+        for &t in &[0.01, 0.3, 0.9, 0.999] {
+            // FM: xhat = u - t f, so its error is t times the target's: weight 1.
+            let p = Parameterization::Fm;
+            let (c, d) = p.target_coeffs(t);
+            assert_eq!(w.weight(p.a(t), p.b(t), c, d), 1.0);
+            // DDPM: xhat = (u - b epshat) / a: weight max(1, b^2 / a^2).
+            let p = Parameterization::Ddpm;
+            let (a, b) = (p.a(t), p.b(t));
+            let (c, d) = p.target_coeffs(t);
+            assert!((w.weight(a, b, c, d) - (b * b / (a * a)).max(1.0)).abs() < 1e-9 * (b * b / (a * a)).max(1.0));
+            assert_eq!(LossWeighting::Uniform.weight(a, b, c, d), 1.0);
+        }
+        // On FM's path the weighted loss is the plain one, step for step.
+        let device = Device::flex();
+        let images = squares(64, 8);
+        let run = |weighting| {
+            let mut tr = ImageTrainer::new(ImageTrainConfig { steps: 8, weighting, ..config(Parameterization::Fm, false) }, &images, &device).unwrap();
+            (0..8).map(|_| {
+                tr.step();
+                tr.loss().unwrap()
+            }).collect::<Vec<f32>>()
+        };
+        let (plain, weighted) = (run(LossWeighting::Uniform), run(LossWeighting::Truncated));
+        for (a, b) in plain.iter().zip(&weighted) {
+            assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{plain:?} vs {weighted:?}");
+        }
+        // DDPM's weighted run trains (its loss falls) and its config says how it was weighted.
+        let mut tr = ImageTrainer::new(ImageTrainConfig { weighting: LossWeighting::Truncated, ..config(Parameterization::Ddpm, false) }, &images, &device).unwrap();
+        let mut losses = vec![];
+        while !tr.finished() {
+            tr.step();
+            losses.push(tr.loss().unwrap());
+        }
+        let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
+        assert!(mean(&losses[losses.len() - 10..]) < mean(&losses[..5]), "{losses:?}");
+        let json = serde_json::to_value(&tr.config).unwrap();
+        assert_eq!(json["weighting"], "truncated");
+        assert!(serde_json::to_value(config(Parameterization::Ddpm, false)).unwrap().get("weighting").is_none(), "uniform is left out, as in older records");
     }
 
     #[test]

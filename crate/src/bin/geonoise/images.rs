@@ -7,12 +7,15 @@ use burn::tensor::Device;
 use clap::Subcommand;
 use geonoise::checkpoint::Precision;
 use geonoise::image::classifier::{self, Classifier, ClassifierConfig};
+use geonoise::image::denoise;
 use geonoise::image::idx::{read_split, to_pixel, DataName, Split};
-use geonoise::image::metrics::{self, ImageMetrics, Reference};
+use geonoise::image::metrics::{self, ImageIntervals, ImageMetrics, Reference};
 use geonoise::image::store::{self, Loaded};
 use geonoise::image::train::{ImageTrainConfig, ImageTrainer, ImageTrainingInfo};
 use geonoise::image::unet::{ImageModel, UNet, UNetConfig};
+use geonoise::interval::{Interval, JACKKNIFE_GROUPS, RESAMPLES};
 use geonoise::sample::{read_f32, SampleConfig, Sampler, Solver};
+use geonoise::target::TimeGrid;
 use plotters::prelude::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -92,6 +95,11 @@ pub enum ImagesCommand {
         steps: usize,
         #[arg(long = "sampler", value_enum, default_value_t = Solver::Euler)]
         solver: Solver,
+        #[arg(long, value_enum, default_value_t = TimeGrid::Default)]
+        time_grid: TimeGrid,
+        /// Clip the clean estimate to [-C, C] at every step.
+        #[arg(long, value_name = "C")]
+        clip: Option<f64>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         #[arg(long)]
@@ -106,11 +114,19 @@ pub enum ImagesCommand {
         /// Samples per model.
         #[arg(long, default_value_t = 1000)]
         n: usize,
-        #[arg(long, default_value_t = 100)]
-        steps: usize,
+        /// Step counts, comma separated: one block of rows each.
+        #[arg(long, value_delimiter = ',', default_value = "100")]
+        steps: Vec<usize>,
         /// Samplers, comma separated: one block of rows each.
         #[arg(long = "sampler", value_enum, value_delimiter = ',', default_value = "euler")]
         solvers: Vec<Solver>,
+        /// Time grids, comma separated: one block of rows each.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "default")]
+        time_grid: Vec<TimeGrid>,
+        /// Clipping of the clean estimate at every step, comma separated: `off` or a bound C
+        /// (`1`: the images' range); one block of rows each.
+        #[arg(long, value_delimiter = ',', default_value = "off", value_parser = parse_clip)]
+        clip: Vec<Clip>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// The classifier (default: DIR/classifier.safetensors).
@@ -123,6 +139,30 @@ pub enum ImagesCommand {
         markdown: bool,
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// How well each model's clean estimate recovers held-out test images at matched
+    /// signal-to-noise ratios: the per-pixel squared error of xhat, level by level.
+    Denoise {
+        #[arg(long, default_value = "pretrained/images")]
+        dir: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "fm-blind,ddpm-blind,fm-cond,ddpm-cond")]
+        models: Vec<String>,
+        /// Test images (the first N of the test split).
+        #[arg(long, default_value_t = 500)]
+        n: usize,
+        /// Log signal-to-noise ratios ln(a^2/b^2), comma separated.
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true, default_value = "-8,-6,-4,-2,0,2,4,6,8")]
+        log_snr: Vec<f64>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The data set the models were trained on.
+        #[arg(long, value_enum, default_value_t = DataName::FashionMnist)]
+        data: DataName,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print a Markdown table (rows: levels; columns: models).
+        #[arg(long)]
+        markdown: bool,
     },
     /// Scores of a samples file (.npy or the JSON of `images sample`).
     Metrics {
@@ -164,15 +204,54 @@ pub fn run(command: ImagesCommand, dev: &Device, pretty: bool) -> Res<()> {
         }
         ImagesCommand::Classifier { data, data_dir, out, steps, batch, lr, seed } => cmd_classifier(data, data_dir, &out, steps, batch, lr, seed, dev, pretty),
         ImagesCommand::Sample { checkpoint, config, png, out } => cmd_sample(&checkpoint, config, png, out, dev, pretty),
-        ImagesCommand::Figure { dir, models, n, steps, solver, seed, out } => cmd_figure(&dir, &models, n, steps, solver, seed, &out, dev, pretty),
-        ImagesCommand::Table { dir, models, n, steps, solvers, seed, classifier, data_dir, markdown, json } => {
-            let classifier = classifier.unwrap_or_else(|| dir.join("classifier.safetensors"));
-            cmd_table(&dir, &models, n, steps, &solvers, seed, &classifier, data_dir, markdown, json, dev, pretty)
+        ImagesCommand::Figure { dir, models, n, steps, solver, time_grid, clip, seed, out } => {
+            cmd_figure(&dir, &models, SampleConfig { n, steps, solver, seed, time_grid, clip, ..Default::default() }, &out, dev, pretty)
         }
+        ImagesCommand::Table { dir, models, n, steps, solvers, time_grid, clip, seed, classifier, data_dir, markdown, json } => {
+            let classifier = classifier.unwrap_or_else(|| dir.join("classifier.safetensors"));
+            let mut runs = vec![];
+            for &c in &clip {
+                for &grid in &time_grid {
+                    for &solver in &solvers {
+                        for &k in &steps {
+                            runs.push(SampleConfig { n, steps: k, solver, seed, time_grid: grid, clip: c.0, ..Default::default() });
+                        }
+                    }
+                }
+            }
+            cmd_table(&dir, &models, &runs, &classifier, data_dir, markdown, json, dev, pretty)
+        }
+        ImagesCommand::Denoise { dir, models, n, log_snr, seed, data, data_dir, markdown } => cmd_denoise(&dir, &models, n, &log_snr, seed, data, data_dir, markdown, dev, pretty),
         ImagesCommand::Metrics { samples, classifier, data_dir } => cmd_metrics(&samples, &classifier, data_dir, dev, pretty),
         ImagesCommand::Manifest { dir, command } => cmd_manifest(&dir, &command, dev, pretty),
         ImagesCommand::Bench { net, batch, steps, n } => cmd_bench(net, batch, steps, n, pretty),
     }
+}
+
+/// A clip setting on the command line: `off` or a bound.
+#[derive(Clone, Copy, Debug)]
+pub struct Clip(Option<f64>);
+
+fn parse_clip(s: &str) -> Result<Clip, String> {
+    match s {
+        "off" | "none" => Ok(Clip(None)),
+        _ => match s.parse::<f64>() {
+            Ok(c) if c.is_finite() && c > 0.0 => Ok(Clip(Some(c))),
+            _ => Err(format!("'{s}' is neither 'off' nor a bound > 0")),
+        },
+    }
+}
+
+/// How a row of the table was sampled: `ddim 100`, with the time grid and the clip where set.
+fn sampler_label(cfg: &SampleConfig) -> String {
+    let mut s = format!("{:?} {}", cfg.solver, cfg.steps).to_lowercase();
+    if cfg.time_grid != TimeGrid::Default {
+        s += &format!(", {}", serde_json::to_value(cfg.time_grid).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default());
+    }
+    if let Some(c) = cfg.clip {
+        s += &format!(", clip {c}");
+    }
+    s
 }
 
 fn split(data: DataName, dir: Option<PathBuf>, which: &str) -> Res<Split> {
@@ -440,21 +519,30 @@ fn display(c: &UNetConfig) -> String {
     format!("{} {}", c.model.display_name(), if c.blind { "Blind" } else { "Cond" })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn cmd_figure(dir: &Path, models: &[String], n: usize, steps: usize, solver: Solver, seed: u64, out: &Path, dev: &Device, pretty: bool) -> Res<()> {
-    let cfg = SampleConfig { n, steps, solver, seed, ..Default::default() };
+/// [`display`], with the loss weighting where the training record names one other than the
+/// paper's (`DDPM Cond, truncated-SNR loss`).
+fn model_label(c: &UNetConfig, training: Option<&Value>) -> String {
+    match training.and_then(|t| t["train"]["weighting"].as_str()) {
+        Some(w) if w != "uniform" => format!("{}, {w}-SNR loss", display(c)),
+        _ => display(c),
+    }
+}
+
+fn cmd_figure(dir: &Path, models: &[String], cfg: SampleConfig, out: &Path, dev: &Device, pretty: bool) -> Res<()> {
     cfg.validate()?;
+    let n = cfg.n;
     let mut panels = vec![];
     let mut side = 0;
     for name in models {
-        let (model, _) = load_model(&dir.join(format!("{name}.safetensors")), dev)?;
+        let (model, training) = load_model(&dir.join(format!("{name}.safetensors")), dev)?;
+        let label = model_label(&model.config, training.as_ref());
         let start = Instant::now();
         let rows = sample(&model, &cfg, dev)?;
-        eprintln!("{}: {n} images in {:.1} s", display(&model.config), start.elapsed().as_secs_f64());
+        eprintln!("{label}: {n} images in {:.1} s", start.elapsed().as_secs_f64());
         side = model.config.side;
-        panels.push((display(&model.config), rows));
+        panels.push((label, rows));
     }
-    let title = format!("Same starting noise in the same cell; {solver:?}, {steps} steps, seed {seed}");
+    let title = format!("Same starting noise in the same cell; {}, seed {}", sampler_label(&cfg), cfg.seed);
     draw_grids(out, &title, &panels, side, 3)?;
     emit(&json!({"out": out.display().to_string(), "models": models, "sample": cfg}), pretty);
     Ok(())
@@ -467,17 +555,25 @@ fn real_reference(net: &Classifier, cfg: &ClassifierConfig, data_dir: Option<Pat
 }
 
 fn metrics_row(name: &str, sampler: &str, m: &ImageMetrics) -> String {
+    let ci = |f: fn(&ImageIntervals) -> Interval, digits: usize, k: f64| m.intervals.as_ref().map(|i| format!(" {}", f(i).scaled(k).show(digits))).unwrap_or_default();
     format!(
-        "| {name} | {sampler} | {:.2} | {:.1}% | {:.2} | {:.1}% |",
+        "| {name} | {sampler} | {:.1}{} | {:.1}%{} | {:.2}{} | {:.1}% |",
         m.frechet,
+        ci(|i| i.frechet, 1, 1.0),
         100.0 * m.confident_share,
+        ci(|i| i.confident_share, 1, 100.0),
         m.laplacian_ratio,
+        ci(|i| i.laplacian_ratio, 2, 1.0),
         100.0 * m.diverged as f64 / m.n.max(1) as f64
     )
 }
 
 #[allow(clippy::too_many_arguments)]
-fn cmd_table(dir: &Path, models: &[String], n: usize, steps: usize, solvers: &[Solver], seed: u64, classifier_path: &Path, data_dir: Option<PathBuf>, markdown: bool, json_out: Option<PathBuf>, dev: &Device, pretty: bool) -> Res<()> {
+fn cmd_table(dir: &Path, models: &[String], runs: &[SampleConfig], classifier_path: &Path, data_dir: Option<PathBuf>, markdown: bool, json_out: Option<PathBuf>, dev: &Device, pretty: bool) -> Res<()> {
+    for cfg in runs {
+        cfg.validate()?;
+    }
+    let n = runs.first().map(|c| c.n).unwrap_or(0);
     let (net, ccfg) = load_classifier(classifier_path, dev)?;
     let real = real_reference(&net, &ccfg, data_dir.clone(), dev)?;
     // Held-out real images scored like samples: the floor of every column.
@@ -490,22 +586,29 @@ fn cmd_table(dir: &Path, models: &[String], n: usize, steps: usize, solvers: &[S
         metrics_row(&format!("real training images ({})", real_rows.len() / (ccfg.side * ccfg.side)), "—", &floor),
     ];
     let mut results = vec![json!({"model": "real", "metrics": floor})];
-    for &solver in solvers {
-        let cfg = SampleConfig { n, steps, solver, seed, ..Default::default() };
-        cfg.validate()?;
-        for name in models {
-            let path = dir.join(format!("{name}.safetensors"));
-            let (model, training) = load_model(&path, dev)?;
+    let mut models_loaded = vec![];
+    for name in models {
+        let path = dir.join(format!("{name}.safetensors"));
+        models_loaded.push((name, load_model(&path, dev)?));
+    }
+    for cfg in runs {
+        for (name, (model, training)) in &models_loaded {
             let start = Instant::now();
-            let rows = sample(&model, &cfg, dev)?;
+            let rows = sample(model, cfg, dev)?;
             let secs = start.elapsed().as_secs_f64();
             let m = metrics::score(&net, &real, model.config.side, &rows, dev)?;
-            let sampler = format!("{solver:?} {steps}").to_lowercase();
-            eprintln!("{} ({sampler}): FD {:.2}, confident {:.1}%, residual noise {:.2}x ({secs:.0} s)", display(&model.config), m.frechet, 100.0 * m.confident_share, m.laplacian_ratio);
-            lines.push(metrics_row(&display(&model.config), &sampler, &m));
+            let sampler = sampler_label(cfg);
+            let label = model_label(&model.config, training.as_ref());
+            eprintln!("{label} ({sampler}): FD {:.2}, confident {:.1}%, residual noise {:.2}x ({secs:.0} s)", m.frechet, 100.0 * m.confident_share, m.laplacian_ratio);
+            lines.push(metrics_row(&label, &sampler, &m));
             results.push(json!({"model": name, "config": model.config, "sample": cfg, "seconds": secs, "metrics": m, "training": training}));
         }
     }
+    lines.push(String::new());
+    lines.push(format!(
+        "{n} samples a row, seed {}. In brackets: 95 % intervals over the samples drawn (Fréchet distance: delete-a-group jackknife, {JACKKNIFE_GROUPS} groups; residual noise: percentile bootstrap, {RESAMPLES} resamples; confident share: Wilson). They do not cover a retrained model.",
+        runs.first().map(|c| c.seed).unwrap_or(0)
+    ));
     let table = lines.join("\n");
     let all = json!({"classifier": classifier_path.display().to_string(), "real_test_images": real.n, "real_laplacian_energy": real.laplacian_energy, "real_confident_share": real.confident_share, "rows": results, "markdown": table});
     if let Some(p) = &json_out {
@@ -515,6 +618,41 @@ fn cmd_table(dir: &Path, models: &[String], n: usize, steps: usize, solvers: &[S
         println!("{table}");
     } else {
         emit(&all, pretty);
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_denoise(dir: &Path, models: &[String], n: usize, levels: &[f64], seed: u64, data: DataName, data_dir: Option<PathBuf>, markdown: bool, dev: &Device, pretty: bool) -> Res<()> {
+    if n == 0 || levels.is_empty() || levels.iter().any(|l| !l.is_finite()) {
+        return Err("need at least one test image and finite log-SNR levels".into());
+    }
+    let test = split(data, data_dir, "t10k")?;
+    let images = test.images.unit_rows(n.min(test.images.n));
+    let count = images.len() / test.images.dim().max(1);
+    let mut results = vec![];
+    for name in models {
+        let (model, training) = load_model(&dir.join(format!("{name}.safetensors")), dev)?;
+        let label = model_label(&model.config, training.as_ref());
+        if model.config.dim() != test.images.dim() {
+            return Err(format!("{name}: a model of {0} x {0} images, the data set's are {1} x {1}", model.config.side, test.images.rows));
+        }
+        let start = Instant::now();
+        let rows = denoise::denoising_error(&model, &images, levels, seed, dev)?;
+        eprintln!("{label}: {} levels in {:.1} s", rows.len(), start.elapsed().as_secs_f64());
+        results.push((name.clone(), label, rows));
+    }
+    if markdown {
+        let mut lines = vec![format!("| log-SNR | {} |", results.iter().map(|r| r.1.clone()).collect::<Vec<_>>().join(" | ")), format!("|---|{}", "---|".repeat(results.len()))];
+        for &l in levels {
+            let cells: Vec<String> =
+                results.iter().map(|(_, _, rows)| rows.iter().find(|r| r.log_snr == l).map(|r| format!("{:.4} {}", r.mse, r.interval.show(4))).unwrap_or_else(|| "—".into())).collect();
+            lines.push(format!("| {l} | {} |", cells.join(" | ")));
+        }
+        println!("{}", lines.join("\n"));
+    } else {
+        let rows: Vec<Value> = results.iter().map(|(name, label, rows)| json!({"model": name, "label": label, "levels": rows})).collect();
+        emit(&json!({"test_images": count, "seed": seed, "models": rows}), pretty);
     }
     Ok(())
 }
@@ -563,7 +701,10 @@ fn cmd_bench(net: UNetConfig, batch: usize, steps: usize, n: usize, pretty: bool
         net.mults,
         train_ms * 10_000.0 / 60_000.0
     );
-    emit(&json!({"channels": net.channels, "mults": net.mults, "params": params, "batch": batch, "train_ms": train_ms, "sample_images": n, "sample_ms": sample_ms, "threads": rayon::current_num_threads()}), pretty);
+    emit(
+        &json!({"channels": net.channels, "mults": net.mults, "params": params, "batch": batch, "train_ms": train_ms, "sample_images": n, "sample_ms": sample_ms, "threads": rayon::current_num_threads()}),
+        pretty,
+    );
     Ok(())
 }
 
@@ -579,7 +720,7 @@ fn cmd_manifest(dir: &Path, command: &str, dev: &Device, pretty: bool) -> Res<()
         let bytes = read_file(&p)?;
         let file = p.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
         if let Ok(m) = store::load::<UNet>(&bytes, dev) {
-            models.push(json!({"file": file, "bytes": bytes.len(), "label": display(&m.config), "config": m.config, "params": m.net.num_params(), "training": m.training}));
+            models.push(json!({"file": file, "bytes": bytes.len(), "label": model_label(&m.config, m.training.as_ref()), "config": m.config, "params": m.net.num_params(), "training": m.training}));
         } else {
             let c = store::load::<Classifier>(&bytes, dev).map_err(|e| format!("{}: neither a U-Net nor a classifier: {e}", p.display()))?;
             classifiers.push(json!({"file": file, "bytes": bytes.len(), "config": c.config, "training": c.training}));
