@@ -396,16 +396,16 @@ pub fn read_f32(t: Tensor<2>) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::data::{R_INNER, R_OUTER};
     use burn::tensor::TensorData;
 
     /// A field that is the exact conditional optimum for data that is a single point `x0`:
     /// xhat = x0, f*(u, t) = (c - d a / b) x0 + (d / b) u. Every solver must land on x0.
-    struct PointField {
-        p: Parameterization,
-        x0: Vec<f32>,
+    pub(crate) struct PointField {
+        pub p: Parameterization,
+        pub x0: Vec<f32>,
     }
     impl Field for PointField {
         fn eval(&self, u: Tensor<2>, t: f64) -> Tensor<2> {

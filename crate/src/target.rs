@@ -225,7 +225,7 @@ impl Parameterization {
     }
 
     /// The `t` in `[t_min, t_max]` with log-SNR `lam` (log-SNR decreases in `t`): bisection in f64.
-    fn t_of_log_snr(&self, lam: f64, t_min: f64, t_max: f64) -> f64 {
+    pub fn t_of_log_snr(&self, lam: f64, t_min: f64, t_max: f64) -> f64 {
         let (mut lo, mut hi) = (t_min, t_max);
         for _ in 0..200 {
             let mid = 0.5 * (lo + hi);

@@ -31,20 +31,8 @@ pub struct DenoiseLevel {
 /// `None` where the path does not reach it.
 pub fn level_of(field: &dyn Field, lambda: f64) -> Option<f64> {
     let p = field.parameterization();
-    let (mut lo, mut hi) = field.range();
-    let (at_lo, at_hi) = (p.log_snr(lo), p.log_snr(hi));
-    if !(lambda <= at_lo && lambda >= at_hi) {
-        return None;
-    }
-    for _ in 0..100 {
-        let mid = 0.5 * (lo + hi);
-        if p.log_snr(mid) > lambda {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    Some(0.5 * (lo + hi))
+    let (lo, hi) = field.range();
+    (lambda <= p.log_snr(lo) && lambda >= p.log_snr(hi)).then(|| p.t_of_log_snr(lambda, lo, hi))
 }
 
 /// The clean estimate's error on `images` (rows of `dim` pixels on [-1, 1]) at each log-SNR of
@@ -84,35 +72,8 @@ pub fn denoising_error(field: &dyn Field, images: &[f32], levels: &[f64], seed: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample::tests::PointField;
     use crate::target::Parameterization;
-    use burn::tensor::{Tensor, TensorData};
-
-    /// The exact field of a one-image data set: its clean estimate is that image at every level.
-    struct OneImage {
-        p: Parameterization,
-        x: Vec<f32>,
-        /// Added to the clean estimate the field implies.
-        bias: f32,
-    }
-    impl Field for OneImage {
-        fn eval(&self, u: Tensor<2>, t: f64) -> Tensor<2> {
-            let (a, b) = (self.p.a(t), self.p.b(t));
-            let (c, d) = self.p.target_coeffs(t);
-            let n = u.dims()[0];
-            let x: Vec<f32> = self.x.iter().map(|v| v + self.bias).collect();
-            let x = Tensor::<2>::from_data(TensorData::new(x, [1, self.x.len()]), &u.device()).repeat_dim(0, n);
-            x.mul_scalar(c - d * a / b) + u.mul_scalar(d / b)
-        }
-        fn parameterization(&self) -> Parameterization {
-            self.p
-        }
-        fn range(&self) -> (f64, f64) {
-            self.p.default_range()
-        }
-        fn dim(&self) -> usize {
-            self.x.len()
-        }
-    }
 
     #[test]
     fn the_exact_field_of_one_image_recovers_it_at_every_level_on_every_path() {
@@ -121,7 +82,8 @@ mod tests {
         let images: Vec<f32> = [x.clone(), x.clone()].concat();
         for p in Parameterization::ALL {
             for (bias, want) in [(0.0f32, 0.0), (0.1, 0.01)] {
-                let field = OneImage { p, x: x.clone(), bias };
+                // The exact field of a one-image data set, its image moved by `bias`.
+                let field = PointField { p, x0: x.iter().map(|v| v + bias).collect() };
                 let rows = denoising_error(&field, &images, &[-4.0, 0.0, 4.0], 0, &device).unwrap();
                 assert!(!rows.is_empty(), "{p}: no level reached");
                 for r in &rows {
@@ -131,7 +93,7 @@ mod tests {
             }
         }
         // A level the path does not reach is left out; a ragged input is refused.
-        let field = OneImage { p: Parameterization::Ddpm, x: x.clone(), bias: 0.0 };
+        let field = PointField { p: Parameterization::Ddpm, x0: x.clone() };
         assert!(denoising_error(&field, &images, &[60.0], 0, &device).unwrap().is_empty());
         assert!(denoising_error(&field, &images[..5], &[0.0], 0, &device).is_err());
     }
