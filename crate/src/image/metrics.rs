@@ -273,8 +273,12 @@ pub fn reference(net: &Classifier, side: usize, rows: &[f32], device: &Device) -
 }
 
 fn confident(probs: &[f32]) -> f64 {
-    let n = probs.len() / CLASSES;
-    probs.chunks(CLASSES).filter(|p| p.iter().cloned().fold(0f32, f32::max) >= CONFIDENT).count() as f64 / n.max(1) as f64
+    confident_count(probs) as f64 / (probs.len() / CLASSES).max(1) as f64
+}
+
+/// How many rows of class probabilities give one class at least `CONFIDENT`.
+fn confident_count(probs: &[f32]) -> usize {
+    probs.chunks(CLASSES).filter(|p| p.iter().cloned().fold(0f32, f32::max) >= CONFIDENT).count()
 }
 
 /// Scores `rows` (samples, rows of `side * side` on the models' scale) against `real`.
@@ -298,7 +302,6 @@ pub fn score(net: &Classifier, real: &Reference, side: usize, rows: &[f32], devi
     let mut class_counts = vec![0; CLASSES];
     probs.chunks(CLASSES).for_each(|p| class_counts[argmax(p)] += 1);
     let good_n = lap.len();
-    let confident_n = (confident(&probs) * good_n as f64).round() as usize;
     let frechet_ci = jackknife(frechet, good_n, JACKKNIFE_GROUPS, |idx| {
         let rows: Vec<f32> = idx.iter().flat_map(|&i| feats[i * f..(i + 1) * f].iter().copied()).collect();
         let (m, c) = gaussian_fit(&rows, f);
@@ -313,7 +316,7 @@ pub fn score(net: &Classifier, real: &Reference, side: usize, rows: &[f32], devi
         laplacian_energy: lap_mean,
         laplacian_ratio: lap_mean / real.laplacian_energy,
         class_counts,
-        intervals: Some(ImageIntervals { frechet: frechet_ci, confident_share: wilson(confident_n, good_n), laplacian_ratio: lap_ci.scaled(1.0 / real.laplacian_energy) }),
+        intervals: Some(ImageIntervals { frechet: frechet_ci, confident_share: wilson(confident_count(&probs), good_n), laplacian_ratio: lap_ci.scaled(1.0 / real.laplacian_energy) }),
     })
 }
 
