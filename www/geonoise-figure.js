@@ -4,7 +4,8 @@
 //   <geonoise-figure models="fm-blind,ddpm-blind" dim="128" steps="100" autoplay></geonoise-figure>
 //
 // Attributes (read when the element is connected):
-//   models    comma-separated panels: fm-blind, ddpm-blind, fm-cond, ddpm-cond (default the blind pair)
+//   models    comma-separated panels: fm-blind, ddpm-blind, fm-cond, ddpm-cond (default the blind pair);
+//             with data="fashion-mnist" also eqm-blind and uedm-blind, the paper's other blind models
 //   dim       D of the shipped checkpoints: 2, 8, 32, 128 or 512 (default 32)
 //   steps     sampling steps, 1..1000 (default 200);  samples  trajectories per panel, 1..5000 (default 1000)
 //   seed      starting noise (default 0);  speed  steps per drawn frame, 1..10 (default 2)
@@ -24,7 +25,7 @@
 // draws. When every panel has reached its last step it fires a `geonoise-done` event.
 import { PanelView } from "./view.js";
 import { ImagePanelView } from "./images.js";
-import { DEFAULTS, DIMS, FAITHFUL, GRIDS, LIMITS, SOLVERS, imagePanels, panelsFor, sourceMessage } from "./state.js";
+import { DEFAULTS, DIMS, FAITHFUL, GRIDS, IMAGE_MODELS, LIMITS, OTHER_IMAGE_MODELS, SOLVERS, imagePanels, panelsFor, sourceMessage } from "./state.js";
 
 const BASE = new URL(".", import.meta.url);
 const PANELS = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
@@ -53,8 +54,9 @@ function settings(el) {
     else notes.push(`dim="${dimRaw}" has no shipped checkpoints (${DIMS.join(", ")}); using 32`);
   }
   const wanted = (el.getAttribute("models") || "fm-blind,ddpm-blind").split(",").map((s) => s.trim()).filter(Boolean);
-  const models = wanted.filter((m) => PANELS.includes(m));
-  for (const m of wanted.filter((m) => !PANELS.includes(m))) notes.push(`model "${m}" is not one of ${PANELS.join(", ")}`);
+  const allowed = images ? [...IMAGE_MODELS, ...OTHER_IMAGE_MODELS] : PANELS;
+  const models = wanted.filter((m) => allowed.includes(m));
+  for (const m of wanted.filter((m) => !allowed.includes(m))) notes.push(`model "${m}" is not one of ${allowed.join(", ")}`);
   const fields = el.getAttribute("fields") === "exact" ? "exact" : "trained";
   const backend = ["auto", "webgpu", "cpu"].includes(el.getAttribute("backend")) ? el.getAttribute("backend") : "auto";
   // One of `allowed`, or the fallback with a note.
@@ -101,7 +103,7 @@ class GeonoiseFigure extends HTMLElement {
     this.button.addEventListener("click", () => this.toggle());
     // The same panel list as the page (titles, "(exact)"), cut to the models asked for.
     const state = { twins: true, fields: this.s.fields };
-    const list = this.s.images ? imagePanels(true).filter((p) => this.s.models.includes(p.key)) : panelsFor(state).filter((p) => this.s.models.includes(p.id));
+    const list = this.s.images ? imagePanels(true, true).filter((p) => this.s.models.includes(p.key)) : panelsFor(state).filter((p) => this.s.models.includes(p.id));
     const View = this.s.images ? ImagePanelView : PanelView;
     this.panels = new Map(list.map((panel) => [panel.id, { panel, view: new View(root.querySelector(".panels"), panel, {}), loaded: false, done: false, pending: false, frames: 0 }]));
     if (this.s.images) {

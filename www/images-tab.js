@@ -3,6 +3,7 @@
 // of a clicked image, and the image exports.
 import { ImagePanelView, drawDetail, renderImageTable, samplesImageJson, samplesNpy } from "./images.js";
 import { saveBlob } from "./view.js";
+import { IMAGE_MODELS, OTHER_IMAGE_MODELS } from "./state.js";
 
 export function imagesTab(app, sampling) {
   const { $, panels, state } = app;
@@ -23,7 +24,7 @@ export function imagesTab(app, sampling) {
 
   function render() {
     $("#images-view").hidden = state.mode !== "images";
-    if (state.mode === "images") $("#images-table").innerHTML = renderImageTable(table, state.isolver, state.isteps);
+    if (state.mode === "images") $("#images-table").innerHTML = renderImageTable(table, state.isolver, state.isteps, [...IMAGE_MODELS, ...(state.others ? OTHER_IMAGE_MODELS : [])]);
   }
 
   /** A click on an image: it large, with its path from the starting noise (redrawn as it goes). */

@@ -2,7 +2,7 @@
 // its live numbers, a few snapshots of every image's path for the close-up, and the exports.
 // Knows the DOM, nothing about the engine (as view.js for the toy's panels).
 import { PanelChrome, saveBlob } from "./view.js";
-import { modelTitle } from "./state.js";
+import { IMAGE_MODELS, modelTitle } from "./state.js";
 
 /** How many snapshots of the run each panel keeps for the close-up's strip. */
 export const STRIP = 10;
@@ -84,7 +84,8 @@ export class ImagePanelView extends PanelChrome {
         <div><dt>noise level t</dt><dd data-m="t">–</dd></div>
         <div><dt>step</dt><dd data-m="step">–</dd></div>
       </dl>
-      ${actions.onExport ? `<div class="exports"><button data-x="png">Grid PNG</button><button data-x="json">Samples JSON</button><button data-x="npy">Samples .npy</button></div>` : ""}`;
+      ${actions.onExport ? `<div class="exports"><button data-x="png">Grid PNG</button><button data-x="json">Samples JSON</button><button data-x="npy">Samples .npy</button></div>` : ""}
+      ${this.trainingButtons(actions)}`;
     parent.appendChild(el);
     this.el = el;
     this.canvas = el.querySelector("canvas");
@@ -99,6 +100,7 @@ export class ImagePanelView extends PanelChrome {
         if (i !== null) actions.onPick(panel, i);
       });
     }
+    this.wireTraining(panel, actions);
     this.reference = null;
     this.clear();
   }
@@ -225,11 +227,10 @@ export function drawDetail(section, view, index, classNames) {
 
 /** The measured image table (pretrained/images/table.json) as HTML rows for the given sampler:
  *  the numbers over 1,000 samples that the live ones (a few dozen) estimate. */
-export function renderImageTable(table, solver, steps) {
+export function renderImageTable(table, solver, steps, shown = IMAGE_MODELS) {
   if (!table?.rows) return "";
-  // The tab's four models under its sampler (the table also holds other models and settings:
-  // other time grids, clipping, other losses).
-  const shown = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
+  // The tab's models under its sampler (the table also holds other settings: other time grids,
+  // clipping, other losses).
   const plain = (c) => c?.solver === solver && c?.steps === steps && (c.time_grid ?? "default") === "default" && c.clip == null;
   const rows = table.rows.filter((r) => r.model === "real" || (shown.includes(r.model) && plain(r.sample)));
   if (rows.length < 2) return `<p class="reason">The shipped image table (<code>geonoise images table</code>) has no rows for ${solver} with ${steps} steps; it was measured with ${[...new Set(table.rows.filter((r) => r.sample).map((r) => `${r.sample.solver} ${r.sample.steps}`))].join(" and ")}.</p>`;

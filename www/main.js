@@ -4,7 +4,8 @@
 // state -> write the URL -> apply.
 //
 // Each tab's controller sits beside its view: pretrained-tab.js (regimes.js), train-tab.js
-// (chart.js), theory-tab.js (theory.js), images-tab.js (images.js), draw-tab.js (draw.js); the
+// (chart.js), theory-tab.js (theory.js), images-tab.js (images.js), draw-tab.js (draw.js),
+// image-train-tab.js (images.js, and train-tab.js's controller for training runs); the
 // panels that sample a model share sampling.js (view.js). A controller gets the shell's context,
 // `app`, and imports nothing of the shell, so no import runs back up.
 import { DIMS, LIMITS, FLOATS, parseState, serializeState, controlKey, probeJob } from "./state.js";
@@ -15,6 +16,7 @@ import { trainTab } from "./train-tab.js";
 import { theoryTab } from "./theory-tab.js";
 import { imagesTab } from "./images-tab.js";
 import { drawTab } from "./draw-tab.js";
+import { imageTrainTab } from "./image-train-tab.js";
 
 const parsed = parseState(location.search);
 const state = parsed.state;
@@ -58,15 +60,23 @@ const tabs = {
   theory: theoryTab(app),
   images: imagesTab(app, sampling),
   draw,
+  itrain: imageTrainTab(app, sampling),
 };
+// The tabs that train models; the one in view gets the training messages.
+const TRAINING = ["train", "itrain"];
+const trainingTabs = () => TRAINING.map((m) => tabs[m]);
+const trainer = () => tabs[TRAINING.includes(state.mode) ? state.mode : "train"];
+const unsavedTraining = () => trainingTabs().some((t) => t.unsavedTraining());
+const confirmDiscard = (what) => trainer().confirmDiscard(what);
 
 // What tests read (and a person can poke at from the console).
 window.geonoise = {
   get state() { return { ...state }; },
   get backend() { return backend; },
-  get training() { return tabs.train.training; },
+  get training() { return trainer().training; },
   panels,
   errors: [],
+  previews: [], // the Train images tab's previews: {panel, step, metrics, verdict}
   injectNan: (id) => worker.postMessage({ type: "train-fault", panel: id }), // test hooks
   loseDevice: () => worker.postMessage({ type: "lose-device" }),
   crash: (how = "uncaught") => worker.postMessage({ type: "crash", how }),
@@ -130,7 +140,7 @@ function restartEngine(why) {
     backend = null;
     badge.textContent = "stopped";
     badge.className = "badge";
-    const kept = tabs.train.unsavedTraining() ? " The trained weights saved at the last preview can still be downloaded." : "";
+    const kept = unsavedTraining() ? " The trained weights saved at the last preview can still be downloaded." : "";
     showNotice(`${why} The engine failed ${restarts.length + 1} times within a minute, so it was not restarted; reload the page to try again.${kept}`);
     return;
   }
@@ -161,10 +171,10 @@ function buildPanels() {
 
 function onMessage(msg) {
   const p = msg.panel ? panels.get(msg.panel) : null;
-  const train = tabs.train;
+  const train = trainer();
   switch (msg.type) {
     case "ready": {
-      const recovering = state.mode === "train" && [...panels.values()].some((q) => q.train);
+      const recovering = TRAINING.includes(state.mode) && [...panels.values()].some((q) => q.train);
       backend = msg.backend;
       badge.textContent = msg.backend === "webgpu" ? "WebGPU" : "CPU";
       badge.className = `badge ${msg.backend}`;
@@ -249,11 +259,12 @@ function syncControls() {
   $("#panels").hidden = mode === "theory";
   $("#d").value = String(state.d);
   $("#twins").checked = state.twins;
+  $("#others").checked = state.others;
   $("#fields").value = state.fields;
   const key = (k) => controlKey(state, k);
   for (const k of ["n", "steps"]) [$(`#${k}`).min, $(`#${k}`).max] = LIMITS[key(k)];
   $("#n").value = String(state[key("n")]);
-  $("#n-label").textContent = mode === "images" ? "images" : "samples";
+  $("#n-label").textContent = mode === "images" || mode === "itrain" ? "images" : "samples";
   $("#solver").value = state[key("solver")];
   $("#grid").value = state[key("grid")];
   $("#steps").value = String(state[key("steps")]);
@@ -265,6 +276,7 @@ function syncControls() {
   $("#d").parentElement.hidden = mode !== "view";
   $("#fields").parentElement.hidden = mode !== "view";
   $("#twins").parentElement.hidden = !(mode === "view" || mode === "images");
+  $("#others").parentElement.hidden = mode !== "images";
   if (mode !== "view") $("#panel-probe").hidden = true;
   for (const tab of Object.values(tabs)) tab.sync?.();
   tabs.view.render();
@@ -297,9 +309,9 @@ function setupControls() {
   }
   const { on } = app;
   for (const key of ["n", "steps", "seed", "speed"]) on(key, "change", (e) => readNumber(controlKey(state, key), e.target) && key !== "speed" && sampling.restart());
-  for (const key of ["d", "twins", "fields"]) {
+  for (const key of ["d", "twins", "others", "fields"]) {
     on(key, "change", (e) => {
-      state[key] = key === "d" ? Number(e.target.value) : key === "twins" ? e.target.checked : e.target.value;
+      state[key] = key === "d" ? Number(e.target.value) : e.target.type === "checkbox" ? e.target.checked : e.target.value;
       writeUrl();
       buildPanels();
     });
@@ -314,7 +326,7 @@ function setupControls() {
     });
   }
   on("backend-choice", "change", (e) => {
-    if (!tabs.train.confirmDiscard("Switching the backend")) return syncControls();
+    if (!confirmDiscard("Switching the backend")) return syncControls();
     state.backend = e.target.value;
     writeUrl();
     for (const p of panels.values()) p.train = null;
@@ -333,7 +345,7 @@ function setupControls() {
   on("reset", "click", sampling.restart);
   for (const tab of document.querySelectorAll(".tabs button")) {
     tab.addEventListener("click", () => {
-      if (tab.dataset.mode === state.mode || !tabs.train.confirmDiscard("Leaving the Train tab")) return;
+      if (tab.dataset.mode === state.mode || !confirmDiscard("Leaving the Train tab")) return;
       state.mode = tab.dataset.mode;
       writeUrl();
       syncControls();
@@ -342,7 +354,7 @@ function setupControls() {
   }
   for (const tab of Object.values(tabs)) tab.setup?.();
   window.addEventListener("beforeunload", (e) => {
-    if (!tabs.train.unsavedTraining()) return;
+    if (!unsavedTraining()) return;
     e.preventDefault();
     e.returnValue = "";
   });

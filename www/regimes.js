@@ -30,6 +30,29 @@ export function cellsFor(results, state) {
 
 const pct = (v) => `${Math.round(100 * v)}%`;
 
+/** The 95 % Wilson interval of k successes in n trials, as the core's `interval::wilson`. */
+export function wilson(k, n) {
+  if (!(n > 0)) return { lo: 0, hi: 1 };
+  const z = 1.959963984540054;
+  const p = k / n;
+  const d = 1 + (z * z) / n;
+  const mid = (p + (z * z) / (2 * n)) / d;
+  const half = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / d;
+  return { lo: Math.max(0, mid - half), hi: Math.min(1, mid + half) };
+}
+
+/** "54% (47–61)": a clean fraction of n samples with its Wilson interval. */
+export function cleanText(fraction, n) {
+  const ci = wilson(Math.round(fraction * n), n);
+  return `${pct(fraction)} (${Math.round(100 * ci.lo)}–${Math.round(100 * ci.hi)})`;
+}
+
+const median = (v) => {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
 /** The table for the state's settings as HTML, with the state's D marked; or a line saying which
  * settings were measured. */
 export function renderTable(results, state) {
@@ -46,15 +69,21 @@ export function renderTable(results, state) {
   for (const model of models) {
     for (const blind of [true, false]) {
       for (const source of ["trained", "exact"]) {
-        const row = dims.map((d) => cells.find((c) => c.model === model && c.blind === blind && c.source === source && c.dim === d));
-        if (row.every((c) => !c)) continue;
+        // One cell per seed measured: with several, the median over the seeds and their range.
+        const row = dims.map((d) => cells.filter((c) => c.model === model && c.blind === blind && c.source === source && c.dim === d));
+        if (row.every((found) => !found.length)) continue;
         const tds = row
-          .map((c, i) => {
-            if (!c) return `<td${dims[i] === state.d ? ' class="here"' : ""}></td>`;
-            const m = c.metrics;
-            const title = `clean ${pct(m.clean_fraction)}, radial error median ${m.radial_error_median.toFixed(3)}, p90 ${m.radial_error_p90.toFixed(3)}, off-manifold mean ${m.off_manifold_mean.toFixed(3)}, ${c.n} samples`;
-            const shade = `background: rgba(31, 90, 180, ${(0.08 + 0.35 * m.clean_fraction).toFixed(2)})`;
-            return `<td class="${dims[i] === state.d ? "here" : ""}" style="${shade}" title="${title}">${pct(m.clean_fraction)} <small>${m.radial_error_p90.toFixed(2)}</small></td>`;
+          .map((found, i) => {
+            if (!found.length) return `<td${dims[i] === state.d ? ' class="here"' : ""}></td>`;
+            const at = (f) => median(found.map((c) => f(c.metrics)));
+            const clean = at((m) => m.clean_fraction);
+            const spread =
+              found.length > 1
+                ? `range ${pct(Math.min(...found.map((c) => c.metrics.clean_fraction)))}–${pct(Math.max(...found.map((c) => c.metrics.clean_fraction)))} over ${found.length} seeds (medians shown)`
+                : ((ci) => `95 % interval ${pct(ci.lo)}–${pct(ci.hi)}`)(wilson(Math.round(clean * found[0].n), found[0].n));
+            const title = `clean ${pct(clean)} (${spread}), radial error median ${at((m) => m.radial_error_median).toFixed(3)}, p90 ${at((m) => m.radial_error_p90).toFixed(3)}, off-manifold mean ${at((m) => m.off_manifold_mean).toFixed(3)}, ${found[0].n} samples`;
+            const shade = `background: rgba(31, 90, 180, ${(0.08 + 0.35 * clean).toFixed(2)})`;
+            return `<td class="${dims[i] === state.d ? "here" : ""}" style="${shade}" title="${title}">${pct(clean)} <small>${at((m) => m.radial_error_p90).toFixed(2)}</small></td>`;
           })
           .join("");
         rows.push(`<tr data-row="${model}-${blind ? "blind" : "cond"}-${source}"><th>${MODEL_NAMES[model] ?? model} ${blind ? "Blind" : "Cond"} <small>${source}</small></th>${tds}</tr>`);
@@ -62,5 +91,7 @@ export function renderTable(results, state) {
     }
   }
   const n = cells[0].n;
-  return `<table class="regimes"><caption>${describe(state)}: clean fraction (samples within ${(results.clean_tolerance ?? 0.089).toFixed(3)} of a circle) and <small>the radial error's 90th percentile</small>, ${n} samples per cell from the same starting noise</caption><thead><tr><th></th>${head}</tr></thead><tbody>${rows.join("")}</tbody></table>`;
+  const seeds = new Set(cells.map((c) => c.seed)).size;
+  const over = seeds > 1 ? `; medians over ${seeds} seeds of the starting noise (each cell's title gives the range)` : "; each cell's title gives the 95 % interval";
+  return `<table class="regimes"><caption>${describe(state)}: clean fraction (samples within ${(results.clean_tolerance ?? 0.089).toFixed(3)} of a circle) and <small>the radial error's 90th percentile</small>, ${n} samples per cell from the same starting noise${over}</caption><thead><tr><th></th>${head}</tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }

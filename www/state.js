@@ -9,7 +9,7 @@ export const SOLVERS = ["euler", "heun", "ddim", "ancestral", "sde"];
 // uniform in t, EDM's rho = 7, uniform in log-SNR.
 export const GRIDS = ["default", "uniform", "rho7", "log-snr"];
 export const BACKENDS = ["auto", "webgpu", "cpu"];
-export const MODES = ["view", "train", "theory", "images", "draw"];
+export const MODES = ["view", "train", "theory", "images", "draw", "itrain"];
 export const PMODELS = ["fm", "ddpm", "edm", "eqm", "uedm"];
 // What drives the view tab's panels: the shipped checkpoints, or the closed-form fields.
 export const FIELDS = ["trained", "exact"];
@@ -24,9 +24,10 @@ export const LIMITS = {
   pdim: [2, 1024], ps: [0, 100],
   images: [4, 64], isteps: [1, 1000],
   dd: [2, 1024], dn: [1, 5000],
+  ich: [1, 256], ibatch: [1, 1024], itsteps: [1, 100000], ievery: [10, 100000],
 };
 // Real-valued settings and their ranges.
-export const FLOATS = { lr: [1e-6, 1], poff: [0, 2] };
+export const FLOATS = { lr: [1e-6, 1], poff: [0, 2], ilr: [1e-6, 1], iema: [0, 0.9999] };
 
 /** The page's opening sampler: the measured setting under which the shipped models show the
  * paper's three regimes most clearly (the README's regimes table, `geonoise regimes`). */
@@ -38,6 +39,7 @@ export const PLAIN = Object.freeze({ solver: "euler", grid: "default", steps: 10
 export const DEFAULTS = Object.freeze({
   d: 32, // ambient dimension
   twins: false, // also show the conditional twins (2x2 grid)
+  others: false, // the Images tab: also the paper's other blind models (EqM Blind, uEDM Blind)
   n: 1000, // samples per panel
   ...FAITHFUL, // solver, grid, steps
   seed: 0,
@@ -67,6 +69,14 @@ export const DEFAULTS = Object.freeze({
   dd: 8, //   its D
   dn: 500, //   and its samples per panel (the exact fields weigh every data point at every step)
   tdata: "circles", // the data the Train tab trains on (a shape, or "drawn": the Draw view's drawing)
+  ia: "fm-blind", // the Train images tab: the two U-Nets trained side by side on Fashion-MNIST,
+  ib: "ddpm-blind", //   their channels, batch, learning rate, EMA decay, steps and preview interval
+  ich: 8,
+  ibatch: 32,
+  ilr: 2e-3,
+  iema: 0.99,
+  itsteps: 1500,
+  ievery: 100,
 });
 
 // The 2-D data sets (crate/src/dataset.rs, Shape), and "drawn": the person's own points.
@@ -126,7 +136,7 @@ export const DRAW_KEYS = Object.freeze({ n: "dn" });
 
 /** The state key a sampling control stands for in the current tab. */
 export function controlKey(state, key) {
-  const keys = { images: IMAGE_KEYS, draw: DRAW_KEYS }[state.mode];
+  const keys = { images: IMAGE_KEYS, itrain: IMAGE_KEYS, draw: DRAW_KEYS }[state.mode];
   return keys?.[key] ?? key;
 }
 
@@ -134,6 +144,7 @@ export function controlKey(state, key) {
  * Images tab is timed on the toy's network at the images' D. */
 export function probeJob(state) {
   if (state.mode === "train") return { kind: "train", dim: state.tdim, batch: state.batch };
+  if (state.mode === "itrain") return { kind: "train", dim: 784, batch: state.ibatch };
   const dim = { images: 784, draw: state.dd }[state.mode] ?? state.d;
   return { kind: "sample", dim, n: state[controlKey(state, "n")] };
 }
@@ -147,12 +158,13 @@ export function sampleConfigOf(state) {
 // Every URL key: the tab it belongs to ("all": every tab) and what it sets. A key left out of the
 // URL takes its DEFAULTS value; the README's "URL keys" table is this one.
 export const URL_KEYS = Object.freeze({
-  mode: ["all", "the tab: view (Pretrained models), train, theory, images, draw"],
+  mode: ["all", "the tab: view (Pretrained models), train, theory, images, draw, itrain (Train images)"],
   backend: ["all", "auto, webgpu or cpu"],
-  seed: ["view, train, images, draw", "the seed of the starting noise (and of training in the Train tab)"],
-  speed: ["view, train, images, draw", "sampler steps per drawn frame"],
+  seed: ["view, train, images, draw, itrain", "the seed of the starting noise (and of training in the Train tabs)"],
+  speed: ["view, train, images, draw, itrain", "sampler steps per drawn frame"],
   d: ["view", "D of the pretrained panels (2, 8, 32, 128, 512); a link to another tab that has a D sets that tab's D with it (see D_KEYS)"],
   twins: ["view, images", "also show the conditional twins"],
+  others: ["images", "also show the paper's other blind models, EqM Blind and uEDM Blind"],
   fields: ["view", "trained (the shipped checkpoints) or exact (the closed-form fields)"],
   n: ["view, train", "samples per panel"],
   solver: ["view, train, draw", "sampler: euler, heun, ddim, ancestral, sde"],
@@ -172,14 +184,22 @@ export const URL_KEYS = Object.freeze({
   pdim: ["theory", "D of the closed form (2..1024)"],
   poff: ["theory", "distance of the landscape off the data plane (0..2)"],
   ps: ["theory", "the probe's noise level (0..100 across the model's range, log-spaced)"],
-  images: ["images", "images per panel (4..64)"],
-  isolver: ["images", "the Images tab's sampler"],
-  igrid: ["images", "the Images tab's time grid"],
-  isteps: ["images", "the Images tab's sampler steps"],
+  images: ["images, itrain", "images per panel (4..64)"],
+  isolver: ["images, itrain", "the Images tab's sampler (and the Train images tab's, once a run ends)"],
+  igrid: ["images, itrain", "the Images tab's time grid"],
+  isteps: ["images, itrain", "the Images tab's sampler steps"],
   shape: ["draw", "the data: a shape, or drawn (the points in pts)"],
   pts: ["draw, train", "the drawing, 4 characters a point"],
   dd: ["draw", "D of the Draw tab (2..1024)"],
   dn: ["draw", "samples per panel in the Draw tab"],
+  ia: ["itrain", "the left U-Net, e.g. fm-blind"],
+  ib: ["itrain", "the right U-Net, e.g. ddpm-blind"],
+  ich: ["itrain", "channels of the U-Nets' first level"],
+  ibatch: ["itrain", "images in each training step"],
+  ilr: ["itrain", "learning rate (Adam, cosine-decayed to a tenth)"],
+  iema: ["itrain", "decay of the moving average of the weights (what is sampled and saved)"],
+  itsteps: ["itrain", "training steps"],
+  ievery: ["itrain", "a preview of both U-Nets every this many steps"],
 });
 
 /** The key each tab reads its D from. The Images tab has none: its images are 28×28 (D = 784). */
@@ -251,7 +271,9 @@ export function parseState(query) {
   pick("pmodel", PMODELS);
   pick("a", TRAIN_MODELS);
   pick("b", TRAIN_MODELS);
-  if (params.has("twins")) state.twins = ["1", "true", "yes"].includes(params.get("twins"));
+  pick("ia", IMAGE_TRAIN_MODELS);
+  pick("ib", IMAGE_TRAIN_MODELS);
+  for (const key of ["twins", "others"]) if (params.has(key)) state[key] = ["1", "true", "yes"].includes(params.get(key));
   return { state, notes };
 }
 
@@ -269,8 +291,9 @@ export function serializeState(state) {
 /** The panels to show: FM Blind and DDPM Blind, plus the conditional twins; with exact fields,
  * the closed-form field of each. */
 export function panelsFor(state) {
-  if (state.mode === "images") return imagePanels(state.twins);
+  if (state.mode === "images") return imagePanels(state.twins, state.others);
   if (state.mode === "draw") return drawPanels();
+  if (state.mode === "itrain") return imageTrainPanels(state);
   const exact = state.fields === "exact";
   const list = [
     { id: "fm-blind", model: "fm", blind: true },
@@ -281,14 +304,49 @@ export function panelsFor(state) {
 }
 
 /** The Images tab's panels: the shipped Fashion-MNIST U-Nets (pretrained/images/), the blind
- * pair and with the twins their conditional twins. */
+ * pair, with the twins their conditional twins, and with `others` the paper's other blind models
+ * (trained the same way; the default page stays FM against DDPM). */
 export const IMAGE_MODELS = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
+export const OTHER_IMAGE_MODELS = ["eqm-blind", "uedm-blind"];
 
-export function imagePanels(twins) {
-  return IMAGE_MODELS.slice(0, twins ? 4 : 2).map((key) => {
+export function imagePanels(twins, others = false) {
+  return [...IMAGE_MODELS.slice(0, twins ? 4 : 2), ...(others ? OTHER_IMAGE_MODELS : [])].map((key) => {
     const [model, kind] = key.split("-");
     return { id: `img-${key}`, key, model, blind: kind === "blind", image: true, title: modelTitle(key) };
   });
+}
+
+/** The U-Nets the Train images tab can train: the paper's four and its other blind models. */
+export const IMAGE_TRAIN_MODELS = [...IMAGE_MODELS, ...OTHER_IMAGE_MODELS];
+/** What the Train images tab trains on (build.sh makes it from Debian's Fashion-MNIST) and the
+ * classifier that scores its previews. */
+export const IMAGE_TRAIN_DATA = Object.freeze({ url: "data/fashion-mnist-train-10k.idx.gz", name: "fashion-mnist", scorer: "pretrained/images/classifier.safetensors" });
+/** The previews: the same 16 starting noises for both U-Nets, a few DDIM steps (DDIM is Euler
+ * on FM's path), the same at every preview. */
+export const IMAGE_PREVIEW = Object.freeze({ n: 16, steps: 20, solver: "ddim" });
+
+/** The two panels of the Train images tab. */
+export function imageTrainPanels(state) {
+  return [state.ia, state.ib].map((key, i) => {
+    const [model, kind] = key.split("-");
+    return { id: i === 0 ? "itrain-a" : "itrain-b", key, model, blind: kind === "blind", image: true, title: modelTitle(key) };
+  });
+}
+
+/** The `ImageTrainConfig` the worker gets for a Train images panel (the CLI's `geonoise images
+ * train` flags: `--channels ich --mults 1,2 --patch 2 --batch ibatch --lr ilr --ema iema --steps
+ * itsteps --seed seed --data fashion-mnist`). */
+export function imageTrainConfig(panel, state) {
+  return {
+    net: { model: panel.model, blind: panel.blind, channels: state.ich, mults: [1, 2], side: 28, patch: 2, t_min: null, t_max: null },
+    data: IMAGE_TRAIN_DATA.name,
+    steps: state.itsteps,
+    batch: state.ibatch,
+    lr: state.ilr,
+    ema: state.iema,
+    grad_clip: 1,
+    seed: state.seed,
+  };
 }
 
 /** The Draw view's panels: the exact blind FM and DDPM fields on the drawn (or picked) data. */

@@ -2,37 +2,71 @@
 // step-at-a-time trainer, pumped in chunks of about 100 ms each, taking turns), their loss curves
 // (chart.js), previews every few hundred steps, copies of the weights kept outside the worker so a
 // lost GPU or a crash resumes from them, and checkpoint download and import.
+//
+// `trainingTab` is that controller for any kind of model: the Train tab's toy networks (here,
+// TOY) and the Train images tab's U-Nets (image-train-tab.js) differ only in what a `kind` says:
+// the tab's element ids and state keys, its panels, configs and views, what a preview is and how
+// it is drawn, and how files are named.
 import { TRAIN_MODELS, DATA_CHOICES, modelTitle, trainPanels, trainConfig, dataSpec, dataTitle } from "./state.js";
 import { PanelView, saveBlob, options } from "./view.js";
 import { trainStateHeader } from "./export.js";
 import { LossChart } from "./chart.js";
 
 const COLORS = ["#1f5ab4", "#c0392b"];
-const PREVIEW = { n: 500, steps: 50 }; // the quick look at a model in training
-// Whole-number settings of the tab (they apply when Start is pressed).
-const TRAIN_INT = ["tdim", "width", "depth", "batch", "tsteps", "every"];
 // Larger than any checkpoint the Train tab can make (D = 1024, width 1024, depth 16: 147 MB).
 const MAX_IMPORT = 512 * 2 ** 20;
 
 /** `requestDataPoints(id, data)`: the picture of a data set under the panels (the Draw tab's). */
 export function trainTab(app, sampling, requestDataPoints) {
+  const { state } = app;
+  const status = (c) => `D = ${c.dim}, width ${c.width}, depth ${c.depth}`;
+  return trainingTab(app, sampling, {
+    mode: "train",
+    ids: { controls: "train-controls", chart: "train-chart", loss: "loss", start: "train-start", pause: "train-pause", reset: "train-reset" },
+    // Whole-number settings, real ones, and the menus (they apply when Start is pressed); D and
+    // the menus rebuild the panels.
+    keys: { steps: "tsteps", every: "every", ints: ["tdim", "width", "depth", "batch", "tsteps", "every"], floats: ["lr"], menus: ["a", "b", "tdata"], rebuild: ["tdim"] },
+    models: TRAIN_MODELS,
+    preview: { n: 500, steps: 50 }, // the quick look at a model in training
+    panels: () => trainPanels(state),
+    config: (panel) => trainConfig(panel, state),
+    view: (panel, actions) => new PanelView(app.grid, panel, actions),
+    modelOf: (config) => config.model,
+    status: (config) => status(config.model),
+    buildStatus: () => `${status({ dim: state.tdim, width: state.width, depth: state.depth })}${state.tdata === "circles" ? "" : `, ${state.tdata === "drawn" ? "the drawing" : state.tdata.replace("-", " ")}`}`,
+    onBuild: () => state.tdata !== "circles" && requestDataPoints("train", dataSpec(state.tdata, state.pts)),
+    fileName: (config, step) => `geonoise-${config.model.model}-${config.model.blind ? "blind" : "cond"}-d${config.model.dim}-${step}steps.safetensors`,
+    importedText: (c) => `${c.model} ${c.blind ? "blind" : "conditional"}, D = ${c.dim}, width ${c.width}, depth ${c.depth}`,
+    /** "train-preview": samples of the model in training, drawn until the run's own. */
+    showPreview: (p, msg) => {
+      p.view.clear();
+      p.view.push(msg.xy);
+      p.view.setMetrics(msg.metrics, undefined, undefined);
+    },
+    setup: ($) => ($("#tdata").innerHTML = options(DATA_CHOICES, dataTitle)),
+  });
+}
+
+/** The two-model training controller of a `kind` (see the top of this file). */
+export function trainingTab(app, sampling, kind) {
   const { $, panels, state } = app;
-  const chart = new LossChart($("#loss"));
+  const { ids, keys } = kind;
+  const chart = new LossChart($(`#${ids.loss}`));
   let training = false; // runs are stepping (not paused)
 
   function buildTrainPanels() {
     training = false;
     chart.clear();
-    chart.setMaxStep(state.tsteps);
+    chart.setMaxStep(state[keys.steps]);
     app.grid.className = "panels n2";
-    trainPanels(state).forEach((panel, i) => {
-      const view = new PanelView(app.grid, panel, { onExport: sampling.exportPanel, onDownload: downloadCheckpoint, onDownloadState: downloadState, onImport: importCheckpoint });
+    kind.panels().forEach((panel, i) => {
+      const view = kind.view(panel, { onExport: sampling.exportPanel, onDownload: downloadCheckpoint, onDownloadState: downloadState, onImport: importCheckpoint });
       const p = { panel, view, frames: [], metrics: null, loaded: false, done: false, pending: false, gen: app.generation, color: COLORS[i], train: null };
       panels.set(panel.id, p);
-      view.setStatus(`D = ${state.tdim}, width ${state.width}, depth ${state.depth}${state.tdata === "circles" ? "" : `, ${state.tdata === "drawn" ? "the drawing" : state.tdata.replace("-", " ")}`}`);
+      view.setStatus(kind.buildStatus());
       view.setTraining("not trained yet: press Start");
     });
-    if (state.tdata !== "circles") requestDataPoints("train", dataSpec(state.tdata, state.pts));
+    kind.onBuild?.();
     syncTrainButtons();
   }
 
@@ -45,8 +79,8 @@ export function trainTab(app, sampling, requestDataPoints) {
     return !unsavedTraining() || window.confirm(`${what} discards the models trained on this page (download their checkpoints first to keep them). Go on?`);
   }
 
-  function freshTrain(p, config = trainConfig(p.panel, state)) {
-    p.train = { step: 0, total: config.steps, loss: null, history: [], k: 4, computeMs: 0, wallMs: 0, sentAt: 0, pending: false, nextPreview: state.every, finished: false, saved: null, resume: null, downloadedStep: null, config };
+  function freshTrain(p, config = kind.config(p.panel)) {
+    p.train = { step: 0, total: config.steps, loss: null, history: [], k: 4, computeMs: 0, wallMs: 0, sentAt: 0, pending: false, nextPreview: state[keys.every], finished: false, saved: null, resume: null, downloadedStep: null, config };
     p.loaded = false;
     p.done = false;
     p.frames = [];
@@ -59,13 +93,13 @@ export function trainTab(app, sampling, requestDataPoints) {
   function trainStart() {
     if (!app.backend || !confirmDiscard("Starting again")) return;
     const gen = app.nextGeneration();
-    chart.setMaxStep(state.tsteps);
+    chart.setMaxStep(state[keys.steps]);
     for (const p of panels.values()) {
       p.gen = gen;
       freshTrain(p);
-      p.view.setStatus(`D = ${state.tdim}, width ${state.width}, depth ${state.depth}`);
+      p.view.setStatus(kind.status(p.train.config));
       p.view.setTraining("starting…");
-      app.post({ type: "train-start", panel: p.panel.id, config: p.train.config });
+      app.post({ type: "train-start", panel: p.panel.id, config: p.train.config, ...kind.startExtra });
     }
     training = true;
     syncTrainButtons();
@@ -101,10 +135,10 @@ export function trainTab(app, sampling, requestDataPoints) {
     if (msg.loss !== undefined) t.history.push([t.step, msg.loss]);
     chart.add(p.panel.id, t.step, t.loss);
     if (t.step >= t.nextPreview || t.step >= t.total) {
-      app.post({ type: "train-preview", panel: p.panel.id, gen: p.gen, ...PREVIEW, seed: state.seed });
+      app.post({ type: "train-preview", panel: p.panel.id, gen: p.gen, ...kind.preview, seed: state.seed });
       // Keep a copy of the weights outside the GPU and the worker: what a lost device or a crash keeps.
-      app.post({ type: "train-export", panel: p.panel.id, loss: t.loss, purpose: "autosave" });
-      while (t.nextPreview <= t.step) t.nextPreview += state.every;
+      app.post({ type: "train-export", panel: p.panel.id, loss: t.loss, seconds: t.wallMs / 1000, purpose: "autosave" });
+      while (t.nextPreview <= t.step) t.nextPreview += state[keys.every];
     }
     if (t.step >= t.total) finishTraining(p, `trained ${t.step} steps, final loss ${t.loss?.toPrecision(3)}`);
     showTrainLine(p);
@@ -137,7 +171,7 @@ export function trainTab(app, sampling, requestDataPoints) {
       t.finished = true;
       stopWhenAllFinished();
     } else {
-      app.post({ type: "train-export", panel: p.panel.id, loss: t.loss, purpose: "autosave" });
+      app.post({ type: "train-export", panel: p.panel.id, loss: t.loss, seconds: t.wallMs / 1000, purpose: "autosave" });
       finishTraining(p, `stopped at step ${msg.step} (loss ${msg.loss})`);
     }
     showTrainLine(p);
@@ -155,8 +189,7 @@ export function trainTab(app, sampling, requestDataPoints) {
   }
 
   function checkpointName(p, step) {
-    const c = p.train.config.model;
-    return `geonoise-${c.model}-${c.blind ? "blind" : "cond"}-d${c.dim}-${step}steps.safetensors`;
+    return kind.fileName(p.train.config, step);
   }
 
   function saveCheckpoint(p) {
@@ -172,16 +205,16 @@ export function trainTab(app, sampling, requestDataPoints) {
     if (!p?.train) return;
     // Fresh weights unless the copy in hand is of the current step.
     if (p.train.saved && p.train.saved.step === p.train.step) saveCheckpoint(p);
-    else app.post({ type: "train-export", panel: panel.id, loss: p.train.loss, purpose: "download" });
+    else app.post({ type: "train-export", panel: panel.id, loss: p.train.loss, seconds: p.train.wallMs / 1000, purpose: "download" });
   }
 
   /** "Download state": the run's whole state at its current step, a file that Load … (here) or
-   * `geonoise train --resume --state FILE` goes on from exactly. */
+   * the CLI's `--state FILE` goes on from exactly. */
   function downloadState(panel) {
     const p = panels.get(panel.id);
     if (!p?.train) return;
     if (p.train.resume && p.train.resume.step === p.train.step) saveState(p);
-    else app.post({ type: "train-export", panel: panel.id, loss: p.train.loss, purpose: "state" });
+    else app.post({ type: "train-export", panel: panel.id, loss: p.train.loss, seconds: p.train.wallMs / 1000, purpose: "state" });
   }
 
   function saveState(p) {
@@ -195,8 +228,14 @@ export function trainTab(app, sampling, requestDataPoints) {
    * exactly (on Resume, or at once while training). The panel must train the same model. */
   function continueFrom(p, name, bytes, run) {
     const c = run.config;
-    if (c.model.model !== p.panel.model || c.model.blind !== p.panel.blind) {
-      const theirs = modelTitle(`${c.model.model}-${c.model.blind ? "blind" : "cond"}`);
+    const m = kind.modelOf(c);
+    if (!m || m.model !== p.panel.model || m.blind !== p.panel.blind) {
+      if (!m) {
+        p.view.setTraining(p.beforeImport);
+        p.view.setError(`${name} is the state of another kind of run (${run.of ?? "unknown"}); this tab trains ${kind.mode === "itrain" ? "U-Nets" : "toy networks"}.`);
+        return;
+      }
+      const theirs = modelTitle(`${m.model}-${m.blind ? "blind" : "cond"}`);
       p.view.setTraining(p.beforeImport);
       p.view.setError(`${name} is the state of a ${theirs} run; this panel trains ${p.panel.title}: choose ${theirs} on this side first.`);
       return;
@@ -205,14 +244,14 @@ export function trainTab(app, sampling, requestDataPoints) {
     freshTrain(p, c);
     const t = p.train;
     t.step = run.step;
-    t.nextPreview = run.step + state.every;
+    t.nextPreview = run.step + state[keys.every];
     t.resume = { step: run.step, bytes };
-    chart.setMaxStep(Math.max(state.tsteps, c.steps));
-    p.view.setStatus(`D = ${c.model.dim}, width ${c.model.width}, depth ${c.model.depth}`);
+    chart.setMaxStep(Math.max(state[keys.steps], c.steps));
+    p.view.setStatus(kind.status(c));
     p.view.setTraining(`loaded ${name}: the run at step ${run.step} of ${c.steps}${training ? "" : "; press Resume to go on"}`);
     p.view.setDownloadable(true);
     const copy = bytes.slice();
-    app.post({ type: "train-resume", panel: p.panel.id, config: c, bytes: null, step: run.step, state: copy }, [copy.buffer]);
+    app.post({ type: "train-resume", panel: p.panel.id, config: c, bytes: null, step: run.step, state: copy, ...kind.startExtra }, [copy.buffer]);
     syncTrainButtons();
   }
 
@@ -231,7 +270,7 @@ export function trainTab(app, sampling, requestDataPoints) {
     if (run) return continueFrom(p, file.name, bytes, run);
     // The panel changes only when the file has loaded ("loaded" with `imported`, onImported); a
     // file that fails leaves its model or training run as it was.
-    app.post({ type: "import", panel: panel.id, bytes, name: file.name }, [bytes.buffer]);
+    app.post({ type: "import", panel: panel.id, bytes, name: file.name, image: Boolean(kind.image) }, [bytes.buffer]);
   }
 
   function onImported(p, msg) {
@@ -242,7 +281,7 @@ export function trainTab(app, sampling, requestDataPoints) {
     p.gen = app.nextGeneration(); // frames of the panel's earlier run are dropped
     p.view.clear();
     p.view.setDownloadable(false);
-    p.view.setTraining(`imported ${msg.imported}: ${msg.config.model} ${msg.config.blind ? "blind" : "conditional"}, D = ${msg.config.dim}, width ${msg.config.width}, depth ${msg.config.depth}`);
+    p.view.setTraining(`imported ${msg.imported}: ${kind.importedText(msg.config)}`);
     stopWhenAllFinished();
     syncTrainButtons();
   }
@@ -270,19 +309,19 @@ export function trainTab(app, sampling, requestDataPoints) {
       }
       if (from) {
         t.step = from.step;
-        t.nextPreview = t.step + state.every;
+        t.nextPreview = t.step + state[keys.every];
         t.history = t.history.filter(([k]) => k <= t.step);
         chart.truncate(p.panel.id, t.step);
         const exact = t.resume?.bytes.slice();
         const copy = exact ? null : t.saved.bytes.slice();
         t.recovered = { step: from.step, exact: Boolean(exact) };
-        app.post({ type: "train-resume", panel: p.panel.id, config: t.config, bytes: copy, step: from.step, state: exact }, [(exact ?? copy).buffer]);
+        app.post({ type: "train-resume", panel: p.panel.id, config: t.config, bytes: copy, step: from.step, state: exact, ...kind.startExtra }, [(exact ?? copy).buffer]);
         p.view.setTraining(`going on ${exact ? "exactly from the state" : "from the weights"} saved at step ${from.step} on the ${app.backend === "webgpu" ? "GPU" : "CPU"}…`);
       } else {
         t.step = 0;
         t.history = [];
         chart.truncate(p.panel.id, 0);
-        app.post({ type: "train-start", panel: p.panel.id, config: t.config });
+        app.post({ type: "train-start", panel: p.panel.id, config: t.config, ...kind.startExtra });
       }
       if (t.finished) app.post({ type: "train-use", panel: p.panel.id });
     }
@@ -291,8 +330,8 @@ export function trainTab(app, sampling, requestDataPoints) {
 
   function syncTrainButtons() {
     const any = [...panels.values()].some((p) => p.train && !p.train.finished);
-    $("#train-pause").disabled = !any;
-    $("#train-pause").textContent = training || !any ? "Pause" : "Resume";
+    $(`#${ids.pause}`).disabled = !any;
+    $(`#${ids.pause}`).textContent = training || !any ? "Pause" : "Resume";
   }
 
   /** A failed training request ("error" with a train source): a run that failed here, not by the
@@ -315,32 +354,31 @@ export function trainTab(app, sampling, requestDataPoints) {
   /** "train-preview": a quick sample of the model in training, until the run's own samples. */
   function onPreview(p, msg) {
     if (p.loaded) return;
-    p.view.clear();
-    p.view.push(msg.xy);
-    p.view.setMetrics(msg.metrics, undefined, undefined);
+    kind.showPreview(p, msg);
     p.previewStep = msg.step;
   }
 
   function sync() {
-    for (const key of [...TRAIN_INT, "lr", "a", "b", "tdata"]) $(`#${key}`).value = String(state[key]);
-    const here = state.mode === "train";
-    $("#train-controls").hidden = !here;
-    $("#train-chart").hidden = !here;
+    for (const key of [...keys.ints, ...keys.floats, ...keys.menus]) $(`#${key}`).value = String(state[key]);
+    const here = state.mode === kind.mode;
+    $(`#${ids.controls}`).hidden = !here;
+    $(`#${ids.chart}`).hidden = !here;
   }
 
   function setup() {
-    for (const id of ["a", "b"]) $(`#${id}`).innerHTML = options(TRAIN_MODELS, modelTitle);
-    $("#tdata").innerHTML = options(DATA_CHOICES, dataTitle);
-    // Settings apply when Start is pressed; D and the two models also rebuild the panels, which
+    for (const id of keys.menus.slice(0, 2)) $(`#${id}`).innerHTML = options(kind.models, modelTitle);
+    kind.setup?.($);
+    // Settings apply when Start is pressed; D and the menus also rebuild the panels, which
     // discards trained weights, so that asks first.
-    for (const key of [...TRAIN_INT, "lr"]) {
+    for (const key of [...keys.ints, ...keys.floats]) {
       app.on(key, "change", (e) => {
-        if (key === "tdim" && !confirmDiscard("Changing D")) return app.syncControls();
-        if (app.readNumber(key, e.target) && key === "tdim") app.buildPanels();
-        if (!training && key === "tsteps") chart.setMaxStep(state.tsteps);
+        const rebuild = keys.rebuild.includes(key);
+        if (rebuild && !confirmDiscard("Changing D")) return app.syncControls();
+        if (app.readNumber(key, e.target) && rebuild) app.buildPanels();
+        if (!training && key === keys.steps) chart.setMaxStep(state[keys.steps]);
       });
     }
-    for (const key of ["a", "b", "tdata"]) {
+    for (const key of keys.menus) {
       app.on(key, "change", (e) => {
         if (!confirmDiscard(key === "tdata" ? "Changing the data" : "Changing the models")) return app.syncControls();
         state[key] = e.target.value;
@@ -348,13 +386,13 @@ export function trainTab(app, sampling, requestDataPoints) {
         app.buildPanels();
       });
     }
-    app.on("train-start", "click", trainStart);
-    app.on("train-pause", "click", () => {
+    app.on(ids.start, "click", trainStart);
+    app.on(ids.pause, "click", () => {
       training = !training;
       syncTrainButtons();
       for (const p of panels.values()) if (p.train) (training ? trainPump(p) : showTrainLine(p));
     });
-    app.on("train-reset", "click", () => {
+    app.on(ids.reset, "click", () => {
       if (confirmDiscard("Reset")) app.buildPanels();
     });
   }

@@ -1,6 +1,8 @@
 // One panel: a canvas with the data circles, the samples and their fading trails, and the
 // panel's live metrics. Knows the DOM, nothing about the engine.
 
+import { cleanText } from "./regimes.js";
+
 const R_INNER = 2 / Math.sqrt(5);
 const R_OUTER = 4 / Math.sqrt(5);
 export const EXTENT = 2.6; // half-width of the plotted square, in data units
@@ -75,6 +77,42 @@ export class PanelChrome {
     p.textContent = text || "";
     this.el.classList.toggle("failed", !!text);
   }
+
+  /** A training panel's buttons (a Train tab's), where `actions` has onDownload. */
+  trainingButtons(actions) {
+    return actions.onDownload
+      ? `<div class="exports"><button data-t="download" disabled>Download checkpoint</button><button data-t="state" disabled title="the run's whole state: Load it here (or the CLI's --state) to go on exactly">Download state</button>
+        <label class="file">Load checkpoint or state… <input type="file" accept=".safetensors,.state"></label></div>`
+      : "";
+  }
+
+  /** Wires `trainingButtons` to {onDownload(panel), onDownloadState(panel), onImport(panel, file)}. */
+  wireTraining(panel, actions) {
+    if (!actions.onDownload) return;
+    this.el.querySelector("[data-t=download]").addEventListener("click", () => actions.onDownload(panel));
+    this.el.querySelector("[data-t=state]").addEventListener("click", () => actions.onDownloadState(panel));
+    const input = this.el.querySelector("input[type=file]");
+    input.addEventListener("change", () => {
+      if (input.files[0]) actions.onImport(panel, input.files[0]);
+      input.value = "";
+    });
+  }
+
+  /** Enables the Download checkpoint and Download state buttons (Train tabs). */
+  setDownloadable(on) {
+    for (const b of this.el.querySelectorAll("[data-t=download], [data-t=state]")) b.disabled = !on;
+  }
+
+  /** One line of training progress under the title (Train tabs). */
+  setTraining(text) {
+    let p = this.el.querySelector(".training");
+    if (!p) {
+      p = document.createElement("p");
+      p.className = "training";
+      this.el.querySelector("header").after(p);
+    }
+    p.textContent = text;
+  }
 }
 
 export class PanelView extends PanelChrome {
@@ -100,8 +138,7 @@ export class PanelView extends PanelChrome {
         <div><dt>step</dt><dd data-m="step">–</dd></div>
       </dl>
       ${actions.onExport ? `<div class="exports"><button data-x="json">Export JSON</button><button data-x="csv">Samples CSV</button><button data-x="traj">Trajectories CSV</button></div>` : ""}
-      ${actions.onDownload ? `<div class="exports"><button data-t="download" disabled>Download checkpoint</button><button data-t="state" disabled title="the run's whole state: Load it here (or geonoise train --resume) to go on exactly">Download state</button>
-        <label class="file">Load checkpoint or state… <input type="file" accept=".safetensors,.state"></label></div>` : ""}`;
+      ${this.trainingButtons(actions)}`;
     parent.appendChild(el);
     this.el = el;
     this.canvas = el.querySelector("canvas");
@@ -112,39 +149,15 @@ export class PanelView extends PanelChrome {
       this.canvas.style.cursor = "crosshair";
       this.canvas.addEventListener("click", (e) => actions.onPick(panel, planePoint(this.canvas, e)));
     }
-    if (actions.onDownload) {
-      el.querySelector("[data-t=download]").addEventListener("click", () => actions.onDownload(panel));
-      el.querySelector("[data-t=state]").addEventListener("click", () => actions.onDownloadState(panel));
-      const input = el.querySelector("input[type=file]");
-      input.addEventListener("change", () => {
-        if (input.files[0]) actions.onImport(panel, input.files[0]);
-        input.value = "";
-      });
-    }
+    this.wireTraining(panel, actions);
     this.clear();
-  }
-
-  /** Enables the Download checkpoint and Download state buttons (Train tab). */
-  setDownloadable(on) {
-    for (const b of this.el.querySelectorAll("[data-t=download], [data-t=state]")) b.disabled = !on;
-  }
-
-  /** One line of training progress under the title (Train tab). */
-  setTraining(text) {
-    let p = this.el.querySelector(".training");
-    if (!p) {
-      p = document.createElement("p");
-      p.className = "training";
-      this.el.querySelector("header").after(p);
-    }
-    p.textContent = text;
   }
 
   setMetrics(m, step, total) {
     const f = (v, d = 3) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(d));
     const q = (k) => this.el.querySelector(`[data-m="${k}"]`);
-    q("clean").textContent = m && Number.isFinite(m.clean_fraction) ? `${(100 * m.clean_fraction).toFixed(1)}%` : "–";
-    q("clean").title = "share of samples within a tenth of the circles' gap (0.089) of a circle";
+    q("clean").textContent = m && Number.isFinite(m.clean_fraction) ? cleanText(m.clean_fraction, m.n) : "–";
+    q("clean").title = "share of samples within a tenth of the circles' gap (0.089) of a circle, with its 95 % Wilson interval over the samples";
     q("radial").textContent = m ? `${f(m.radial_error_median)} median, ${f(m.radial_error_p90)} p90` : "–";
     q("off").textContent = m ? `${f(m.off_manifold_mean)} mean, ${f(m.off_manifold_median)} median` : "–";
     q("div").textContent = m ? `${(100 * m.diverged_fraction).toFixed(1)}% (${m.diverged})` : "–";

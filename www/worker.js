@@ -14,20 +14,26 @@
 //     {type: "advance", panel, k, gen}                take k steps, answer with one frame (gen echoed)
 //     {type: "export", panel}                         the current full positions
 //     {type: "drop", panel}                           forget the panel's model, run and training
-//     {type: "import", panel, bytes, name, expect}    load a checkpoint file the person chose
+//     {type: "import", panel, bytes, name, expect, image?}   load a checkpoint file the person chose
+//                                                     (image: a U-Net file)
 //     {type: "oracle", panel, config}                 the closed-form field {model, blind, dim, points, grid}
 //                                                     as the panel's model
 //     {type: "theory", config}                        the Theory tab: {model, dim, offset, s, res, points,
 //                                                     grid, click}: the landscape and the probe
 //     {type: "probe-sample", panel, index, points, grid}   p(t|u) at sample `index` of the panel's frame
-//     {type: "train-start", panel, config}            a new training run (a TrainConfig)
-//     {type: "train-resume", panel, config, bytes, step, state?}   go on from a saved copy (e.g. after a
-//                                                     crash): exactly from `state` (the run's state
-//                                                     file) where it has one, else from the weights
+//     {type: "train-start", panel, config, images?, scorer?}   a new training run (a TrainConfig); with
+//                                                     `images` (the URL of an IDX images file, fetched
+//                                                     once with progress) a U-Net's (an ImageTrainConfig),
+//                                                     its previews scored by the classifier at `scorer`
+//     {type: "train-resume", panel, config, bytes, step, state?, images?, scorer?}   go on from a saved
+//                                                     copy (e.g. after a crash): exactly from `state` (the
+//                                                     run's state file) where it has one, else from the
+//                                                     weights (a U-Net run only from its state)
 //     {type: "train-step", panel, k, gen}             k optimizer steps, then one async loss read
-//     {type: "train-preview", panel, gen, n, steps, seed}  sample the model in training (Euler)
-//     {type: "train-export", panel, loss, purpose}    the weights as a checkpoint file, and but for a
-//                                                     "download" the run's state too
+//     {type: "train-preview", panel, gen, n, steps, seed, solver?}   sample the model in training (Euler;
+//                                                     a U-Net's moving average with `solver`)
+//     {type: "train-export", panel, loss, seconds, purpose}   the weights as a checkpoint file, and but
+//                                                     for a "download" the run's state too
 //     {type: "train-use", panel}                      make the trained weights the panel's model
 //     {type: "memory"}                                wasm memory size and the GPU allocator's figures
 //     {type: "data-points", id, data, n}              a data set's (a DataSpec) normalised points
@@ -52,6 +58,7 @@
 //     {type: "train-nan", panel, gen, step, loss, good}   the loss went non-finite at step; the weights
 //                                                     of step `good` were put back (null: none)
 //     {type: "train-preview", panel, gen, step, xy, metrics}
+//     {type: "train-preview", panel, gen, step, steps, t, side, pixels, metrics, verdict}   a U-Net's
 //     {type: "checkpoint", panel, step, purpose, bytes: Uint8Array (transferred), state?}   state: the
 //                                                     run's whole state (an autosave's)
 //     {type: "theory", res, energy, grad2, pre2, grid, probe, stability?}   energy [res²]; grad2, pre2
@@ -95,7 +102,9 @@ const CORES = { webgpu: "./pkg/geonoise.js", cpu: "./pkg-cpu/geonoise.js" };
 let core = null;
 let wasm = null; // the module's exports (its memory, for the soak benchmark)
 const models = new Map(); // panel -> LoadedModel
-const trainers = new Map(); // panel -> TrainRun
+const trainers = new Map(); // panel -> TrainRun or ImageTrainRun
+const imageRuns = new Set(); // the panels whose run trains a U-Net
+const trainingData = new Map(); // URL of an IDX images file -> Promise of its TrainingImages
 const runs = new Map(); // panel -> {run, config}
 const scorerUrls = new Map(); // image panel -> the classifier's URL
 const scorers = new Map(); // classifier URL -> Promise of an ImageScorer
@@ -226,6 +235,7 @@ function dropPanel(panel) {
   const t = trainers.get(panel);
   if (t) t.free();
   trainers.delete(panel);
+  imageRuns.delete(panel);
 }
 
 /** Loads checkpoint bytes, a toy model's or (`image`) a U-Net's; `name` labels errors (URL or
@@ -269,8 +279,8 @@ async function verdictOf(panel, pixels) {
 
 /** A file the person chose replaces the panel's model (or run in training) only once it loads:
  * a bad file leaves the panel as it was. */
-function handleImport({ panel, bytes, name, expect }) {
-  const model = loadModel(bytes, name, expect);
+function handleImport({ panel, bytes, name, expect, image }) {
+  const model = loadModel(bytes, name, expect, image);
   dropPanel(panel);
   useModel(panel, model, { imported: name });
 }
@@ -282,15 +292,52 @@ function trainerOf(panel) {
   return t;
 }
 
-function handleTrainStart({ panel, config }) {
+/** The training images at `url`, fetched and parsed once for every run that trains on them (a
+ * failed fetch is tried again by the next run). */
+function trainingImages(panel, url) {
+  if (!trainingData.has(url)) {
+    const name = url.split("/").pop();
+    const p = fetchBytes(panel, url).then((bytes) => {
+      try {
+        return new core.TrainingImages(bytes, name);
+      } catch (e) {
+        throw new Error(`the training images (${url}): ${message(e)}`);
+      }
+    });
+    trainingData.set(url, p);
+    p.catch(() => trainingData.delete(url));
+  }
+  return trainingData.get(url);
+}
+
+/** A U-Net run on the images at `images` (state: go on exactly from a state file). */
+async function imageTrainer(panel, config, images, scorer, state) {
+  const data = await trainingImages(panel, images);
+  const run = state ? engine.resume_image_trainer(config, data, state) : engine.image_trainer(config, data);
   dropPanel(panel);
-  trainers.set(panel, engine.trainer(config));
+  trainers.set(panel, run);
+  imageRuns.add(panel);
+  if (scorer) scorerUrls.set(panel, scorer);
+  return run;
+}
+
+async function handleTrainStart({ panel, config, images, scorer }) {
+  if (images) await imageTrainer(panel, config, images, scorer);
+  else {
+    dropPanel(panel);
+    trainers.set(panel, engine.trainer(config));
+  }
   post({ type: "train-started", panel, config: trainers.get(panel).config() });
 }
 
-function handleTrainResume({ panel, config, bytes, step, state }) {
-  dropPanel(panel);
-  trainers.set(panel, state ? engine.resume_trainer_state(config, state) : engine.resume_trainer(config, bytes, step));
+async function handleTrainResume({ panel, config, bytes, step, state, images, scorer }) {
+  if (images) {
+    if (!state) throw new Error("a U-Net run goes on from its state file only");
+    await imageTrainer(panel, config, images, scorer, state);
+  } else {
+    dropPanel(panel);
+    trainers.set(panel, state ? engine.resume_trainer_state(config, state) : engine.resume_trainer(config, bytes, step));
+  }
   post({ type: "train-started", panel, config: trainers.get(panel).config(), resumed: step });
 }
 
@@ -314,9 +361,10 @@ async function handleTrainStep({ panel, k, gen }) {
  * read at once (one wait for the device, not two in a row). */
 const readFrame = (run, frame) => Promise.all([frame.read_xy(), run.current().read_full()]);
 
-async function handleTrainPreview({ panel, gen, n, steps, seed }) {
+async function handleTrainPreview({ panel, gen, n, steps, seed, solver }) {
   const tr = trainers.get(panel);
   if (!tr) return;
+  if (imageRuns.has(panel)) return imagePreview(tr, { panel, gen, n, steps, seed, solver });
   const model = tr.model();
   const run = engine.sampler(model, { n, steps, solver: "euler", seed });
   try {
@@ -329,12 +377,31 @@ async function handleTrainPreview({ panel, gen, n, steps, seed }) {
   }
 }
 
-async function handleTrainExport({ panel, loss, purpose }) {
+/** A U-Net run's preview: its moving average samples `n` images from the seed's noises. */
+async function imagePreview(tr, { panel, gen, n, steps, seed, solver }) {
+  const model = tr.model();
+  const run = engine.sampler(model, { n, steps, solver: solver ?? "ddim", seed });
+  try {
+    const f = await run.advance(steps).read_with_full();
+    const pixels = f.full;
+    const metrics = core.image_metrics(pixels, model.side);
+    const verdict = await verdictOf(panel, pixels);
+    post({ type: "train-preview", panel, gen, step: tr.steps_done, steps, t: f.t, side: model.side, pixels, metrics, verdict }, [pixels.buffer]);
+  } finally {
+    run.free();
+    model.free();
+  }
+}
+
+async function handleTrainExport({ panel, loss, seconds, purpose }) {
   const tr = trainerOf(panel);
   const step = tr.steps_done;
+  const finalLoss = Number.isFinite(loss) ? loss : undefined;
   // An autosave (or a state asked for) carries the run's whole state of the same step (both reads
-  // are issued before either is awaited): what a restarted engine resumes exactly from.
-  const [bytes, state] = await Promise.all([tr.export(Number.isFinite(loss) ? loss : undefined), purpose === "download" ? undefined : tr.state()]);
+  // are issued before either is awaited): what a restarted engine resumes exactly from. (A U-Net
+  // run's files also record the seconds trained, as the CLI's do.)
+  const image = imageRuns.has(panel);
+  const [bytes, state] = await Promise.all([image ? tr.export(finalLoss, seconds ?? 0) : tr.export(finalLoss), purpose === "download" ? undefined : image ? tr.state(seconds ?? 0) : tr.state()]);
   post({ type: "checkpoint", panel, step, purpose, bytes, state }, state ? [bytes.buffer, state.buffer] : [bytes.buffer]);
 }
 

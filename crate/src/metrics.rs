@@ -62,6 +62,19 @@ fn nan() -> f64 {
     f64::NAN
 }
 
+impl Metrics {
+    /// The clean fraction's 95 % Wilson interval over the `n` samples.
+    pub fn clean_interval(&self) -> crate::interval::Interval {
+        crate::interval::wilson((self.clean_fraction * self.n as f64).round() as usize, self.n)
+    }
+
+    /// The clean fraction in percent with that interval: "54% (50–58)".
+    pub fn clean_text(&self) -> String {
+        let ci = self.clean_interval();
+        format!("{:.0}% ({:.0}–{:.0})", 100.0 * self.clean_fraction, 100.0 * ci.lo, 100.0 * ci.hi)
+    }
+}
+
 /// The `q`-quantile of `v` (0 <= q <= 1), linear between order statistics; `v` must not be empty.
 pub fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(f64::total_cmp);

@@ -145,17 +145,26 @@ fn the_shipped_classifier_knows_the_test_set() {
     assert!(acc > 0.85, "test accuracy {acc}");
 }
 
-/// Every U-Net the manifest lists loads into the current architecture with the config it
-/// states, and samples finite images with each sampler from the same noise.
+/// Every U-Net a manifest lists (Fashion-MNIST's in pretrained/images, MNIST's in its `mnist`
+/// folder where that is shipped) loads into the current architecture with the config it states,
+/// and samples finite images with each sampler from the same noise.
 #[test]
 fn every_shipped_image_model_loads_and_samples() {
-    let text = std::fs::read_to_string(dir().join("manifest.json")).expect("pretrained/images/manifest.json is shipped");
+    let folders: Vec<PathBuf> = [dir(), dir().join("mnist")].into_iter().filter(|d| d.join("manifest.json").exists()).collect();
+    assert!(folders.contains(&dir()), "pretrained/images/manifest.json is shipped");
+    for folder in folders {
+        every_model_in(&folder);
+    }
+}
+
+fn every_model_in(folder: &std::path::Path) {
+    let text = std::fs::read_to_string(folder.join("manifest.json")).unwrap();
     let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
     let entries = manifest["models"].as_array().expect("a models list");
     let device = Device::flex();
     for e in entries {
         let file = e["file"].as_str().unwrap();
-        let bytes = std::fs::read(dir().join(file)).unwrap_or_else(|err| panic!("{file}: {err}"));
+        let bytes = std::fs::read(folder.join(file)).unwrap_or_else(|err| panic!("{file}: {err}"));
         assert_eq!(bytes.len() as u64, e["bytes"].as_u64().unwrap(), "{file}: size differs from the manifest");
         let loaded = store::load::<UNet>(&bytes, &device).unwrap_or_else(|err| panic!("{file}: {err}"));
         assert_eq!(serde_json::to_value(&loaded.config).unwrap(), e["config"], "{file}");

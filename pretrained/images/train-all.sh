@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Regenerates pretrained/images: the classifier that scores samples, the four U-Nets of the
-# paper's image experiment (FM and DDPM, blind and conditional) on Fashion-MNIST, the manifest,
-# the sample figures, the metric table (Euler, DDIM, ancestral, with 95 % intervals), and the
-# measurements of DDPM Cond's gap (gap.md: samplers, steps, clipping; denoise.md: the clean
-# estimates' errors by noise level). `./build.sh images` runs it with the CLI it builds.
+# paper's image experiment (FM and DDPM, blind and conditional) and the paper's other blind
+# models (EqM Blind, uEDM Blind) on Fashion-MNIST, the manifest, the sample figures, the metric
+# table (Euler, DDIM, ancestral, with 95 % intervals), and the measurements of DDPM Cond's gap
+# (gap.md: samplers, steps, clipping; denoise.md: the clean estimates' errors by noise level).
+# `train-all.sh mnist` does the same for MNIST in pretrained/images/mnist (the four models, their
+# figure and table). `./build.sh images` runs both with the CLI it builds.
 #
 # Resumable: a finished file is kept; an unfinished run goes on exactly from its state in runs/
 # (raw and EMA weights, Adam's moments and the batch stream, saved every 250 steps).
@@ -14,12 +16,18 @@
 # one run on both cores makes 3.66 (273 ms per step, `geonoise images bench`).
 set -euo pipefail
 cd "$(dirname "$0")"
+DATA="${1:-fashion-mnist}"
+case "$DATA" in
+  fashion-mnist) ;;
+  mnist) mkdir -p mnist && cd mnist ;;
+  *) echo "usage: $0 [fashion-mnist|mnist]" >&2; exit 2 ;;
+esac
 G="${GEONOISE:-geonoise}"
-RECIPE=(--channels 16 --mults 1,2 --patch 2 --steps 10000 --batch 128 --lr 1e-3 --ema 0.999 --seed 0 --data fashion-mnist)
+RECIPE=(--channels 16 --mults 1,2 --patch 2 --steps 10000 --batch 128 --lr 1e-3 --ema 0.999 --seed 0 --data "$DATA")
 LIMIT=()
 [ -n "${MAX_SECONDS:-}" ] && LIMIT=(--max-seconds "$MAX_SECONDS")
 
-[ -f classifier.safetensors ] || "$G" images classifier --data fashion-mnist --out classifier.safetensors > /dev/null
+[ -f classifier.safetensors ] || "$G" images classifier --data "$DATA" --out classifier.safetensors > /dev/null
 
 train() { # name, then the flags that make that model
   local name=$1; shift
@@ -41,13 +49,24 @@ mkdir -p runs
 # The paper's four.
 pair "fm-blind --model fm --blind" "ddpm-blind --model ddpm --blind"
 pair "fm-cond --model fm" "ddpm-cond --model ddpm"
+FOUR=fm-blind,ddpm-blind,fm-cond,ddpm-cond
+if [ "$DATA" = mnist ]; then
+  "$G" images manifest --dir . --command "./build.sh images (pretrained/images/train-all.sh mnist)" > /dev/null
+  "$G" images figure --dir . --n 64 --steps 100 --sampler ancestral --seed 0 --out figure-ancestral.png > /dev/null
+  "$G" images table --dir . --n 1000 --steps 100 --sampler euler,ddim,ancestral --seed 0 --markdown --json table.json > table.md
+  cat table.md
+  exit 0
+fi
+# The paper's other blind models, trained the same way.
+pair "eqm-blind --model eqm --blind" "uedm-blind --model uedm --blind"
 
 "$G" images manifest --dir . --command "./build.sh images" > /dev/null
 "$G" images figure --dir . --n 64 --steps 100 --sampler euler --seed 0 --out figure-euler.png > /dev/null
 "$G" images figure --dir . --n 64 --steps 100 --sampler ancestral --seed 0 --out figure-ancestral.png > /dev/null
+"$G" images figure --dir . --models fm-blind,eqm-blind,uedm-blind,ddpm-blind --n 64 --steps 100 --sampler ancestral --seed 0 --out figure-blind.png > /dev/null
 # DDPM Cond's gap: the samplers, their steps and clipping of the clean estimate, for the two
 # conditional models (300 samples a row), and the clean estimates' errors level by level.
 "$G" images table --dir . --models fm-cond,ddpm-cond --n 300 --steps 50,100,250 --sampler ddim,ancestral --clip off,1 --seed 0 --markdown --json gap.json > gap.md
-"$G" images denoise --dir . --n 1000 --log-snr=-10,-8,-6,-4,-2,0,2,4,6,8 --seed 0 --markdown > denoise.md
-"$G" images table --dir . --n 1000 --steps 100 --sampler euler,ddim,ancestral --seed 0 --markdown --json table.json > table.md
+"$G" images denoise --dir . --models "$FOUR,eqm-blind,uedm-blind" --n 1000 --log-snr=-10,-8,-6,-4,-2,0,2,4,6,8 --seed 0 --markdown > denoise.md
+"$G" images table --dir . --models "$FOUR,eqm-blind,uedm-blind" --n 1000 --steps 100 --sampler euler,ddim,ancestral --seed 0 --markdown --json table.json > table.md
 cat table.md

@@ -39,7 +39,7 @@ test("embed-example.html: the autoplaying figure samples both checkpoints to the
   let [first, second, images] = await figures(page);
   assert.deepEqual(first.map((p) => p.title), ["FM Blind", "DDPM Blind"]);
   assert.deepEqual(first.map((p) => p.step), ["60 / 60", "60 / 60"]);
-  assert.ok(first.every((p) => /^[\d.]+ median, [\d.]+ p90$/.test(p.radial) && /^[\d.]+%$/.test(p.clean) && p.error === ""), JSON.stringify(first));
+  assert.ok(first.every((p) => /^[\d.]+ median, [\d.]+ p90$/.test(p.radial) && /^\d+% \(\d+–\d+\)$/.test(p.clean) && p.error === ""), JSON.stringify(first));
   // The second figure has drawn its starting noise and waits.
   assert.deepEqual(second.map((p) => p.step), ["0 / 30", "0 / 30"]);
   assert.deepEqual(images.map((p) => p.step), ["0 / 30", "0 / 30"]);
@@ -85,7 +85,7 @@ test("the figure's sampler attribute: sde and a grid sample to the end; an unkno
   assert.match(bad.note, /sampler="rk4" is not one of euler, heun, ddim, ancestral, sde; using ancestral/);
   const [first] = await figures(page);
   assert.deepEqual(first.map((p) => p.step), ["12 / 12", "12 / 12"]);
-  assert.ok(first.every((p) => /^[\d.]+%$/.test(p.clean) && p.error === ""), JSON.stringify(first));
+  assert.ok(first.every((p) => /^\d+% \(\d+–\d+\)$/.test(p.clean) && p.error === ""), JSON.stringify(first));
   assert.deepEqual(problems, []);
   await page.close();
 });

@@ -123,6 +123,34 @@ test("Images tab, WebGPU forced: the U-Nets run on SwiftShader and give the CLI'
   await page.close();
 });
 
+test("Images tab, the paper's other blind models: the control adds EqM Blind and uEDM Blind beside FM and DDPM Blind, each the CLI's samples, and their table rows", async () => {
+  const { page, problems } = await open("?mode=images&backend=cpu&images=4&isteps=3&speed=3");
+  assert.equal((await page.$$(".image-panel")).length, 2);
+  assert.equal(await page.locator("#others").isHidden(), false);
+  await page.check("#others");
+  const ids = ["img-fm-blind", "img-ddpm-blind", "img-eqm-blind", "img-uedm-blind"];
+  await waitDone(page, ids, 240000);
+  assert.match(page.url(), /others=1/);
+  const titles = await page.evaluate(() => [...document.querySelectorAll(".image-panel h2")].map((h) => h.textContent));
+  assert.deepEqual(titles, ["FM Blind", "DDPM Blind", "EqM Blind", "uEDM Blind"]);
+  for (const model of ["eqm-blind", "uedm-blind"]) {
+    const doc = JSON.parse((await exportOf(page, `img-${model}`, "json")).text);
+    assertClose(doc.samples, nativeSamples(model, 4, 3, ["--sampler", "ancestral"]), 1e-3, model);
+    assert.match((await panelText(page, `img-${model}`)).confident, /^\d+%$/);
+  }
+  // The measured table (100 steps) lists them too.
+  await page.fill("#steps", "100");
+  await page.dispatchEvent("#steps", "change");
+  await page.waitForFunction(() => document.querySelectorAll("#images-table tbody tr").length > 0, null, { timeout: 30000 });
+  const rows = await page.evaluate(() => [...document.querySelectorAll("#images-table tbody tr td:first-child")].map((td) => td.textContent));
+  assert.ok(rows.includes("EqM Blind") && rows.includes("uEDM Blind"), rows.join(", "));
+  // The Pretrained tab has no such control.
+  await page.click('.tabs button[data-mode="view"]');
+  assert.equal(await page.locator("#others").isHidden(), true);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
 test("Images tab: a broken image checkpoint shows its error in its panel, the others run; the twins add the conditional models; a count out of range is clamped", async () => {
   faults.set("/pretrained/images/ddpm-blind.safetensors", "garbage");
   faults.set("/pretrained/images/classifier.safetensors", "404");

@@ -91,6 +91,15 @@ impl ImageTrainConfig {
         ImageTrainConfig { net, data: DataName::FashionMnist, steps: 10_000, batch: 128, lr: 1e-3, ema: 0.999, grad_clip: 1.0, seed: 0, weighting: LossWeighting::Uniform }
     }
 
+    /// Bytes a run of this config holds, roughly: every parameter nine times (weights,
+    /// gradients, Adam's two moments, the moving average, and the copies a run keeps to go back
+    /// to its last good step) and a step's activations and their gradients for the batch, with a
+    /// half again for the allocator. What the page checks before it starts a run.
+    pub fn memory_estimate(&self) -> u64 {
+        let floats = 9 * self.net.param_count() as u64 + (self.batch * self.net.activations_per_image()) as u64;
+        floats * 4 * 3 / 2
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         self.net.validate()?;
         if !(1..=4096).contains(&self.batch) {
@@ -169,6 +178,50 @@ pub struct ImageTrainer {
     rng: Rng,
     step: usize,
     last_loss: Option<Tensor<1>>,
+    /// The run as it was at the last loss read that came back finite (`note_loss`).
+    last_good: Option<Snapshot>,
+    /// Fault injection: the next batch carries a NaN (see `inject_nan`).
+    poison: bool,
+}
+
+/// Everything a step changes, kept whole so a run can go back to it: weights, moving average,
+/// Adam's moments, the step and the batch stream. The tensors are shared, not copied.
+#[derive(Clone)]
+struct Snapshot {
+    step: usize,
+    net: UNet,
+    ema: UNet,
+    optim: NamedOptimizer,
+    rng: Rng,
+}
+
+/// A checkpoint of a run's moving average with its tensors still on the device, to be read back
+/// (`encode`, or `encode_async` on WebGPU): the file `geonoise images train` writes.
+pub struct PendingCheckpoint {
+    config: UNetConfig,
+    seed: u64,
+    info: serde_json::Value,
+    reads: crate::params::Reads,
+}
+
+impl PendingCheckpoint {
+    /// The file's bytes (f32), read back synchronously.
+    pub fn encode(self) -> Result<Vec<u8>, String> {
+        let PendingCheckpoint { config, seed, info, reads } = self;
+        checkpoint_file(&config, seed, &info, reads.read())
+    }
+
+    /// The file's bytes (f32), read back asynchronously.
+    pub async fn encode_async(self) -> Result<Vec<u8>, String> {
+        let PendingCheckpoint { config, seed, info, reads } = self;
+        checkpoint_file(&config, seed, &info, reads.read_async().await?)
+    }
+}
+
+/// A U-Net file of `config` holding the weights `values` (by name) and the training record `info`.
+fn checkpoint_file(config: &UNetConfig, seed: u64, info: &serde_json::Value, values: std::collections::BTreeMap<String, TensorData>) -> Result<Vec<u8>, String> {
+    let net = with_weights(UNet::init(config, seed, &Device::flex()), &values, "the moving average")?;
+    super::store::save(&net, config, Some(info), crate::checkpoint::Precision::F32).map_err(|e| e.to_string())
 }
 
 impl ImageTrainer {
@@ -191,8 +244,7 @@ impl ImageTrainer {
     /// The run's whole state as a state file (`resume.rs`), with `extra` (e.g. the seconds
     /// trained) kept beside it. Reads the device back synchronously.
     pub fn save_state(&self, extra: serde_json::Value) -> Result<Vec<u8>, String> {
-        let net = self.net.as_ref().expect("trainer net present between steps");
-        PendingState::new(<UNet as Stored>::FORMAT, &self.config, self.step, &self.rng, net, &self.optim, Some(&self.ema), extra)?.encode()
+        self.pending_state(extra)?.encode()
     }
 
     /// Goes on with the run a state file (`save_state`) holds, exactly where it stopped; with the
@@ -231,6 +283,8 @@ impl ImageTrainer {
             rng,
             step,
             last_loss: None,
+            last_good: None,
+            poison: false,
         })
     }
 
@@ -253,7 +307,10 @@ impl ImageTrainer {
             let i = self.rng.below(self.n);
             x.extend_from_slice(&self.data[i * d..(i + 1) * d]);
         }
-        let eps = self.rng.normals_f32(b * d);
+        let mut eps = self.rng.normals_f32(b * d);
+        if std::mem::take(&mut self.poison) {
+            eps[0] = f32::NAN;
+        }
         let (ts, coeffs) = noise_levels(p, (lo, hi), b, &mut self.rng);
         let dev = &self.device;
         let x = Tensor::<4>::from_data(TensorData::new(x, [b, 1, s, s]), dev);
@@ -281,10 +338,61 @@ impl ImageTrainer {
         self.step += 1;
     }
 
-    /// The last step's loss, read synchronously.
-    pub fn loss(&self) -> Option<f32> {
+    /// The last step's loss, read synchronously (a finite one marks the run as good, as
+    /// `note_loss`).
+    pub fn loss(&mut self) -> Option<f32> {
         let t = self.last_loss.clone()?;
-        t.into_data().convert::<f32>().try_to_vec::<f32>().ok()?.first().copied()
+        let v = t.into_data().convert::<f32>().try_to_vec::<f32>().ok()?.first().copied()?;
+        Some(self.note_loss(v))
+    }
+
+    /// The last step's loss, still on the device (for a caller that reads it its own way, then
+    /// reports the value with `note_loss`).
+    pub fn pending_loss(&self) -> Option<Tensor<1>> {
+        self.last_loss.clone()
+    }
+
+    /// Records a loss value read back: a finite one marks the run as it is now as good.
+    pub fn note_loss(&mut self, loss: f32) -> f32 {
+        if loss.is_finite() {
+            if let Some(net) = &self.net {
+                self.last_good = Some(Snapshot { step: self.step, net: net.clone(), ema: self.ema.clone(), optim: self.optim.clone(), rng: self.rng.clone() });
+            }
+        }
+        loss
+    }
+
+    /// Fault injection for tests of the NaN path: the next step's batch holds a NaN, so its loss
+    /// and every weight it updates become NaN, as a blown-up run's would.
+    pub fn inject_nan(&mut self) {
+        self.poison = true;
+    }
+
+    /// Puts the run back as it was at the last finite loss read (weights, moving average, Adam's
+    /// moments, step and batch stream); returns that step, or `None` if no loss was ever finite.
+    pub fn restore_last_good(&mut self) -> Option<usize> {
+        let g = self.last_good.clone()?;
+        self.net = Some(g.net);
+        self.ema = g.ema;
+        self.optim = g.optim;
+        self.rng = g.rng;
+        self.step = g.step;
+        self.last_loss = None;
+        Some(g.step)
+    }
+
+    /// The run's state (`save_state`) with its tensors still on the device: this step's, read
+    /// back by `encode` or `encode_async` whatever the run does meanwhile.
+    pub fn pending_state(&self, extra: serde_json::Value) -> Result<PendingState, String> {
+        let net = self.net.as_ref().expect("trainer net present between steps");
+        PendingState::new(<UNet as Stored>::FORMAT, &self.config, self.step, &self.rng, net, &self.optim, Some(&self.ema), extra)
+    }
+
+    /// The moving average as a checkpoint (f32, with the training record `geonoise images
+    /// train` writes: this config, the steps done, `final_loss` and `seconds`), to be read back.
+    pub fn pending_checkpoint(&self, final_loss: Option<f32>, seconds: f64) -> PendingCheckpoint {
+        let info = serde_json::json!(ImageTrainingInfo { train: self.config.clone(), steps_done: self.step, final_loss, seconds });
+        PendingCheckpoint { config: self.config.net.clone(), seed: self.config.seed, info, reads: crate::params::weight_reads(&self.ema, "") }
     }
 
     /// The raw weights, on the plain device.
@@ -413,7 +521,6 @@ mod tests {
         while !second.finished() {
             second.step();
         }
-        let bits = |w: BTreeMapOf| w.into_values().flat_map(|d| d.try_to_vec::<f32>().unwrap()).map(f32::to_bits).collect::<Vec<_>>();
         assert_eq!(bits(crate::params::weights(&straight.raw())), bits(crate::params::weights(&second.raw())), "raw weights");
         assert_eq!(bits(crate::params::weights(&straight.ema_model().net)), bits(crate::params::weights(&second.ema_model().net)), "EMA weights");
         // Another run's state is refused with what differs.
@@ -422,6 +529,46 @@ mod tests {
     }
 
     type BTreeMapOf = std::collections::BTreeMap<String, TensorData>;
+
+    fn bits(w: BTreeMapOf) -> Vec<u32> {
+        w.into_values().flat_map(|d| d.try_to_vec::<f32>().unwrap()).map(f32::to_bits).collect()
+    }
+
+    /// A step that blows up (a NaN in its batch) is undone whole: the run goes back to its last
+    /// finite loss read and goes on as the run that never failed, to the bit. Its checkpoint is
+    /// the moving average with the training record, as the CLI writes it.
+    #[test]
+    fn a_blown_up_step_is_undone_and_the_checkpoint_is_the_moving_average() {
+        let device = Device::flex();
+        let images = squares(64, 8);
+        let cfg = ImageTrainConfig { steps: 10, ..config(Parameterization::Fm, true) };
+        let mut straight = ImageTrainer::new(cfg.clone(), &images, &device).unwrap();
+        for _ in 0..5 {
+            straight.step();
+        }
+        let mut tr = ImageTrainer::new(cfg.clone(), &images, &device).unwrap();
+        assert_eq!(tr.restore_last_good(), None, "nothing was ever read");
+        for _ in 0..3 {
+            tr.step();
+        }
+        assert!(tr.loss().unwrap().is_finite());
+        tr.inject_nan();
+        tr.step();
+        assert!(tr.loss().unwrap().is_nan());
+        assert!(crate::params::weights(&tr.raw()).values().any(|d| d.try_to_vec::<f32>().unwrap().iter().any(|v| v.is_nan())));
+        assert_eq!(tr.restore_last_good(), Some(3));
+        assert_eq!((tr.steps_done(), tr.pending_loss().is_none()), (3, true));
+        tr.step();
+        tr.step();
+        assert_eq!(bits(crate::params::weights(&tr.raw())), bits(crate::params::weights(&straight.raw())), "raw weights");
+        assert_eq!(bits(crate::params::weights(&tr.ema_model().net)), bits(crate::params::weights(&straight.ema_model().net)), "EMA weights");
+        let bytes = tr.pending_checkpoint(Some(0.25), 1.5).encode().unwrap();
+        let loaded = super::super::store::load::<UNet>(&bytes, &device).unwrap();
+        assert_eq!(loaded.config, tr.config.net);
+        assert_eq!(bits(crate::params::weights(&loaded.net)), bits(crate::params::weights(&tr.ema_model().net)), "the file holds the moving average in f32");
+        let info: ImageTrainingInfo = serde_json::from_value(loaded.training.unwrap()).unwrap();
+        assert_eq!(info, ImageTrainingInfo { train: tr.config.clone(), steps_done: 5, final_loss: Some(0.25), seconds: 1.5 });
+    }
 
     #[test]
     fn ema_update_is_the_weighted_mean() {

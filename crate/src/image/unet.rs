@@ -115,6 +115,51 @@ impl UNetConfig {
         Ok(())
     }
 
+    /// The network's parameters, counted from the config alone (nothing is allocated): what
+    /// `UNet::init(self, ..).num_params()` gives.
+    pub fn param_count(&self) -> usize {
+        let conv = |i: usize, o: usize, k: usize| o * i * k * k + o;
+        let tw = self.time_width();
+        let block = |i: usize, o: usize| 2 * i + conv(i, o, 3) + tw * o + o + 2 * o + conv(o, o, 3) + if i != o { conv(i, o, 1) } else { 0 };
+        let (levels, pp, c0) = (self.mults.len(), self.patch * self.patch, self.level(0));
+        let mut n = TIME_FEATURES * tw + tw + tw * tw + tw + conv(pp, c0, 3);
+        let mut c = c0;
+        for i in 0..levels {
+            let ci = self.level(i);
+            n += block(c, ci) + if i + 1 < levels { conv(ci, ci, 3) } else { 0 };
+            c = ci;
+        }
+        n += block(c, c);
+        for i in (0..levels).rev() {
+            let ci = self.level(i);
+            n += block(c + ci, ci) + if i > 0 { conv(ci, ci, 3) } else { 0 };
+            c = ci;
+        }
+        n + 2 * c0 + conv(c0, pp, 3)
+    }
+
+    /// Floats a training step keeps per image for the backward pass, roughly: every residual
+    /// block holds about `3 c_in + 7 c_out` values a pixel (its input, norms, activations,
+    /// convolutions, skip), at its level's resolution, and the gradients as many again.
+    pub fn activations_per_image(&self) -> usize {
+        let levels = self.mults.len();
+        let res = |i: usize| (self.side / self.patch >> i).pow(2);
+        let mut n = 0;
+        let mut c = self.level(0);
+        for i in 0..levels {
+            let ci = self.level(i);
+            n += res(i) * (3 * c + 7 * ci + ci);
+            c = ci;
+        }
+        n += res(levels - 1) * 10 * c;
+        for i in (0..levels).rev() {
+            let ci = self.level(i);
+            n += res(i) * (3 * (c + ci) + 7 * ci + 4 * ci);
+            c = ci;
+        }
+        2 * n
+    }
+
     /// Channels of the shared time MLP.
     fn time_width(&self) -> usize {
         4 * self.channels
@@ -379,6 +424,15 @@ mod tests {
 
     fn small(blind: bool) -> UNetConfig {
         UNetConfig { channels: 8, mults: vec![1, 2], side: 8, patch: 2, ..UNetConfig::new(Parameterization::Fm, blind) }
+    }
+
+    #[test]
+    fn the_parameter_count_is_the_networks() {
+        let device = Device::flex();
+        for (channels, mults, patch) in [(8, vec![1, 2], 2), (16, vec![1, 2], 2), (6, vec![1, 2, 2], 1), (12, vec![1], 4)] {
+            let c = UNetConfig { channels, mults: mults.clone(), side: 8, patch, ..UNetConfig::new(Parameterization::Fm, true) };
+            assert_eq!(c.param_count(), UNet::init(&c, 0, &device).num_params(), "{channels} {mults:?} {patch}");
+        }
     }
 
     #[test]

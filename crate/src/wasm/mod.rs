@@ -24,17 +24,26 @@
 //! const live   = image_metrics(pixels, unet.side);         // {n, diverged, laplacian_energy}
 //! const judge  = new ImageScorer(classifierBytes);         // the classifier, on the CPU
 //! const final  = judge.score(pixels);                      // {confident_share, class_counts, …}
+//!
+//! const data   = new TrainingImages(idxBytes, "fashion-mnist-train-10k.idx.gz");  // parsed once
+//! const itr    = engine.image_trainer({net: {model: "fm", blind: true, channels: 8, …},
+//!                                      data: "fashion-mnist", steps, batch, lr, ema, seed}, data);
+//! itr.step(5); await itr.loss();                          // as the toy's runs
+//! const ema    = itr.model();                             // the moving average, to sample
+//! const file   = await itr.export(loss, seconds);         // what `geonoise images train` writes
 //! ```
 //!
 //! Every export returns `Result<_, JsError>`: a bad checkpoint or config is an error the page can
 //! show, never a panic. All reads of device memory are async (the only kind WebGPU allows).
 //!
 //! One file a thing the page asks for: the engine and what every file shares (here), loading
-//! models (`models`), sampling runs (`sampling`), training runs (`training`), the closed-form
+//! models (`models`), sampling runs (`sampling`), training runs (`training`, and for the U-Nets
+//! `image_training`), the closed-form
 //! oracle and its probes (`oracle`), the image scorer and metrics (`images`), and data sets and
 //! the toy's metrics (`data`).
 
 mod data;
+mod image_training;
 mod images;
 mod models;
 mod oracle;
@@ -42,6 +51,7 @@ mod sampling;
 mod training;
 
 pub use data::{data_points, metrics};
+pub use image_training::{ImageTrainRun, TrainingImages};
 pub use images::{image_metrics, ImageScorer};
 pub use models::{inspect_checkpoint, LoadedModel};
 pub use oracle::OracleProbe;

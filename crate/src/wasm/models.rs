@@ -27,11 +27,7 @@ impl Engine {
     /// engine's device. Its `config()` is the `UNetConfig` with `image: true` and `dim`.
     pub fn load_image_checkpoint(&self, bytes: &[u8]) -> Result<LoadedModel, JsError> {
         let Loaded { net, config, .. } = store::load::<UNet>(bytes, &self.device).map_err(js_err)?;
-        let model = ImageModel { config: config.resolved(), net };
-        let mut described = serde_json::to_value(&model.config).unwrap_or_default();
-        described["image"] = true.into();
-        described["dim"] = model.config.dim().into();
-        Ok(LoadedModel { dim: model.config.dim(), side: Some(model.config.side), field: Rc::new(model), config: described, projection_seed: 0 })
+        Ok(LoadedModel::image(ImageModel { config: config.resolved(), net }))
     }
 }
 
@@ -48,6 +44,14 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
+    /// An image model: its `config()` is the `UNetConfig` with `image: true` and `dim`.
+    pub(crate) fn image(model: ImageModel) -> LoadedModel {
+        let mut described = serde_json::to_value(&model.config).unwrap_or_default();
+        described["image"] = true.into();
+        described["dim"] = model.config.dim().into();
+        LoadedModel { dim: model.config.dim(), side: Some(model.config.side), field: Rc::new(model), config: described, projection_seed: 0 }
+    }
+
     pub(crate) fn trained(model: Model) -> LoadedModel {
         let c = &model.config;
         let (config, dim, projection_seed) = (serde_json::to_value(c).unwrap_or_default(), c.dim, c.projection_seed);

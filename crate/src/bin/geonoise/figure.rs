@@ -91,7 +91,7 @@ pub fn draw(out: &Path, title: &str, rows: &[String], dims: &[usize], slots: &[S
                     .draw_series(pts.filter(|(x, y)| x.abs() < EXTENT && y.abs() < EXTENT).map(|(x, y)| Circle::new((x, y), 1, RGBColor(31, 90, 180).mix(0.5).filled())))
                     .map_err(|x| e(&x))?;
                 let m = &c.metrics;
-                let note = format!("clean {:.0}%  r.err p90 {:.3}  div {:.0}%", 100.0 * m.clean_fraction, m.radial_error_p90, 100.0 * m.diverged_fraction);
+                let note = format!("clean {}  r.err p90 {:.3}  div {:.0}%", m.clean_text(), m.radial_error_p90, 100.0 * m.diverged_fraction);
                 area.draw(&Text::new(note, (5, CELL as i32 - 22), ("sans-serif", 12).into_font())).map_err(|x| e(&x))?;
             }
         }
@@ -101,7 +101,7 @@ pub fn draw(out: &Path, title: &str, rows: &[String], dims: &[usize], slots: &[S
 }
 
 /// The metrics grid as Markdown: one row per model, one column per D; each cell is the clean
-/// fraction / radial error median / its 90th percentile / off-manifold norm (mean) / diverged.
+/// fraction (its Wilson interval) / radial error median / its 90th percentile / off-manifold norm (mean) / diverged.
 pub fn table(rows: &[String], dims: &[usize], slots: &[Slot]) -> String {
     let mut s = String::from("| model |");
     for d in dims {
@@ -118,7 +118,7 @@ pub fn table(rows: &[String], dims: &[usize], slots: &[Slot]) -> String {
             match &slots[i * dims.len() + j] {
                 Slot::Cell(c) => {
                     let m = &c.metrics;
-                    s += &format!(" {:.0}% / {:.3} / {:.3} / {:.3} / {:.0}% |", 100.0 * m.clean_fraction, m.radial_error_median, m.radial_error_p90, m.off_manifold_mean, 100.0 * m.diverged_fraction)
+                    s += &format!(" {} / {:.3} / {:.3} / {:.3} / {:.0}% |", m.clean_text(), m.radial_error_median, m.radial_error_p90, m.off_manifold_mean, 100.0 * m.diverged_fraction)
                 }
                 Slot::Missing(_) => s += " (missing) |",
             }

@@ -9,7 +9,7 @@ use crate::io::{read_file, read_manifest, write_file, Res};
 use burn::tensor::Device;
 use geonoise::checkpoint;
 use geonoise::data::{host_tensor, Projection};
-use geonoise::interval::wilson;
+use geonoise::interval::median_range;
 use geonoise::metrics::{self, quantile, Metrics, CLEAN_TOLERANCE};
 use geonoise::oracle::{Oracle, OracleField};
 use geonoise::pretrained;
@@ -168,11 +168,13 @@ pub struct Args {
     /// Sources, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "trained,exact")]
     sources: Vec<Source>,
-    /// Samples per cell (the same starting noise for every cell of a D).
+    /// Samples per cell (the same starting noise for every cell of a D and seed).
     #[arg(long, default_value_t = 500)]
     n: usize,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Seeds of the starting noise, comma separated. With several, every cell is measured for
+    /// each, and the tables give each number's median over the seeds with its range.
+    #[arg(long = "seed", value_delimiter = ',', default_value = "0")]
+    seeds: Vec<u64>,
     /// Data points of the closed form (half on each circle).
     #[arg(long, default_value_t = 256)]
     data_points: usize,
@@ -222,14 +224,14 @@ fn field_of(source: Source, oracle: Option<&Oracle>, blind: bool, model: Paramet
 
 /// Measures one cell.
 #[allow(clippy::too_many_arguments)]
-fn measure(source: Source, model: Parameterization, blind: bool, dim: usize, setting: &Setting, a: &Args, manifest: Option<&pretrained::Manifest>, dev: &Device) -> Res<Cell> {
+fn measure(source: Source, model: Parameterization, blind: bool, dim: usize, setting: &Setting, seed: u64, a: &Args, manifest: Option<&pretrained::Manifest>, dev: &Device) -> Res<Cell> {
     let start = Instant::now();
     let projection_seed = manifest.map(|m| m.recipe.projection_seed).unwrap_or(0);
     let proj = Projection::new(dim, projection_seed)?;
     // The closed form: the field of an exact cell, and what a blind cell's end points are read with.
     let oracle = (source == Source::Exact || blind).then(|| Oracle::for_circles(model, model.default_range(), &proj, a.data_points, a.grid, dev)).transpose()?;
     let (field, trained) = field_of(source, oracle.as_ref(), blind, model, dim, a, manifest, dev)?;
-    let cfg = SampleConfig { n: a.n, steps: setting.steps, solver: setting.solver, time_grid: setting.time_grid, seed: a.seed, ..Default::default() };
+    let cfg = SampleConfig { n: a.n, steps: setting.steps, solver: setting.solver, time_grid: setting.time_grid, seed, ..Default::default() };
     let (lo, hi) = field.range();
     let mut s = Sampler::new(field, cfg, &proj, dev)?;
     let t_last = model.sampling_grid_with(setting.time_grid, setting.steps, lo, hi)[setting.steps - 1];
@@ -243,12 +245,15 @@ fn measure(source: Source, model: Parameterization, blind: bool, dim: usize, set
         let col = |t| read_f32(t).into_iter().map(|v| v as f64).collect::<Vec<_>>();
         EndState { t_last, nu_last: model.mu_nu(t_last).1, t_mean: quantile(col(an.t_mean), 0.5), t_sd: quantile(col(an.t_std), 0.5) }
     });
-    Ok(Cell { source, model, blind, dim, setting: setting.clone(), n: a.n, seed: a.seed, data_points: a.data_points, grid_levels: a.grid, metrics: m, end, seconds: start.elapsed().as_secs_f64(), trained })
+    Ok(Cell { source, model, blind, dim, setting: setting.clone(), n: a.n, seed, data_points: a.data_points, grid_levels: a.grid, metrics: m, end, seconds: start.elapsed().as_secs_f64(), trained })
 }
 
 pub fn run(a: Args, dev: &Device, pretty: bool) -> Res<()> {
     if a.n == 0 || a.n > geonoise::sample::MAX_SAMPLES {
         return Err(format!("--n {} is out of range 1..={}", a.n, geonoise::sample::MAX_SAMPLES));
+    }
+    if a.seeds.is_empty() || (1..a.seeds.len()).any(|i| a.seeds[..i].contains(&a.seeds[i])) {
+        return Err(format!("--seed {:?}: give one seed or several different ones", a.seeds));
     }
     let mut results = read_results(&a.out)?.unwrap_or(Results { format: FORMAT.into(), command: String::new(), clean_tolerance: CLEAN_TOLERANCE, cells: vec![] });
     if !a.table_only {
@@ -259,14 +264,17 @@ pub fn run(a: Args, dev: &Device, pretty: bool) -> Res<()> {
             None
         };
         let mut jobs = vec![];
-        // Cheap cells first: trained before exact, conditional before blind, small D first.
+        // Cheap cells first: trained before exact, the first seed before the others, conditional
+        // before blind, small D first.
         for &source in &a.sources {
             let dims = if source == Source::Exact { &a.exact_dims } else { &a.dims };
-            for blind in [false, true] {
-                for &dim in dims {
-                    for &model in &a.models {
-                        for setting in &a.settings {
-                            jobs.push((source, model, blind, dim, setting.clone()));
+            for &seed in &a.seeds {
+                for blind in [false, true] {
+                    for &dim in dims {
+                        for &model in &a.models {
+                            for setting in &a.settings {
+                                jobs.push((source, model, blind, dim, setting.clone(), seed));
+                            }
                         }
                     }
                 }
@@ -275,15 +283,15 @@ pub fn run(a: Args, dev: &Device, pretty: bool) -> Res<()> {
         let total = jobs.len();
         let started = Instant::now();
         let mut measured = 0;
-        for (k, (source, model, blind, dim, setting)) in jobs.into_iter().enumerate() {
-            let label = format!("[{}/{total}] {source:?} {} {} D = {dim}, {}", k + 1, model.display_name(), if blind { "Blind" } else { "Cond" }, setting.name).to_lowercase();
-            let key: Key = (source, model, blind, dim, &setting, a.n, a.seed, a.data_points, a.grid);
+        for (k, (source, model, blind, dim, setting, seed)) in jobs.into_iter().enumerate() {
+            let label = format!("[{}/{total}] {source:?} {} {} D = {dim}, {}, seed {seed}", k + 1, model.display_name(), if blind { "Blind" } else { "Cond" }, setting.name).to_lowercase();
+            let key: Key = (source, model, blind, dim, &setting, a.n, seed, a.data_points, a.grid);
             // A trained cell counts as measured only for the checkpoint the manifest has now.
             let current = manifest.as_ref().filter(|_| source == Source::Trained).and_then(|m| m.find(model, blind, dim)).map(|e| &e.config);
             if results.cells.iter().any(|c| c.key() == key && c.trained.as_ref() == current) {
                 continue;
             }
-            match measure(source, model, blind, dim, &setting, &a, manifest.as_ref(), dev) {
+            match measure(source, model, blind, dim, &setting, seed, &a, manifest.as_ref(), dev) {
                 Ok(cell) => {
                     measured += 1;
                     eprintln!("{label}: clean {:.1}%, radial error median {:.4} p90 {:.4}, off-manifold {:.4} ({:.1}s; {:.0}s so far)", 100.0 * cell.metrics.clean_fraction, cell.metrics.radial_error_median, cell.metrics.radial_error_p90, cell.metrics.off_manifold_mean, cell.seconds, started.elapsed().as_secs_f64());
@@ -308,31 +316,47 @@ pub fn run(a: Args, dev: &Device, pretty: bool) -> Res<()> {
 }
 
 /// One markdown table per setting: rows are model × blind/conditional × source, columns D; each
-/// cell "clean % · radial error median / p90 · off-manifold mean".
+/// cell "clean % · radial error median / p90 · off-manifold mean". With one seed the clean fraction
+/// carries its Wilson interval over the samples; with several, every number is the median over the
+/// seeds, and the clean fraction and the end state carry their range over them.
 pub fn tables(r: &Results, a: &Args) -> String {
     let mut out = String::new();
     let mut dims: Vec<usize> = a.dims.iter().chain(&a.exact_dims).copied().collect();
     dims.sort_unstable();
     dims.dedup();
+    let several = a.seeds.len() > 1;
+    let seeds_text = if several { format!("seeds {}", a.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")) } else { format!("seed {}", a.seeds[0]) };
     for setting in &a.settings {
-        let cells: Vec<&Cell> = r.cells.iter().filter(|c| c.setting == *setting && c.n == a.n && c.seed == a.seed && c.data_points == a.data_points && c.grid_levels == a.grid).collect();
+        let cells: Vec<&Cell> = r.cells.iter().filter(|c| c.setting == *setting && c.n == a.n && a.seeds.contains(&c.seed) && c.data_points == a.data_points && c.grid_levels == a.grid).collect();
         if cells.is_empty() {
             continue;
         }
-        out += &format!("\n**{}** ({}; {} samples per cell, seed {}): clean % (its 95 % Wilson interval) · radial error median / p90 · off-manifold norm (mean)\n\n", setting.name, setting.describe(), a.n, a.seed);
+        // The cells of one place in the table, one per seed measured.
+        let at = |model: Parameterization, blind: bool, source: Source, dim: usize| -> Vec<&Cell> { cells.iter().filter(|c| c.model == model && c.blind == blind && c.source == source && c.dim == dim).copied().collect() };
+        let seen = |found: &[&Cell]| if several && found.len() < a.seeds.len() { format!(" [{} of {} seeds]", found.len(), a.seeds.len()) } else { String::new() };
+        let legend = if several {
+            format!("medians over the {} seeds: clean % (its range over the seeds) · radial error median / p90 · off-manifold norm (mean)", a.seeds.len())
+        } else {
+            "clean % (its 95 % Wilson interval) · radial error median / p90 · off-manifold norm (mean)".to_string()
+        };
+        out += &format!("\n**{}** ({}; {} samples per cell, {seeds_text}): {legend}\n\n", setting.name, setting.describe(), a.n);
         out += &format!("| model | {} |\n|---|{}\n", dims.iter().map(|d| format!("D = {d}")).collect::<Vec<_>>().join(" | "), "---|".repeat(dims.len()));
         for &model in &a.models {
             for blind in [true, false] {
                 for &source in &a.sources {
                     let row: Vec<String> = dims
                         .iter()
-                        .map(|&d| match cells.iter().find(|c| c.model == model && c.blind == blind && c.source == source && c.dim == d) {
-                            Some(c) => {
+                        .map(|&d| match &at(model, blind, source, d)[..] {
+                            [] => "".into(),
+                            [c] if !several => {
                                 let m = &c.metrics;
-                                let ci = wilson((m.clean_fraction * m.n as f64).round() as usize, m.n);
-                                format!("{:.0}% ({:.0}–{:.0}) · {:.3} / {:.2} · {:.2}", 100.0 * m.clean_fraction, 100.0 * ci.lo, 100.0 * ci.hi, m.radial_error_median, m.radial_error_p90, m.off_manifold_mean)
+                                format!("{} · {:.3} / {:.2} · {:.2}", m.clean_text(), m.radial_error_median, m.radial_error_p90, m.off_manifold_mean)
                             }
-                            None => "".into(),
+                            found => {
+                                let med = |f: fn(&Metrics) -> f64| median_range(&found.iter().map(|c| f(&c.metrics)).collect::<Vec<_>>());
+                                let (clean, lo, hi) = med(|m| 100.0 * m.clean_fraction);
+                                format!("{clean:.0}% ({lo:.0}–{hi:.0}) · {:.3} / {:.2} · {:.2}{}", med(|m| m.radial_error_median).0, med(|m| m.radial_error_p90).0, med(|m| m.off_manifold_mean).0, seen(found))
+                            }
                         })
                         .collect();
                     if row.iter().all(|s| s.is_empty()) {
@@ -344,17 +368,26 @@ pub fn tables(r: &Results, a: &Args) -> String {
             }
         }
         if a.end {
-            out += &format!("\nWhere the blind runs end (**{}**): the last step starts at t and has gain nu; at the end points the exact posterior gives E[t | u] / sd[t | u] (medians over the samples)\n\n", setting.name);
+            let what = if several { "E[t | u] (median over the seeds, its range) / sd[t | u] (median over the seeds)" } else { "E[t | u] / sd[t | u]" };
+            out += &format!("\nWhere the blind runs end (**{}**): the last step starts at t and has gain nu; at the end points the exact posterior gives {what} (medians over the samples)\n\n", setting.name);
             out += &format!("| model | last step: t, nu | {} |\n|---|---|{}\n", dims.iter().map(|d| format!("D = {d}")).collect::<Vec<_>>().join(" | "), "---|".repeat(dims.len()));
             for &model in &a.models {
                 for &source in &a.sources {
-                    let row: Vec<&Cell> = dims.iter().filter_map(|&d| cells.iter().find(|c| c.model == model && c.blind && c.source == source && c.dim == d).copied()).collect();
-                    let Some(first) = row.iter().find_map(|c| c.end.as_ref()) else { continue };
+                    let Some(first) = dims.iter().flat_map(|&d| at(model, true, source, d)).find_map(|c| c.end.clone()) else { continue };
                     let text: Vec<String> = dims
                         .iter()
-                        .map(|&d| match row.iter().find(|c| c.dim == d).and_then(|c| c.end.as_ref()) {
-                            Some(e) => format!("{:.2e} / {:.1e}", e.t_mean, e.t_sd),
-                            None => "".into(),
+                        .map(|&d| {
+                            let found: Vec<&Cell> = at(model, true, source, d).into_iter().filter(|c| c.end.is_some()).collect();
+                            let ends: Vec<&EndState> = found.iter().filter_map(|c| c.end.as_ref()).collect();
+                            match &ends[..] {
+                                [] => "".into(),
+                                [e] if !several => format!("{:.2e} / {:.1e}", e.t_mean, e.t_sd),
+                                _ => {
+                                    let (t, lo, hi) = median_range(&ends.iter().map(|e| e.t_mean).collect::<Vec<_>>());
+                                    let sd = median_range(&ends.iter().map(|e| e.t_sd).collect::<Vec<_>>()).0;
+                                    format!("{t:.2e} ({lo:.1e}–{hi:.1e}) / {sd:.1e}{}", seen(&found))
+                                }
+                            }
                         })
                         .collect();
                     let src = if source == Source::Exact { "exact" } else { "trained" };
@@ -395,7 +428,7 @@ mod tests {
         for (source, model, blind, dim) in [(Source::Trained, Parameterization::Fm, true, 8), (Source::Exact, Parameterization::Ddpm, false, 8)] {
             let setting: Setting = "ode".parse().unwrap();
             let shipped = results.cells.iter().find(|c| c.key() == (source, model, blind, dim, &setting, 200, 0, 256, 128)).expect("the cell is shipped");
-            let again = measure(source, model, blind, dim, &setting, &a, Some(&manifest), &dev).unwrap();
+            let again = measure(source, model, blind, dim, &setting, 0, &a, Some(&manifest), &dev).unwrap();
             // Another CPU may round differently in the last bits: one sample may change sides.
             let (m, w) = (&again.metrics, &shipped.metrics);
             let what = format!("{source:?} {model} blind {blind} D = {dim}: {m:?} vs shipped {w:?}");
@@ -404,6 +437,34 @@ mod tests {
                 assert!((x - y).abs() <= 1e-3 * (1.0 + y.abs()), "{what}");
             }
         }
+    }
+
+    /// With several seeds a cell reads the median over them and the range; a seed not measured yet
+    /// is counted, and one seed keeps the Wilson interval.
+    #[test]
+    fn several_seeds_give_medians_and_ranges() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let shipped = read_results(&root.join("pretrained/regimes.json")).unwrap().unwrap();
+        let ode: Setting = "ode".parse().unwrap();
+        let base = shipped.cells.iter().find(|c| c.source == Source::Exact && c.model == Parameterization::Fm && c.blind && c.dim == 8 && c.setting == ode && c.n == 200 && c.seed == 0).unwrap().clone();
+        let mut cells = vec![];
+        for (seed, clean, t) in [(0, 0.60, 0.062), (1, 0.70, 0.013), (2, 0.90, 0.011)] {
+            let mut c = base.clone();
+            c.seed = seed;
+            c.metrics.clean_fraction = clean;
+            c.end.as_mut().unwrap().t_mean = t;
+            cells.push(c);
+        }
+        let r = Results { format: FORMAT.into(), command: String::new(), clean_tolerance: CLEAN_TOLERANCE, cells };
+        let args = |seeds: &str| Cli::parse_from(["regimes", "--n", "200", "--models", "fm", "--sources", "exact", "--settings", "ode", "--exact-dims", "8", "--dims", "8", "--end", "--seed", seeds]).args;
+        let three = tables(&r, &args("0,1,2"));
+        assert!(three.contains("| FM Blind (exact) | 70% (60–90) · "), "{three}");
+        assert!(three.contains("1.30e-2 (1.1e-2–6.2e-2) / "), "{three}");
+        let four = tables(&r, &args("0,1,2,3"));
+        assert!(four.contains("70% (60–90)") && four.contains("[3 of 4 seeds]"), "{four}");
+        let one = tables(&r, &args("1"));
+        assert!(one.contains("| FM Blind (exact) | 70% (63–76) · ") && one.contains("1.30e-2 / "), "{one}");
+        assert!(Cli::try_parse_from(["regimes", "--seed", "x"]).is_err());
     }
 
     #[test]
