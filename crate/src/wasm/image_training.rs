@@ -99,14 +99,7 @@ pub struct ImageTrainRun {
 impl ImageTrainRun {
     /// Issues up to `k` optimizer steps (never past the configured total); returns the steps done.
     pub fn step(&mut self, k: u32) -> usize {
-        let mut tr = self.trainer.borrow_mut();
-        for _ in 0..k {
-            if tr.finished() {
-                break;
-            }
-            tr.step();
-        }
-        tr.steps_done()
+        super::training::steps(&self.trainer, k)
     }
 
     #[wasm_bindgen(getter)]
@@ -127,15 +120,7 @@ impl ImageTrainRun {
     /// The last step's loss, read asynchronously: a number (NaN or ±Infinity when the run blew
     /// up; `restore_last_good` then goes back), or `undefined` before the first step.
     pub fn loss(&self) -> js_sys::Promise {
-        let trainer = self.trainer.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let Some(t) = trainer.borrow().pending_loss() else { return Ok(JsValue::UNDEFINED) };
-            let data = t.into_data_async().await.map_err(|e| JsValue::from(js_err(format!("reading the loss failed: {e:?}"))))?;
-            let v = data.convert::<f32>().try_to_vec::<f32>().map_err(|e| JsValue::from(js_err(format!("{e:?}"))))?;
-            let loss = v.first().copied().unwrap_or(f32::NAN);
-            trainer.borrow_mut().note_loss(loss);
-            Ok(JsValue::from(loss))
-        })
+        super::training::loss(self.trainer.clone())
     }
 
     /// Puts the run back as it was at the last finite loss read; returns that step, or

@@ -74,14 +74,7 @@ pub struct TrainRun {
 impl TrainRun {
     /// Issues up to `k` optimizer steps (never past the configured total); returns the steps done.
     pub fn step(&mut self, k: u32) -> usize {
-        let mut tr = self.trainer.borrow_mut();
-        for _ in 0..k {
-            if tr.finished() {
-                break;
-            }
-            tr.step();
-        }
-        tr.steps_done()
+        steps(&self.trainer, k)
     }
 
     #[wasm_bindgen(getter)]
@@ -103,15 +96,7 @@ impl TrainRun {
     /// run blew up; the weights of the last finite read stay available), or `undefined` before
     /// the first step.
     pub fn loss(&self) -> js_sys::Promise {
-        let trainer = self.trainer.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let Some(t) = trainer.borrow().pending_loss() else { return Ok(JsValue::UNDEFINED) };
-            let data = t.into_data_async().await.map_err(|e| JsValue::from(js_err(format!("reading the loss failed: {e:?}"))))?;
-            let v = data.convert::<f32>().try_to_vec::<f32>().map_err(|e| JsValue::from(js_err(format!("{e:?}"))))?;
-            let loss = v.first().copied().unwrap_or(f32::NAN);
-            trainer.borrow_mut().note_loss(loss);
-            Ok(JsValue::from(loss))
-        })
+        loss(self.trainer.clone())
     }
 
     /// Puts back the weights of the last finite loss read; returns their step, or `undefined`.
@@ -154,4 +139,63 @@ impl TrainRun {
             Ok(js_sys::Uint8Array::from(bytes.as_slice()).into())
         })
     }
+}
+
+/// What the page's two kinds of training run share (the toy's `Trainer`, the U-Nets'
+/// `ImageTrainer`): stepping, and the loss read back asynchronously.
+pub(crate) trait Stepping {
+    fn finished(&self) -> bool;
+    fn step(&mut self);
+    fn steps_done(&self) -> usize;
+    fn pending_loss(&self) -> Option<burn::tensor::Tensor<1>>;
+    fn note_loss(&mut self, loss: f32) -> f32;
+}
+
+macro_rules! stepping {
+    ($t:ty) => {
+        impl Stepping for $t {
+            fn finished(&self) -> bool {
+                <$t>::finished(self)
+            }
+            fn step(&mut self) {
+                <$t>::step(self)
+            }
+            fn steps_done(&self) -> usize {
+                <$t>::steps_done(self)
+            }
+            fn pending_loss(&self) -> Option<burn::tensor::Tensor<1>> {
+                <$t>::pending_loss(self)
+            }
+            fn note_loss(&mut self, loss: f32) -> f32 {
+                <$t>::note_loss(self, loss)
+            }
+        }
+    };
+}
+stepping!(Trainer);
+stepping!(crate::image::train::ImageTrainer);
+
+/// Up to `k` optimizer steps of a run (never past its total); the steps done.
+pub(crate) fn steps<T: Stepping>(trainer: &RefCell<T>, k: u32) -> usize {
+    let mut tr = trainer.borrow_mut();
+    for _ in 0..k {
+        if tr.finished() {
+            break;
+        }
+        tr.step();
+    }
+    tr.steps_done()
+}
+
+/// The last step's loss, read asynchronously: a Promise of a number (NaN or ±Infinity when the run
+/// blew up), or of `undefined` before the first step. A finite value marks the run as good.
+pub(crate) fn loss<T: Stepping + 'static>(trainer: Rc<RefCell<T>>) -> js_sys::Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
+        let Some(t) = trainer.borrow().pending_loss() else { return Ok(JsValue::UNDEFINED) };
+        let data = t.into_data_async().await.map_err(|e| JsValue::from(js_err(format!("reading the loss failed: {e:?}"))))?;
+        let v = data.convert::<f32>().try_to_vec::<f32>().map_err(|e| JsValue::from(js_err(format!("{e:?}"))))?;
+        let loss = v.first().copied().unwrap_or(f32::NAN);
+        trainer.borrow_mut().note_loss(loss);
+        Ok(JsValue::from(loss))
+    })
 }

@@ -91,8 +91,11 @@ pub fn draw(out: &Path, title: &str, rows: &[String], dims: &[usize], slots: &[S
                     .draw_series(pts.filter(|(x, y)| x.abs() < EXTENT && y.abs() < EXTENT).map(|(x, y)| Circle::new((x, y), 1, RGBColor(31, 90, 180).mix(0.5).filled())))
                     .map_err(|x| e(&x))?;
                 let m = &c.metrics;
-                let note = format!("clean {}  r.err p90 {:.3}  div {:.0}%", m.clean_text(), m.radial_error_p90, 100.0 * m.diverged_fraction);
-                area.draw(&Text::new(note, (5, CELL as i32 - 22), ("sans-serif", 12).into_font())).map_err(|x| e(&x))?;
+                // The clean fraction with its Wilson interval, the radial error's 90th percentile, and
+                // the share diverged where any did.
+                let div = if m.diverged > 0 { format!(", div {:.0}%", 100.0 * m.diverged_fraction) } else { String::new() };
+                let note = format!("{} clean, p90 {:.3}{div}", m.clean_text(), m.radial_error_p90);
+                area.draw(&Text::new(note, (4, CELL as i32 - 22), ("sans-serif", 11).into_font())).map_err(|x| e(&x))?;
             }
         }
     }
@@ -192,7 +195,7 @@ pub(crate) fn cmd_figure(out: Option<PathBuf>, oracle_mode: bool, dir: PathBuf, 
     }
     if print_table {
         let of = if data.is_circles() { "a circle".to_string() } else { format!("the data ({})", data.spec.label()) };
-        println!("clean fraction / radial error median / radial error p90 / off-manifold norm (mean) / diverged, {n} samples per cell (clean: within {:.3} of {of})\n", geonoise::metrics::CLEAN_TOLERANCE);
+        println!("clean fraction (its 95 % Wilson interval) / radial error median / radial error p90 / off-manifold norm (mean) / diverged, {n} samples per cell (clean: within {:.3} of {of})\n", geonoise::metrics::CLEAN_TOLERANCE);
         print!("{}", table(&rows, &dims, &slots));
     } else {
         let cells: Vec<Value> = slots
