@@ -125,7 +125,7 @@ test("Images tab, WebGPU forced: the U-Nets run on SwiftShader and give the CLI'
 
 test("Images tab, the paper's other blind models: the control adds EqM Blind and uEDM Blind beside FM and DDPM Blind, each the CLI's samples, and their table rows", async () => {
   const { page, problems } = await open("?mode=images&backend=cpu&images=4&isteps=3&speed=3");
-  assert.equal((await page.$$(".image-panel")).length, 2);
+  await page.waitForFunction(() => document.querySelectorAll(".image-panel").length === 2, null, { timeout: 60000 });
   assert.equal(await page.locator("#others").isHidden(), false);
   await page.check("#others");
   const ids = ["img-fm-blind", "img-ddpm-blind", "img-eqm-blind", "img-uedm-blind"];

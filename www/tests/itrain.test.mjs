@@ -99,16 +99,20 @@ test("Train images, CPU: FM Blind and DDPM Blind train side by side with preview
 });
 
 test("Train images, WebGPU forced (SwiftShader): both U-Nets train and preview", async () => {
-  const { page, problems } = await open(`?mode=itrain&backend=webgpu&${TINY}&itsteps=6&ievery=3`);
+  const { page, problems } = await open(`?mode=itrain&backend=webgpu&${TINY}&itsteps=20&ievery=10`);
   await ready(page);
   assert.equal(await page.evaluate(() => window.geonoise.backend), "webgpu");
   await page.click("#itrain-start");
   await trained(page, ["itrain-a", "itrain-b"], 600000);
+  // The last previews (step 20) come after the runs' last steps.
+  await page.waitForFunction(() => window.geonoise.previews.length === 4 || window.geonoise.errors.length, null, { timeout: 300000, polling: 200 });
   const previews = await page.evaluate(() => window.geonoise.previews);
-  assert.equal(previews.length, 4, JSON.stringify(previews.map((p) => p.step)));
+  const errors = await page.evaluate(() => window.geonoise.errors);
+  assert.deepEqual(previews.map((p) => `${p.panel}@${p.step}`).sort(), ["itrain-a@10", "itrain-a@20", "itrain-b@10", "itrain-b@20"], JSON.stringify(errors));
+  for (const p of previews) assert.ok(p.metrics.n === 16 && Number.isFinite(p.metrics.laplacian_energy), JSON.stringify(p));
   for (const id of ["itrain-a", "itrain-b"]) {
     const t = await page.evaluate((id) => window.geonoise.panels.get(id).train, id);
-    assert.ok(t.step === 6 && Number.isFinite(t.loss), JSON.stringify({ step: t.step, loss: t.loss }));
+    assert.ok(t.step === 20 && Number.isFinite(t.loss), JSON.stringify({ step: t.step, loss: t.loss }));
   }
   assert.deepEqual(problems, []);
   await page.close();
