@@ -103,7 +103,6 @@ let core = null;
 let wasm = null; // the module's exports (its memory, for the soak benchmark)
 const models = new Map(); // panel -> LoadedModel
 const trainers = new Map(); // panel -> TrainRun or ImageTrainRun
-const imageRuns = new Set(); // the panels whose run trains a U-Net
 const trainingData = new Map(); // URL of an IDX images file -> Promise of its TrainingImages
 const runs = new Map(); // panel -> {run, config}
 const scorerUrls = new Map(); // image panel -> the classifier's URL
@@ -235,8 +234,10 @@ function dropPanel(panel) {
   const t = trainers.get(panel);
   if (t) t.free();
   trainers.delete(panel);
-  imageRuns.delete(panel);
 }
+
+/** Whether a training run trains a U-Net (an ImageTrainRun) rather than a toy network. */
+const trainsImages = (tr) => tr instanceof core.ImageTrainRun;
 
 /** Loads checkpoint bytes, a toy model's or (`image`) a U-Net's; `name` labels errors (URL or
  * file name). */
@@ -316,7 +317,6 @@ async function imageTrainer(panel, config, images, scorer, state) {
   const run = state ? engine.resume_image_trainer(config, data, state) : engine.image_trainer(config, data);
   dropPanel(panel);
   trainers.set(panel, run);
-  imageRuns.add(panel);
   if (scorer) scorerUrls.set(panel, scorer);
   return run;
 }
@@ -364,7 +364,7 @@ const readFrame = (run, frame) => Promise.all([frame.read_xy(), run.current().re
 async function handleTrainPreview({ panel, gen, n, steps, seed, solver }) {
   const tr = trainers.get(panel);
   if (!tr) return;
-  if (imageRuns.has(panel)) return imagePreview(tr, { panel, gen, n, steps, seed, solver });
+  if (trainsImages(tr)) return imagePreview(tr, { panel, gen, n, steps, seed, solver });
   const model = tr.model();
   const run = engine.sampler(model, { n, steps, solver: "euler", seed });
   try {
@@ -400,7 +400,7 @@ async function handleTrainExport({ panel, loss, seconds, purpose }) {
   // An autosave (or a state asked for) carries the run's whole state of the same step (both reads
   // are issued before either is awaited): what a restarted engine resumes exactly from. (A U-Net
   // run's files also record the seconds trained, as the CLI's do.)
-  const image = imageRuns.has(panel);
+  const image = trainsImages(tr);
   const [bytes, state] = await Promise.all([image ? tr.export(finalLoss, seconds ?? 0) : tr.export(finalLoss), purpose === "download" ? undefined : image ? tr.state(seconds ?? 0) : tr.state()]);
   post({ type: "checkpoint", panel, step, purpose, bytes, state }, state ? [bytes.buffer, state.buffer] : [bytes.buffer]);
 }
