@@ -203,3 +203,54 @@ test("Train images: the worker crashing mid-run resumes exactly from the autosav
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+/** The training record a checkpoint carries (safetensors metadata `geonoise.training`). */
+function trainingRecord(bytes) {
+  const n = Number(Buffer.from(bytes).readBigUInt64LE(0));
+  return JSON.parse(JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString("utf8")).__metadata__["geonoise.training"]);
+}
+
+test("Train images: a checkpoint downloaded mid-run is that step's model (it samples in the CLI) and the run goes on undisturbed to the CLI's final loss", async () => {
+  const { page, problems } = await open(`?mode=itrain&backend=cpu&${TINY}&itsteps=120&ievery=20`);
+  await ready(page);
+  await page.click("#itrain-start");
+  await page.waitForFunction(() => window.geonoise.panels.get("itrain-a").train?.step >= 5, null, { timeout: 120000, polling: 20 });
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click('[data-panel="itrain-a"] [data-t="download"]')]);
+  const m = /^geonoise-unet-fm-blind-c4-(\d+)steps\.safetensors$/.exec(download.suggestedFilename());
+  assert.ok(m, download.suggestedFilename());
+  const at = Number(m[1]);
+  assert.ok(at >= 5 && at < 120, `downloaded at step ${at}: not mid-run`);
+  const midFile = path.join(artifacts, `itrain-mid-${download.suggestedFilename()}`);
+  await download.saveAs(midFile);
+  const mid = fs.readFileSync(midFile);
+  const record = trainingRecord(mid);
+  assert.equal(record.steps_done, at);
+  assert.equal(record.train.steps, 120);
+  await trained(page, ["itrain-a", "itrain-b"]);
+  // The download did not disturb the run: its loss at step 120 is the CLI's run's.
+  const t = await page.evaluate(() => window.geonoise.panels.get("itrain-a").train);
+  const full = cliTrain("fm", true, 120, "fm-blind-120");
+  assert.equal(t.step, 120);
+  assert.ok(Math.abs(t.loss - full.loss) <= 1e-4 * Math.abs(full.loss), `page loss ${t.loss} vs CLI ${full.loss} after a mid-run download`);
+  // Step 120's weights were not downloaded yet (leaving would ask); the next download is of step 120.
+  assert.equal(await page.evaluate(() => window.geonoise.panels.get("itrain-a").train.downloadedStep), at);
+  await waitDone(page, ["itrain-a", "itrain-b"], 120000);
+  const [last] = await Promise.all([page.waitForEvent("download"), page.click('[data-panel="itrain-a"] [data-t="download"]')]);
+  assert.equal(last.suggestedFilename(), "geonoise-unet-fm-blind-c4-120steps.safetensors");
+  const end = fs.readFileSync(await last.path());
+  assert.equal(trainingRecord(end).steps_done, 120);
+  // Both files sample in the CLI, to different images (the mid-run one is an earlier model).
+  const draw = (file, tag) => {
+    const out = path.join(artifacts, `itrain-mid-${tag}.json`);
+    cli(["images", "sample", "--checkpoint", file, "--n", "2", "--steps", "3", "--sampler", "ddim", "--seed", "0", "--out", out]);
+    return JSON.parse(fs.readFileSync(out, "utf8")).samples.flat();
+  };
+  const endFile = path.join(artifacts, "itrain-mid-end.safetensors");
+  fs.writeFileSync(endFile, end);
+  const a = draw(midFile, "mid");
+  const b = draw(endFile, "end");
+  assert.ok(a.length === b.length && a.every(Number.isFinite) && a.some((v, i) => Math.abs(v - b[i]) > 1e-4), "the mid-run checkpoint samples as the final one does");
+  console.log(`# downloaded at step ${at} of 120 mid-run; final loss ${t.loss} vs CLI ${full.loss}`);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
