@@ -5,6 +5,7 @@
 #                     then the page in headless Chromium (WebGPU on SwiftShader and the CPU path)
 #   ./build.sh demo   the paper's claim from the closed-form fields, as a table (native)
 #   ./build.sh wasm   build www/pkg (wasm-bindgen output, wasm-opt'd) and www/pretrained
+#   ./build.sh notebook  the notebook package's files (python/geonoise/static), then: pip install ./python
 #   ./build.sh bench  sizes and speeds: native training/sampling per device, wasm size, page first frame
 #   ./build.sh peers  the project against TF.js (same Chromium) and PyTorch (CPU), one table of ratios
 #                     (bench/run.mjs; arguments go to it, e.g. ./build.sh peers browser --quick)
@@ -108,6 +109,38 @@ build_wasm() {
   image_slice /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz www/data/fashion-mnist-train-10k.idx.gz 10000
 }
 
+# The notebook package's files (python/geonoise/static, what `pip install ./python` carries): the
+# widget's front end (www/notebook.js with www/worker.js bundled into it, by esbuild), both wasm
+# cores, the style sheet and the checkpoints a figure can show. Needs build_wasm's output.
+build_notebook() {
+  local s=python/geonoise/static
+  log "the notebook package's files ($s)"
+  rm -rf "$s" && mkdir -p "$s/pkg" "$s/pkg-cpu" "$s/pretrained/images"
+  node python/build.mjs "$s/widget.js"
+  cp www/pkg/geonoise.js www/pkg/geonoise_bg.wasm "$s/pkg/"
+  cp www/pkg-cpu/geonoise.js www/pkg-cpu/geonoise_bg.wasm "$s/pkg-cpu/"
+  cp www/style.css "$s/"
+  local m
+  for m in fm-blind ddpm-blind fm-cond ddpm-cond; do cp pretrained/"$m"-d*.safetensors "$s/pretrained/"; done
+  for m in fm-blind ddpm-blind fm-cond ddpm-cond eqm-blind uedm-blind classifier; do cp pretrained/images/"$m".safetensors "$s/pretrained/images/"; done
+  cp pretrained/images/table.json "$s/pretrained/images/"
+  printf 'notebook package files: %s bytes\n' "$(du -sb "$s" | cut -f1)" >&2
+}
+
+# The Python the notebook tests use (~/.cache/geonoise-venv): the package from python/ (its files
+# built by build_notebook) and the notebook runtime, at pinned versions.
+setup_notebook() {
+  local venv="$HOME/.cache/geonoise-venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -c "import marimo, anywidget" 2>/dev/null || {
+    log "installing the notebook runtime (marimo, anywidget, numpy) into $venv"
+    "$venv/bin/pip" install -q "anywidget==0.11.0" "marimo==0.25.2" numpy
+  }
+  "$venv/bin/pip" install -q --no-deps --force-reinstall ./python
+  rm -rf python/build python/geonoise.egg-info
+  export GEONOISE_PYTHON="$venv/bin/python"
+}
+
 # image_slice SRC OUT N: the first N images of the IDX images file SRC (gzipped or not) as a
 # gzipped IDX file OUT, byte for byte the same on every run (no time stamp in the gzip header).
 image_slice() {
@@ -169,6 +202,8 @@ cmd_test() {
   set -e
   if [ "$rc" -eq 0 ]; then
     build_wasm
+    build_notebook
+    setup_notebook
     need_apt chromium
     log "browser tests (Debian Chromium, headless; WebGPU on SwiftShader)"
     set +e
@@ -253,6 +288,7 @@ case "${1:-}" in
   peers) shift; cmd_peers "$@" ;;
   bench) cmd_bench ;;
   wasm) build_wasm ;;
+  notebook) build_wasm; build_notebook ;;
   pkg) shift; [ $# -ge 1 ] || { echo "usage: $0 pkg OUT [FEATURES]" >&2; exit 2; }; setup_wasm; bindgen_pkg "$1" ${2:+--features "$2"}; opt_pkg "$1" ;;
   dawn) shift; cmd_dawn "$@" ;;
   demo) cmd_demo ;;

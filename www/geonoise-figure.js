@@ -21,17 +21,19 @@
 //             `dim` and `fields` do not apply
 //
 // Everything it loads (worker.js, pkg/, pretrained/, style.css) comes from beside this module,
-// so the embedding page needs nothing else. It runs its own worker: the page's main thread only
-// draws. When every panel has reached its last step it fires a `geonoise-done` event.
+// so the embedding page needs nothing else (or, in a notebook, from the files handed over:
+// files.js). It runs its own worker: the page's main thread only draws. When every panel has
+// reached its last step it fires a `geonoise-done` event; `results()` then gives each panel's
+// final samples and metrics (what the page's Export gives).
 import { PanelView } from "./view.js";
 import { ImagePanelView } from "./images.js";
 import { DEFAULTS, DIMS, FAITHFUL, GRIDS, IMAGE_MODELS, LIMITS, OTHER_IMAGE_MODELS, SOLVERS, imagePanels, panelsFor, sourceMessage } from "./state.js";
+import { fileUrl, providedFiles } from "./files.js";
 
-const BASE = new URL(".", import.meta.url);
 const PANELS = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
 
 /** The figure's settings from its attributes; `notes` says what was out of range. */
-function settings(el) {
+export function figureSettings(el) {
   const notes = [];
   const dataRaw = el.getAttribute("data");
   const images = dataRaw === "fashion-mnist";
@@ -85,13 +87,20 @@ function settings(el) {
   };
 }
 
+/** The files a figure of settings `s` loads besides its engine (paths beside this module). */
+export function figureFiles(s) {
+  if (s.images) return ["style.css", "pretrained/images/table.json", "pretrained/images/classifier.safetensors", ...s.models.map((m) => `pretrained/images/${m}.safetensors`)];
+  if (s.fields === "exact") return ["style.css"];
+  return ["style.css", ...s.models.map((m) => `pretrained/${m}-d${s.dim}.safetensors`)];
+}
+
 class GeonoiseFigure extends HTMLElement {
   connectedCallback() {
     if (this.shadowRoot) return;
-    this.s = settings(this);
+    this.s = figureSettings(this);
     const root = this.attachShadow({ mode: "open" });
     root.innerHTML = `
-      <link rel="stylesheet" href="${new URL("style.css", BASE)}">
+      <link rel="stylesheet" href="${fileUrl("style.css")}">
       <style>:host { display: block; margin: 1em 0; } .bar { display: flex; gap: 12px; align-items: center; font-size: 0.85rem; color: #555; margin-bottom: 6px; }</style>
       <div class="bar"><button class="play">Play</button><span class="badge">starting…</span><span class="note"></span></div>
       <div class="panels n${Math.min(this.s.models.length, 2)}"></div>`;
@@ -108,14 +117,22 @@ class GeonoiseFigure extends HTMLElement {
     this.panels = new Map(list.map((panel) => [panel.id, { panel, view: new View(root.querySelector(".panels"), panel, {}), loaded: false, done: false, pending: false, frames: 0 }]));
     if (this.s.images) {
       // Residual noise is read against the real test images' (the shipped image table).
-      fetch(new URL("pretrained/images/table.json", BASE))
+      Promise.resolve()
+        .then(() => fetch(fileUrl("pretrained/images/table.json")))
         .then((r) => (r.ok ? r.json() : null))
         .then((t) => t && this.panels.forEach((p) => p.view.setReference({ laplacian: t.real_laplacian_energy })))
         .catch(() => {});
     }
     this.playing = false;
     this.gen = 0;
-    this.startWorker();
+    this.exports = new Map(); // panel -> resolve of a pending results() export
+    try {
+      this.startWorker();
+    } catch (e) {
+      this.note.textContent = `The engine could not start: ${e.message}`;
+      this.badge.textContent = "no engine";
+      return;
+    }
     if (this.s.autoplay) {
       this.observer = new IntersectionObserver((entries) => {
         if (entries.some((e) => e.isIntersecting) && !this.started) this.play();
@@ -130,13 +147,31 @@ class GeonoiseFigure extends HTMLElement {
   }
 
   startWorker() {
-    this.worker = new Worker(new URL("worker.js", BASE), { type: "module" });
+    this.worker = new Worker(fileUrl("worker.js"), { type: "module" });
     this.worker.onmessage = (e) => this.onMessage(e.data);
     this.worker.onerror = (e) => {
       e.preventDefault();
       this.note.textContent = `The engine stopped (${e.message || "worker error"}).`;
     };
-    this.worker.postMessage({ type: "init", backend: this.s.backend, job: { kind: "sample", dim: this.s.images ? 784 : this.s.dim, n: this.s.n } });
+    this.worker.postMessage({ type: "init", backend: this.s.backend, job: { kind: "sample", dim: this.s.images ? 784 : this.s.dim, n: this.s.n }, files: providedFiles() });
+  }
+
+  /** Each panel's final samples and metrics once every panel is done (null before): {key: {model,
+   * dim, n, samples: Float32Array [n * dim], metrics, verdict?, side?, projection_seed?, config,
+   * sample}}, keyed by the model's name ("fm-blind"). */
+  async results() {
+    const all = [...(this.panels?.values() ?? [])];
+    if (!all.length || !all.every((p) => p.done)) return null;
+    const out = {};
+    for (const p of all) {
+      const e = await new Promise((resolve) => {
+        this.exports.set(p.panel.id, resolve);
+        this.post({ type: "export", panel: p.panel.id });
+      });
+      const key = p.panel.key ?? p.panel.id;
+      out[key] = { model: key, dim: e.dim, n: e.samples.length / e.dim, samples: e.samples, metrics: p.metrics, config: e.config, sample: e.sample, ...(e.side ? { side: e.side, verdict: p.verdict ?? null } : { projection_seed: e.projection_seed }) };
+    }
+    return out;
   }
 
   post(msg) {
@@ -192,7 +227,7 @@ class GeonoiseFigure extends HTMLElement {
         this.badge.textContent = msg.backend === "webgpu" ? "WebGPU" : "CPU";
         this.badge.title = msg.reason;
         for (const { panel } of this.panels.values()) {
-          this.post(sourceMessage(panel, this.s.dim, new URL("pretrained/", BASE).href));
+          this.post(sourceMessage(panel, this.s.dim, (file) => fileUrl(`pretrained/${file}`)));
           this.panels.get(panel.id).view.setStatus("loading…");
         }
         break;
@@ -212,6 +247,8 @@ class GeonoiseFigure extends HTMLElement {
         p.pending = false;
         p.frames++;
         p.done = msg.done;
+        p.metrics = msg.metrics;
+        if (msg.verdict) p.verdict = msg.verdict;
         if (msg.pixels) {
           p.view.push(msg.pixels, msg);
           p.view.setMetrics(msg.metrics, msg.step, msg.total, msg.t, msg.verdict);
@@ -225,7 +262,15 @@ class GeonoiseFigure extends HTMLElement {
           this.dispatchEvent(new CustomEvent("geonoise-done", { detail: { steps: this.s.steps } }));
         } else setTimeout(() => this.request(p), 16);
         break;
+      case "export":
+        this.exports.get(msg.panel)?.(msg);
+        this.exports.delete(msg.panel);
+        break;
       case "error":
+        if (p && this.exports.has(msg.panel)) {
+          this.exports.get(msg.panel)({ error: msg.message, dim: 1, samples: new Float32Array() });
+          this.exports.delete(msg.panel);
+        }
         if (p) {
           p.pending = false;
           p.view.setError(msg.message);
@@ -235,4 +280,5 @@ class GeonoiseFigure extends HTMLElement {
   }
 }
 
-customElements.define("geonoise-figure", GeonoiseFigure);
+// A notebook imports this module once per widget: the first definition stands.
+if (!customElements.get("geonoise-figure")) customElements.define("geonoise-figure", GeonoiseFigure);

@@ -364,10 +364,12 @@ export function oracleConfig(panel, d, data) {
 }
 
 /** The worker message that gives a view panel its model at D: the closed-form field for an exact
- * panel, else the shipped checkpoint (fetched from `base`), which must be the panel's model. */
+ * panel, else the shipped checkpoint (fetched from `base`, a folder's URL or a function from a file's
+ * path in pretrained/ to its URL), which must be the panel's model. */
 export function sourceMessage(panel, d, base = "pretrained/", data = undefined) {
   if (panel.draw) return { type: "oracle", panel: panel.id, config: oracleConfig(panel, d, data) };
-  if (panel.image) return { type: "load", panel: panel.id, url: `${base}images/${panel.key}.safetensors`, image: true, scorer: `${base}images/classifier.safetensors` };
+  const at = typeof base === "function" ? base : (file) => `${base}${file}`;
+  if (panel.image) return { type: "load", panel: panel.id, url: at(`images/${panel.key}.safetensors`), image: true, scorer: at("images/classifier.safetensors") };
   if (panel.exact) return { type: "oracle", panel: panel.id, config: oracleConfig(panel, d) };
   return { type: "load", panel: panel.id, url: checkpointUrl(panel, d, base), expect: { model: panel.model, blind: panel.blind, dim: d } };
 }
@@ -405,5 +407,11 @@ export function trainConfig(panel, state) {
 
 /** Checkpoint file of a panel at D, as named by `geonoise train-grid`. */
 export function checkpointUrl(panel, d, base = "pretrained/") {
-  return `${base}${panel.model}-${panel.blind ? "blind" : "cond"}-d${d}.safetensors`;
+  const file = checkpointFile(panel, d);
+  return typeof base === "function" ? base(file) : `${base}${file}`;
+}
+
+/** The shipped checkpoint of a toy panel at D = `d`, its name in pretrained/. */
+export function checkpointFile(panel, d) {
+  return `${panel.model}-${panel.blind ? "blind" : "cond"}-d${d}.safetensors`;
 }

@@ -2,10 +2,12 @@
 //
 // Protocol (every message is an object with a `type`; `panel` names the panel it is about):
 //   page -> worker
-//     {type: "init", backend: "auto" | "webgpu" | "cpu", job, probeTimes?}   job: what "auto" measures,
+//     {type: "init", backend: "auto" | "webgpu" | "cpu", job, probeTimes?, files?}   job: what "auto" measures,
 //                                                     {kind: "sample", dim, n} or {kind: "train", dim, batch};
 //                                                     probeTimes {webgpu, cpu} (test hook) replaces the
-//                                                     measurement, measuring a software adapter too
+//                                                     measurement, measuring a software adapter too;
+//                                                     files {path: Blob URL}: the files handed over (a
+//                                                     notebook: files.js), the cores among them
 //     {type: "load", panel, url, expect}              fetch and load a checkpoint; expect: what it must
 //                                                     be, {model, blind, dim, width, depth} (each optional)
 //     {type: "load", panel, url, image: true, scorer}  an image model (a U-Net file); scorer: the URL of
@@ -78,6 +80,7 @@ import { planeGrid } from "./theory.js";
 import { DIMS, checkpointUrl } from "./state.js";
 import { requestSubgroups } from "./webgpu-features.js";
 import { decideBackend, isSoftware } from "./backend.js";
+import { fileUrl, isProvided, nameOf, provide } from "./files.js";
 
 requestSubgroups(self);
 
@@ -98,7 +101,8 @@ if (self.GPUAdapter) {
 let engine = null;
 // The wasm core, loaded once the backend is known: pkg/ has WebGPU and the CPU, pkg-cpu/ is the
 // smaller CPU-only build that a visitor without WebGPU (or who chose the CPU) downloads instead.
-const CORES = { webgpu: "./pkg/geonoise.js", cpu: "./pkg-cpu/geonoise.js" };
+const CORES = { webgpu: "pkg/geonoise.js", cpu: "pkg-cpu/geonoise.js" };
+const WASM = { webgpu: "pkg/geonoise_bg.wasm", cpu: "pkg-cpu/geonoise_bg.wasm" };
 let core = null;
 let wasm = null; // the module's exports (its memory, for the soak benchmark)
 const models = new Map(); // panel -> LoadedModel
@@ -165,11 +169,25 @@ async function probe(engine, job) {
   }
 }
 
-async function handleInit({ backend, job, probeTimes }) {
+/** Handed files that hold one core only (a notebook sends the one it needs): that one. The
+ * WebGPU core runs on the CPU too; the CPU core cannot use WebGPU. */
+function availableCore(choice) {
+  const other = choice.core === "webgpu" ? "cpu" : "webgpu";
+  if (isProvided(CORES[choice.core]) || !isProvided(CORES[other])) return choice;
+  if (other === "webgpu") return { ...choice, core: "webgpu" };
+  return { core: "cpu", backend: "cpu", reason: "only the CPU core was handed to this figure" };
+}
+
+async function handleInit({ backend, job, probeTimes, files }) {
+  provide(files);
   const wanted = backend || "auto";
-  const choice = await chooseCore(wanted, Boolean(probeTimes));
-  core = await import(CORES[choice.core]);
-  wasm = await core.default();
+  const choice = availableCore(await chooseCore(wanted, Boolean(probeTimes)));
+  try {
+    core = await import(fileUrl(CORES[choice.core]));
+    wasm = await core.default({ module_or_path: fileUrl(WASM[choice.core]) });
+  } catch (e) {
+    throw new Error(`the engine's core (${WASM[choice.core]}) could not be loaded: ${message(e)}`);
+  }
   if (!choice.backend) {
     // "auto" on a hardware adapter: both backends, measured on the job at hand.
     const times = { webgpu: null, cpu: null };
@@ -257,7 +275,7 @@ function useModel(panel, model, extra = {}) {
 
 async function handleLoad({ panel, url, expect, image, scorer }) {
   dropPanel(panel);
-  const model = loadModel(await fetchBytes(panel, url), url, expect, image);
+  const model = loadModel(await fetchBytes(panel, url), nameOf(url), expect, image);
   if (scorer) scorerUrls.set(panel, scorer);
   useModel(panel, model);
 }
@@ -274,7 +292,7 @@ async function verdictOf(panel, pixels) {
     }
     return (await scorers.get(url)).score(pixels);
   } catch (e) {
-    return { error: `${url}: ${message(e)}` };
+    return { error: `${nameOf(url)}: ${message(e)}` };
   }
 }
 
