@@ -12,7 +12,7 @@
 //   fields    "trained" (the checkpoints) or "exact" (the closed-form fields; default trained)
 //   backend   "auto", "webgpu" or "cpu" (default auto)
 //   grid      the steps' spacing: "default", "uniform", "rho7" (EDM's) or "log-snr" (default log-snr)
-//   sampler   "euler", "heun" (the ODE), "ddim" (eta = 0), "ancestral" or "sde" (reverse SDE, Euler–Maruyama; default
+//   sampler   "euler", "heun" (the ODE), "ddim" (eta = 0), "dpm2m" (DPM-Solver++(2M)), "ancestral" or "sde" (reverse SDE, Euler–Maruyama; default
 //             ancestral). The defaults are the page's: the setting under which the regimes show best.
 //   autoplay  start when the figure scrolls into view; without it, a Play button starts it
 //   data      "fashion-mnist": the image experiment instead of the toy (the shipped U-Nets of

@@ -5,7 +5,7 @@
 
 import { MODEL_NAMES } from "./state.js";
 
-const SOLVER_WORDS = { euler: "Euler ODE", heun: "Heun ODE", ddim: "DDIM (eta = 0)", ancestral: "ancestral sampler", sde: "reverse SDE (Euler–Maruyama)" };
+const SOLVER_WORDS = { euler: "Euler ODE", heun: "Heun ODE", ddim: "DDIM (eta = 0)", dpm2m: "DPM-Solver++(2M)", ancestral: "ancestral sampler", sde: "reverse SDE (Euler–Maruyama)" };
 const GRID_WORDS = { default: "the default grid", uniform: "uniform in t", rho7: "EDM's ρ = 7", "log-snr": "uniform in log-SNR" };
 
 /** A sampler setting in words: "ancestral sampler, 200 steps uniform in log-SNR". */

@@ -4,7 +4,7 @@
 export const DIMS = [2, 8, 32, 128, 512];
 // Samplers (crate/src/sample.rs, Solver): Euler and Heun on the ODE, DDIM (eta = 0); the
 // ancestral step and Euler–Maruyama on the reverse SDE, both stochastic.
-export const SOLVERS = ["euler", "heun", "ddim", "ancestral", "sde"];
+export const SOLVERS = ["euler", "heun", "ddim", "dpm2m", "ancestral", "sde"];
 // How the sampler spaces its steps (crate/src/target.rs, TimeGrid): the parameterization's own,
 // uniform in t, EDM's rho = 7, uniform in log-SNR.
 export const GRIDS = ["default", "uniform", "rho7", "log-snr"];
@@ -167,7 +167,7 @@ export const URL_KEYS = Object.freeze({
   others: ["images", "also show the paper's other blind models, EqM Blind and uEDM Blind"],
   fields: ["view", "trained (the shipped checkpoints) or exact (the closed-form fields)"],
   n: ["view, train", "samples per panel"],
-  solver: ["view, train, draw", "sampler: euler, heun, ddim, ancestral, sde"],
+  solver: ["view, train, draw", "sampler: euler, heun, ddim, dpm2m, ancestral, sde"],
   grid: ["view, train, draw", "time grid: default, uniform, rho7, log-snr"],
   steps: ["view, train, draw", "sampler steps"],
   tdim: ["train", "D of the models trained on the page (2..1024)"],

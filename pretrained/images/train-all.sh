@@ -3,7 +3,8 @@
 # paper's image experiment (FM and DDPM, blind and conditional) and the paper's other blind
 # models (EqM Blind, uEDM Blind) on Fashion-MNIST, the manifest, the sample figures, the metric
 # table (Euler, DDIM, ancestral, with 95 % intervals), and the measurements of DDPM Cond's gap
-# (gap.md: samplers, steps, clipping; denoise.md: the clean estimates' errors by noise level).
+# (gap.md: samplers, steps, clipping; gap-dpm.md: DPM-Solver++(2M) beside DDIM on both grids;
+# denoise.md: the clean estimates' errors by noise level).
 # `train-all.sh mnist` does the same for MNIST in pretrained/images/mnist (the four models, their
 # figure and table). `./build.sh images` runs both with the CLI it builds.
 #
@@ -67,6 +68,8 @@ pair "eqm-blind --model eqm --blind" "uedm-blind --model uedm --blind"
 # DDPM Cond's gap: the samplers, their steps and clipping of the clean estimate, for the two
 # conditional models (300 samples a row), and the clean estimates' errors level by level.
 "$G" images table --dir . --models fm-cond,ddpm-cond --n 300 --steps 50,100,250 --sampler ddim,ancestral --clip off,1 --seed 0 --markdown --json gap.json > gap.md
+# DPM-Solver++(2M) beside DDIM on both grids, for the conditional twins and DDPM Blind.
+"$G" images table --dir . --models fm-cond,ddpm-cond,ddpm-blind --n 300 --steps 50,100,250 --sampler ddim,dpm2m --time-grid default,log-snr --seed 0 --markdown --json gap-dpm.json > gap-dpm.md
 "$G" images denoise --dir . --models "$FOUR,eqm-blind,uedm-blind" --n 1000 --log-snr=-10,-8,-6,-4,-2,0,2,4,6,8 --seed 0 --markdown > denoise.md
 "$G" images table --dir . --models "$FOUR,eqm-blind,uedm-blind" --n 1000 --steps 100 --sampler euler,ddim,ancestral --seed 0 --markdown --json table.json > table.md
 cat table.md

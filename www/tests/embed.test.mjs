@@ -70,21 +70,33 @@ test('the image figure (data="fashion-mnist"): FM Blind and DDPM Blind turn the 
   await page.close();
 });
 
-test("the figure's sampler attribute: sde and a grid sample to the end; an unknown sampler is named in the bar and the page's opening sampler is used", async () => {
+test("the figure's sampler attribute: sde and a grid, and dpm2m, sample to the end (results() gives the final samples); an unknown sampler is named in the bar and the page's opening sampler is used", async () => {
   const { page, problems } = await open("embed-example.html");
   await page.evaluate(() => {
     window.doneFigures = [];
     document.body.innerHTML = `<geonoise-figure dim="8" samples="100" steps="12" speed="10" sampler="sde" grid="uniform" backend="cpu" autoplay></geonoise-figure>
-      <geonoise-figure dim="8" samples="100" steps="12" sampler="rk4" backend="cpu"></geonoise-figure>`;
+      <geonoise-figure dim="8" samples="100" steps="12" sampler="rk4" backend="cpu"></geonoise-figure>
+      <geonoise-figure dim="8" samples="100" steps="20" speed="10" sampler="dpm2m" grid="log-snr" backend="cpu" autoplay></geonoise-figure>`;
     document.querySelectorAll("geonoise-figure").forEach((f, i) => f.addEventListener("geonoise-done", () => window.doneFigures.push(i)));
   });
-  await page.waitForFunction(() => window.doneFigures.includes(0), null, { timeout: 120000, polling: 250 });
-  const [sde, bad] = await page.evaluate(() => [...document.querySelectorAll("geonoise-figure")].map((f) => ({ solver: f.s.solver, grid: f.s.grid, note: f.shadowRoot.querySelector(".note").textContent })));
+  await page.waitForFunction(() => window.doneFigures.includes(0) && window.doneFigures.includes(2), null, { timeout: 120000, polling: 250 });
+  const [sde, bad, dpm] = await page.evaluate(() => [...document.querySelectorAll("geonoise-figure")].map((f) => ({ solver: f.s.solver, grid: f.s.grid, note: f.shadowRoot.querySelector(".note").textContent })));
   assert.deepEqual([sde.solver, sde.grid, sde.note], ["sde", "uniform", ""]);
+  assert.deepEqual([dpm.solver, dpm.grid, dpm.note], ["dpm2m", "log-snr", ""]);
   assert.deepEqual([bad.solver, bad.grid], ["ancestral", "log-snr"]);
-  assert.match(bad.note, /sampler="rk4" is not one of euler, heun, ddim, ancestral, sde; using ancestral/);
-  const [first] = await figures(page);
+  assert.match(bad.note, /sampler="rk4" is not one of euler, heun, ddim, dpm2m, ancestral, sde; using ancestral/);
+  // results(): each panel's final samples (100 x 8) and the metrics under it; null before the end.
+  const results = await page.evaluate(async () => {
+    const [done, waiting] = document.querySelectorAll("geonoise-figure");
+    const r = await done.results();
+    return { keys: Object.keys(r), n: r["fm-blind"].n, dim: r["fm-blind"].dim, len: r["fm-blind"].samples.length, finite: r["fm-blind"].samples.every(Number.isFinite), clean: r["fm-blind"].metrics.clean_fraction, unfinished: await waiting.results() };
+  });
+  assert.deepEqual([results.keys, results.n, results.dim, results.len, results.finite, results.unfinished], [["fm-blind", "ddpm-blind"], 100, 8, 800, true, null]);
+  assert.ok(results.clean >= 0 && results.clean <= 1, JSON.stringify(results));
+  const [first, , third] = await figures(page);
   assert.deepEqual(first.map((p) => p.step), ["12 / 12", "12 / 12"]);
+  assert.deepEqual(third.map((p) => p.step), ["20 / 20", "20 / 20"]);
+  assert.ok(third.every((p) => /^\d+% \(\d+–\d+\)$/.test(p.clean) && p.error === ""), JSON.stringify(third));
   assert.ok(first.every((p) => /^\d+% \(\d+–\d+\)$/.test(p.clean) && p.error === ""), JSON.stringify(first));
   assert.deepEqual(problems, []);
   await page.close();

@@ -47,9 +47,9 @@ impl FromStr for Setting {
                 let [solver, grid, steps] = parts[..] else {
                     return Err(format!("sampler setting '{s}': expected ode, fine, sde or SOLVER/GRID/STEPS (e.g. sde/uniform/100)"));
                 };
-                let solver = <Solver as clap::ValueEnum>::from_str(solver, true).map_err(|_| format!("sampler setting '{s}': unknown solver '{solver}' (euler, heun, ddim, ancestral, sde)"))?;
+                let solver = <Solver as clap::ValueEnum>::from_str(solver, true).map_err(|_| format!("sampler setting '{s}': unknown solver '{solver}' (euler, heun, ddim, dpm2m, ancestral, sde)"))?;
                 if solver == Solver::Descent {
-                    return Err(format!("sampler setting '{s}': the descent sampler has no time grid; use euler, heun, ddim, ancestral or sde"));
+                    return Err(format!("sampler setting '{s}': the descent sampler has no time grid; use euler, heun, ddim, dpm2m, ancestral or sde"));
                 }
                 let time_grid = <TimeGrid as clap::ValueEnum>::from_str(grid, true).map_err(|_| format!("sampler setting '{s}': unknown time grid '{grid}' (default, uniform, rho7, log-snr)"))?;
                 let steps = steps.parse::<usize>().map_err(|_| format!("sampler setting '{s}': steps '{steps}' is not a whole number"))?;
@@ -70,6 +70,7 @@ impl Setting {
             Solver::Heun => "Heun ODE",
             Solver::Ancestral => "ancestral",
             Solver::Ddim => "DDIM",
+            Solver::Dpm2m => "DPM-Solver++(2M)",
             Solver::Sde => "Euler–Maruyama SDE",
             Solver::Descent => "descent",
         };
