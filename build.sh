@@ -128,13 +128,13 @@ build_notebook() {
 }
 
 # The Python the notebook tests use (~/.cache/geonoise-venv): the package from python/ (its files
-# built by build_notebook) and the notebook runtime, at pinned versions.
+# built by build_notebook) and the notebook runtimes (marimo, JupyterLab), at pinned versions.
 setup_notebook() {
   local venv="$HOME/.cache/geonoise-venv"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/python" -c "import marimo, anywidget" 2>/dev/null || {
-    log "installing the notebook runtime (marimo, anywidget, numpy) into $venv"
-    "$venv/bin/pip" install -q "anywidget==0.11.0" "marimo==0.25.2" numpy
+  "$venv/bin/python" -c "import marimo, anywidget, jupyterlab" 2>/dev/null || {
+    log "installing the notebook runtimes (marimo, JupyterLab, anywidget, numpy) into $venv"
+    "$venv/bin/pip" install -q "anywidget==0.11.0" "marimo==0.25.2" "jupyterlab==4.6.6" numpy
   }
   "$venv/bin/pip" install -q --no-deps --force-reinstall ./python
   rm -rf python/build python/geonoise.egg-info

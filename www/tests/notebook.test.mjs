@@ -1,8 +1,9 @@
-// The notebook package in a real notebook runtime: `marimo run` serves python/examples/
-// blind_vs_cond.py from the pip-installed package (GEONOISE_PYTHON: a Python with geonoise and
-// marimo, which ./build.sh test sets up), headless Chromium opens it, the figures play on the CPU
-// path, and Python checks what came back (python/tests/check_results.py: the samples' shapes, and
-// `geonoise metrics` on the same samples equal to the figure's metrics).
+// The notebook package in real notebook runtimes: `marimo run` serves python/examples/
+// blind_vs_cond.py from the pip-installed package (GEONOISE_PYTHON: a Python with geonoise,
+// marimo and JupyterLab, which ./build.sh test sets up), headless Chromium opens it, the figures
+// play on the CPU path, and Python checks what came back (python/tests/check_results.py: the
+// samples' shapes, and `geonoise metrics` on the same samples equal to the figure's metrics).
+// JupyterLab runs the .ipynb twin, and its cells print what they computed from the returned samples.
 //
 // Needs: python/geonoise/static built (./build.sh notebook) and installed, GEONOISE_BIN.
 import { test, before, after } from "node:test";
@@ -156,6 +157,98 @@ test("Notebook (marimo): a trait set in Python restarts the figure in the page w
     assert.deepEqual(r.shapes, { "fm-blind": [50, 32], "ddpm-blind": [50, 32] });
     assert.match(await deepText(page), /D = 32/);
     console.log(`# after fig.dim = 32 in Python: ${JSON.stringify(r)}`);
+  } finally {
+    await page.close();
+    proc.kill();
+  }
+});
+
+/** `jupyter lab` on a free port with `root` as its root; resolves once it answers. */
+async function jupyter(root, log) {
+  const port = await freePort();
+  const proc = spawn(python, ["-m", "jupyter", "lab", "--no-browser", "--port", String(port), "--IdentityProvider.token=", "--ServerApp.password=", `--ServerApp.root_dir=${root}`, "--allow-root", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"], { cwd: repo, stdio: ["ignore", "pipe", "pipe"] });
+  const out = fs.createWriteStream(log);
+  proc.stdout.pipe(out);
+  proc.stderr.pipe(out);
+  const url = `http://127.0.0.1:${port}/`;
+  for (let i = 0; i < 240; i++) {
+    if (proc.exitCode !== null) throw new Error(`jupyter lab exited (${proc.exitCode}); see ${log}`);
+    try {
+      if ((await fetch(`${url}api`)).ok) return { proc, url };
+    } catch {}
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  proc.kill();
+  throw new Error(`jupyter lab did not answer at ${url}; see ${log}`);
+}
+
+test("Notebook (JupyterLab): the .ipynb example runs; its figures (D = 2, 32, 512 and Fashion-MNIST) play and the next cells compute from the returned samples", { skip: python ? false : "GEONOISE_PYTHON is not set (./build.sh test sets it up)" }, async () => {
+  // A copy of the example: JupyterLab saves what it runs, and the repository's copy stays clean.
+  const root = path.join(artifacts, "jupyter");
+  fs.rmSync(root, { recursive: true, force: true });
+  fs.mkdirSync(root, { recursive: true });
+  fs.copyFileSync(path.join(repo, "python/examples/blind_vs_cond.ipynb"), path.join(root, "blind_vs_cond.ipynb"));
+  const { proc, url } = await jupyter(root, path.join(artifacts, "notebook-jupyter.log"));
+  const page = await browser.newPage({ viewport: { width: 1200, height: 1400 } });
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error" && !/favicon|Failed to load resource.*(lab\/api\/(news|update)|translations)/i.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  try {
+    await page.goto(`${url}lab/tree/blind_vs_cond.ipynb`);
+    await page.waitForSelector(".jp-Notebook", { timeout: 120000 });
+    // The kernel is up once the status bar says Idle.
+    await page.waitForFunction(() => /\(ipykernel\) \| Idle/.test(document.body.innerText), null, { timeout: 120000, polling: 500 });
+    await page.click('.lm-MenuBar-itemLabel:text("Run")');
+    await page.click('.lm-Menu-itemLabel:text("Run All Cells")');
+    // The figures autoplay when scrolled into view: scroll the notebook down and up until all
+    // four show Replay (every panel at its last step).
+    const replays = () => page.evaluate(() => {
+      let n = 0;
+      const walk = (root) => {
+        for (const el of root.querySelectorAll("*")) {
+          if (el.shadowRoot) walk(el.shadowRoot);
+          if (el.tagName === "BUTTON" && el.textContent === "Replay") n++;
+        }
+      };
+      walk(document);
+      return n;
+    });
+    const t0 = Date.now();
+    for (let i = 0; (await replays()) < 4; i++) {
+      assert.ok(Date.now() - t0 < 400000, `after ${(Date.now() - t0) / 1000} s only ${await replays()} of 4 figures ended; ${problems.join(" | ")}`);
+      await page.mouse.move(600, 700);
+      await page.mouse.wheel(0, i % 20 < 10 ? 400 : -400);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    console.log(`# JupyterLab: the four figures ended ${((Date.now() - t0) / 1000).toFixed(0)} s after Run All`);
+    // Now the cells that read the samples, again (a click that misses its cell is tried again).
+    const outputs = () => page.evaluate(() => [...document.querySelectorAll(".jp-OutputArea-output pre")].map((e) => e.textContent).join("\n"));
+    const complete = (t) => /D = 512 +ddpm-blind/.test(t) && /classifier confident/.test(t);
+    let text = "";
+    for (let attempt = 0; attempt < 3 && !complete(text); attempt++) {
+      for (const needle of ["r_inner, r_outer", "for key, x in pictures"]) {
+        const cell = page.locator(".jp-Cell", { hasText: needle }).first();
+        await cell.scrollIntoViewIfNeeded();
+        await cell.locator(".jp-InputArea-editor").click();
+        await page.keyboard.press("Shift+Enter");
+      }
+      for (let i = 0; i < 60 && !complete(text); i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        text = await outputs();
+      }
+    }
+    await page.locator(".jp-Cell", { hasText: "r_inner, r_outer" }).first().scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(artifacts, "notebook-jupyter.png") });
+    console.log(text.split("\n").map((l) => `# ${l}`).join("\n"));
+    assert.match(text, /figures ended: \[2, 32, 512\]/);
+    for (const d of [2, 32, 512]) for (const m of ["fm-blind", "ddpm-blind"]) assert.match(text, new RegExp(`D = +${d} +${m} +\\(1000, ${d}\\)`));
+    // The residual noise recomputed from the returned pixels equals the figure's.
+    const images = [...text.matchAll(/(\S+) +\(16, 28, 28\) +Laplacian energy (\S+) +\(the figure: (\S+)\)/g)];
+    assert.equal(images.length, 2, text);
+    for (const [, key, mine, theirs] of images) assert.equal(mine, theirs, key);
+    assert.deepEqual(problems, []);
   } finally {
     await page.close();
     proc.kill();
