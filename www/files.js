@@ -17,6 +17,12 @@ try {
 // times (once per widget), and the figure element is defined by the first of them.
 const provided = (globalThis.geonoiseFiles ??= new Map());
 
+/** The two wasm cores' files: pkg/ has WebGPU and the CPU, pkg-cpu/ the CPU alone. */
+export const CORES = Object.freeze({
+  webgpu: Object.freeze({ js: "pkg/geonoise.js", wasm: "pkg/geonoise_bg.wasm" }),
+  cpu: Object.freeze({ js: "pkg-cpu/geonoise.js", wasm: "pkg-cpu/geonoise_bg.wasm" }),
+});
+
 /** Makes `files` ({path: URL}) the source of those paths. */
 export function provide(files) {
   for (const [path, url] of Object.entries(files ?? {})) provided.set(path, url);

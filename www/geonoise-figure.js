@@ -87,11 +87,19 @@ export function figureSettings(el) {
   };
 }
 
-/** The files a figure of settings `s` loads besides its engine (paths beside this module). */
+/** The figure's panels: the page's list for its settings (titles, "(exact)"), cut to the models
+ * asked for. */
+function figurePanels(s) {
+  if (s.images) return imagePanels(true, true).filter((p) => s.models.includes(p.key));
+  return panelsFor({ twins: true, fields: s.fields }).filter((p) => s.models.includes(p.id));
+}
+
+/** The files a figure of settings `s` loads besides its engine (paths beside this module): the
+ * ones its panels' load messages name. */
 export function figureFiles(s) {
-  if (s.images) return ["style.css", "pretrained/images/table.json", "pretrained/images/classifier.safetensors", ...s.models.map((m) => `pretrained/images/${m}.safetensors`)];
-  if (s.fields === "exact") return ["style.css"];
-  return ["style.css", ...s.models.map((m) => `pretrained/${m}-d${s.dim}.safetensors`)];
+  const loads = figurePanels(s).map((panel) => sourceMessage(panel, s.dim, (file) => `pretrained/${file}`)).filter((m) => m.type === "load");
+  const named = loads.flatMap((m) => [m.url, m.scorer].filter(Boolean));
+  return [...new Set(["style.css", ...(s.images ? ["pretrained/images/table.json"] : []), ...named])];
 }
 
 class GeonoiseFigure extends HTMLElement {
@@ -110,9 +118,7 @@ class GeonoiseFigure extends HTMLElement {
     this.note = root.querySelector(".note");
     this.note.textContent = this.s.notes.join(". ");
     this.button.addEventListener("click", () => this.toggle());
-    // The same panel list as the page (titles, "(exact)"), cut to the models asked for.
-    const state = { twins: true, fields: this.s.fields };
-    const list = this.s.images ? imagePanels(true, true).filter((p) => this.s.models.includes(p.key)) : panelsFor(state).filter((p) => this.s.models.includes(p.id));
+    const list = figurePanels(this.s);
     const View = this.s.images ? ImagePanelView : PanelView;
     this.panels = new Map(list.map((panel) => [panel.id, { panel, view: new View(root.querySelector(".panels"), panel, {}), loaded: false, done: false, pending: false, frames: 0 }]));
     if (this.s.images) {

@@ -17,7 +17,7 @@
 //   Python -> widget  {type: "files", id, paths, missing}  buffers: the files of `paths`, in order
 //                     {type: "play"}                       press Play
 import { figureFiles, figureSettings } from "./geonoise-figure.js";
-import { blobUrls, isProvided, provide } from "./files.js";
+import { CORES, blobUrls, isProvided, provide } from "./files.js";
 
 /* global GEONOISE_WORKER_SOURCE */
 // The figure attribute each trait sets (trait name -> attribute).
@@ -54,8 +54,8 @@ function onFiles(msg, buffers) {
 /** The core the worker will load: the CPU one when asked for or without WebGPU, else the WebGPU
  * one (it runs on the CPU as well, when "auto" measures it faster). */
 function corePaths(backend) {
-  const dir = backend === "cpu" || !globalThis.navigator?.gpu ? "pkg-cpu" : "pkg";
-  return [`${dir}/geonoise.js`, `${dir}/geonoise_bg.wasm`];
+  const core = CORES[backend === "cpu" || !globalThis.navigator?.gpu ? "cpu" : "webgpu"];
+  return [core.js, core.wasm];
 }
 
 async function render({ model, el }) {

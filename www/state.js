@@ -371,7 +371,7 @@ export function sourceMessage(panel, d, base = "pretrained/", data = undefined) 
   const at = typeof base === "function" ? base : (file) => `${base}${file}`;
   if (panel.image) return { type: "load", panel: panel.id, url: at(`images/${panel.key}.safetensors`), image: true, scorer: at("images/classifier.safetensors") };
   if (panel.exact) return { type: "oracle", panel: panel.id, config: oracleConfig(panel, d) };
-  return { type: "load", panel: panel.id, url: checkpointUrl(panel, d, base), expect: { model: panel.model, blind: panel.blind, dim: d } };
+  return { type: "load", panel: panel.id, url: at(checkpointFile(panel, d)), expect: { model: panel.model, blind: panel.blind, dim: d } };
 }
 
 /** Each parameterization as the paper writes it. */
@@ -407,8 +407,7 @@ export function trainConfig(panel, state) {
 
 /** Checkpoint file of a panel at D, as named by `geonoise train-grid`. */
 export function checkpointUrl(panel, d, base = "pretrained/") {
-  const file = checkpointFile(panel, d);
-  return typeof base === "function" ? base(file) : `${base}${file}`;
+  return `${base}${checkpointFile(panel, d)}`;
 }
 
 /** The shipped checkpoint of a toy panel at D = `d`, its name in pretrained/. */

@@ -80,7 +80,7 @@ import { planeGrid } from "./theory.js";
 import { DIMS, checkpointUrl } from "./state.js";
 import { requestSubgroups } from "./webgpu-features.js";
 import { decideBackend, isSoftware } from "./backend.js";
-import { fileUrl, isProvided, nameOf, provide } from "./files.js";
+import { CORES, fileUrl, isProvided, nameOf, provide } from "./files.js";
 
 requestSubgroups(self);
 
@@ -100,9 +100,8 @@ if (self.GPUAdapter) {
 
 let engine = null;
 // The wasm core, loaded once the backend is known: pkg/ has WebGPU and the CPU, pkg-cpu/ is the
-// smaller CPU-only build that a visitor without WebGPU (or who chose the CPU) downloads instead.
-const CORES = { webgpu: "pkg/geonoise.js", cpu: "pkg-cpu/geonoise.js" };
-const WASM = { webgpu: "pkg/geonoise_bg.wasm", cpu: "pkg-cpu/geonoise_bg.wasm" };
+// smaller CPU-only build that a visitor without WebGPU (or who chose the CPU) downloads instead
+// (their files: CORES, files.js).
 let core = null;
 let wasm = null; // the module's exports (its memory, for the soak benchmark)
 const models = new Map(); // panel -> LoadedModel
@@ -173,7 +172,7 @@ async function probe(engine, job) {
  * WebGPU core runs on the CPU too; the CPU core cannot use WebGPU. */
 function availableCore(choice) {
   const other = choice.core === "webgpu" ? "cpu" : "webgpu";
-  if (isProvided(CORES[choice.core]) || !isProvided(CORES[other])) return choice;
+  if (isProvided(CORES[choice.core].js) || !isProvided(CORES[other].js)) return choice;
   if (other === "webgpu") return { ...choice, core: "webgpu" };
   return { core: "cpu", backend: "cpu", reason: "only the CPU core was handed to this figure" };
 }
@@ -183,10 +182,10 @@ async function handleInit({ backend, job, probeTimes, files }) {
   const wanted = backend || "auto";
   const choice = availableCore(await chooseCore(wanted, Boolean(probeTimes)));
   try {
-    core = await import(fileUrl(CORES[choice.core]));
-    wasm = await core.default({ module_or_path: fileUrl(WASM[choice.core]) });
+    core = await import(fileUrl(CORES[choice.core].js));
+    wasm = await core.default({ module_or_path: fileUrl(CORES[choice.core].wasm) });
   } catch (e) {
-    throw new Error(`the engine's core (${WASM[choice.core]}) could not be loaded: ${message(e)}`);
+    throw new Error(`the engine's core (${CORES[choice.core].wasm}) could not be loaded: ${message(e)}`);
   }
   if (!choice.backend) {
     // "auto" on a hardware adapter: both backends, measured on the job at hand.

@@ -31,24 +31,28 @@ const freePort = () =>
     });
   });
 
-/** `marimo run NOTEBOOK -- ARGS` on a free port; resolves once it answers. */
-async function marimo(notebook, args, log) {
+/** A notebook server, `python -m` ARGS(port) from the repository root, logging to `log`;
+ * resolves once `probe` (a path under its URL) answers. */
+async function server(args, log, probe = "") {
   const port = await freePort();
-  const proc = spawn(python, ["-m", "marimo", "run", notebook, "--headless", "--no-token", "--port", String(port), "--no-sandbox", "--", ...args], { cwd: repo, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, MARIMO_SKIP_UPDATE_CHECK: "1" } });
+  const proc = spawn(python, ["-m", ...args(port)], { cwd: repo, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, MARIMO_SKIP_UPDATE_CHECK: "1" } });
   const out = fs.createWriteStream(log);
   proc.stdout.pipe(out);
   proc.stderr.pipe(out);
   const url = `http://127.0.0.1:${port}/`;
   for (let i = 0; i < 240; i++) {
-    if (proc.exitCode !== null) throw new Error(`marimo exited (${proc.exitCode}); see ${log}`);
+    if (proc.exitCode !== null) throw new Error(`${args(port).slice(0, 2).join(" ")} exited (${proc.exitCode}); see ${log}`);
     try {
-      if ((await fetch(url)).ok) return { proc, url };
+      if ((await fetch(url + probe)).ok) return { proc, url };
     } catch {}
     await new Promise((r) => setTimeout(r, 500));
   }
   proc.kill();
-  throw new Error(`marimo did not answer at ${url}; see ${log}`);
+  throw new Error(`${args(port).slice(0, 2).join(" ")} did not answer at ${url}; see ${log}`);
 }
+
+/** `marimo run NOTEBOOK -- ARGS` on a free port; resolves once it answers. */
+const marimo = (notebook, args, log) => server((port) => ["marimo", "run", notebook, "--headless", "--no-token", "--port", String(port), "--no-sandbox", "--", ...args], log);
 
 /** Waits until every file in `files` exists under `dir`. */
 async function filesAppear(dir, files, timeout, problems, log) {
@@ -164,23 +168,7 @@ test("Notebook (marimo): a trait set in Python restarts the figure in the page w
 });
 
 /** `jupyter lab` on a free port with `root` as its root; resolves once it answers. */
-async function jupyter(root, log) {
-  const port = await freePort();
-  const proc = spawn(python, ["-m", "jupyter", "lab", "--no-browser", "--port", String(port), "--IdentityProvider.token=", "--ServerApp.password=", `--ServerApp.root_dir=${root}`, "--allow-root", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"], { cwd: repo, stdio: ["ignore", "pipe", "pipe"] });
-  const out = fs.createWriteStream(log);
-  proc.stdout.pipe(out);
-  proc.stderr.pipe(out);
-  const url = `http://127.0.0.1:${port}/`;
-  for (let i = 0; i < 240; i++) {
-    if (proc.exitCode !== null) throw new Error(`jupyter lab exited (${proc.exitCode}); see ${log}`);
-    try {
-      if ((await fetch(`${url}api`)).ok) return { proc, url };
-    } catch {}
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  proc.kill();
-  throw new Error(`jupyter lab did not answer at ${url}; see ${log}`);
-}
+const jupyter = (root, log) => server((port) => ["jupyter", "lab", "--no-browser", "--port", String(port), "--IdentityProvider.token=", "--ServerApp.password=", `--ServerApp.root_dir=${root}`, "--allow-root", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"], log, "api");
 
 test("Notebook (JupyterLab): the .ipynb example runs; its figures (D = 2, 32, 512 and Fashion-MNIST) play and the next cells compute from the returned samples", { skip: python ? false : "GEONOISE_PYTHON is not set (./build.sh test sets it up)" }, async () => {
   // A copy of the example: JupyterLab saves what it runs, and the repository's copy stays clean.
