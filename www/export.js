@@ -32,14 +32,25 @@ export function samplesJson({ panel, config, sample, dim, projection_seed, xy, s
   return JSON.stringify(out);
 }
 
-/** The run a training-state file holds (its `geonoise.state`: {config, step, …}), read from its
- * safetensors header; null for any other file (a checkpoint, garbage). */
-export function trainStateHeader(bytes) {
+/** A safetensors file's header, parsed: {__metadata__?, name: {dtype, shape, data_offsets}} and
+ * `size`, the header's length in bytes (the tensors' data starts at 8 + size); null where the
+ * bytes are not such a file. */
+export function safetensorsHeader(bytes) {
   if (bytes.length < 8) return null;
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
   if (n <= 0 || n > bytes.length - 8) return null;
   try {
-    const meta = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))).__metadata__ ?? {};
+    return { header: JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))), size: n };
+  } catch {
+    return null;
+  }
+}
+
+/** The run a training-state file holds (its `geonoise.state`: {config, step, …}), read from its
+ * safetensors header; null for any other file (a checkpoint, garbage). */
+export function trainStateHeader(bytes) {
+  const meta = safetensorsHeader(bytes)?.header.__metadata__ ?? {};
+  try {
     return meta["geonoise.format"] === "geonoise-train-state" ? JSON.parse(meta["geonoise.state"]) : null;
   } catch {
     return null;

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
 import { serve, CHROMIUM } from "./serve.mjs";
+import { safetensorsHeader } from "../export.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const www = path.resolve(here, "..");
@@ -24,8 +25,7 @@ fs.mkdirSync(artifacts, { recursive: true });
 
 /** Every tensor of a safetensors file (a checkpoint the page downloaded), by name: its bytes. */
 export function safetensors(bytes) {
-  const n = Number(Buffer.from(bytes).readBigUInt64LE(0));
-  const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString("utf8"));
+  const { header, size: n } = safetensorsHeader(bytes);
   const out = new Map();
   for (const [name, t] of Object.entries(header)) if (name !== "__metadata__") out.set(name, Buffer.from(bytes.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1])));
   return out;

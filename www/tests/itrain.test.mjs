@@ -11,6 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
 import { browserSession, artifacts, cli, repo, safetensors } from "./browser.mjs";
+import { safetensorsHeader } from "../export.js";
 
 const { faults, open, waitDone, exportJson } = browserSession();
 const TINY = "ich=4&ibatch=8&ilr=0.002&iema=0.99&images=4&isteps=3";
@@ -206,8 +207,7 @@ test("Train images: the worker crashing mid-run resumes exactly from the autosav
 
 /** The training record a checkpoint carries (safetensors metadata `geonoise.training`). */
 function trainingRecord(bytes) {
-  const n = Number(Buffer.from(bytes).readBigUInt64LE(0));
-  return JSON.parse(JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString("utf8")).__metadata__["geonoise.training"]);
+  return JSON.parse(safetensorsHeader(bytes).header.__metadata__["geonoise.training"]);
 }
 
 test("Train images: a checkpoint downloaded mid-run is that step's model (it samples in the CLI) and the run goes on undisturbed to the CLI's final loss", async () => {

@@ -69,7 +69,17 @@ pub enum LossWeighting {
     /// 1 everywhere for FM's velocity, whose clean estimate's error `t |f_theta - f|` is never the
     /// larger). Normalised by the batch's mean weight.
     Truncated,
+    /// `min(SNR, 5) |xhat_theta - x|^2` with `SNR = a^2 / b^2`: Hang et al.'s min-SNR-γ weighting
+    /// (γ = 5), the clean estimate's error weighed by the signal-to-noise ratio, bounded. As a
+    /// weight on the target's error, `min(a^2 / b^2, 5) (b / (a d - b c))^2`: for DDPM's noise
+    /// target `min(1, 5 b^2 / a^2)`, the plain loss wherever the SNR is at most 5 and less where
+    /// it is higher, so no level's weight exceeds the plain loss's. Normalised by the batch's mean
+    /// weight.
+    MinSnr,
 }
+
+/// γ of [`LossWeighting::MinSnr`], the value Hang et al. recommend.
+pub const MIN_SNR_GAMMA: f64 = 5.0;
 
 impl LossWeighting {
     pub fn is_uniform(&self) -> bool {
@@ -82,6 +92,7 @@ impl LossWeighting {
         match self {
             LossWeighting::Uniform => 1.0,
             LossWeighting::Truncated => (b / (a * d - b * c)).powi(2).max(1.0),
+            LossWeighting::MinSnr => (a * a / (b * b)).min(MIN_SNR_GAMMA) * (b / (a * d - b * c)).powi(2),
         }
     }
 }
@@ -461,18 +472,50 @@ mod tests {
         for (a, b) in plain.iter().zip(&weighted) {
             assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{plain:?} vs {weighted:?}");
         }
-        // DDPM's weighted run trains (its loss falls) and its config says how it was weighted.
-        let mut tr = ImageTrainer::new(ImageTrainConfig { weighting: LossWeighting::Truncated, ..config(Parameterization::Ddpm, false) }, &images, &device).unwrap();
+        ddpm_trains_with(LossWeighting::Truncated, "truncated");
+        assert!(serde_json::to_value(config(Parameterization::Ddpm, false)).unwrap().get("weighting").is_none(), "uniform is left out, as in older records");
+    }
+
+    #[test]
+    fn min_snr_weighting_is_the_plain_noise_loss_up_to_snr_5_and_less_above() {
+        let w = LossWeighting::MinSnr;
+        let p = Parameterization::Ddpm;
+        let (mut below, mut above) = (0, 0);
+        for k in 1..200 {
+            let t = k as f64 / 200.0;
+            let (a, b) = (p.a(t), p.b(t));
+            let (c, d) = p.target_coeffs(t);
+            let snr = a * a / (b * b);
+            let got = w.weight(a, b, c, d);
+            // DDPM: min(1, 5 / SNR); never above the plain loss's weight.
+            assert!((got - (MIN_SNR_GAMMA / snr).min(1.0)).abs() < 1e-9, "t = {t}: {got} vs SNR {snr}");
+            assert!(got <= 1.0 + 1e-12);
+            if snr > MIN_SNR_GAMMA { above += 1; assert!(got < 1.0) } else { below += 1; assert!((got - 1.0).abs() < 1e-9) }
+        }
+        assert!(below > 0 && above > 0, "the grid crosses SNR = 5: {below} below, {above} above");
+        // FM: the clean estimate's error is t times the velocity's, so min(SNR, 5) t^2 = min((1-t)^2, 5 t^2).
+        let p = Parameterization::Fm;
+        for &t in &[0.05, 0.3, 0.9] {
+            let (c, d) = p.target_coeffs(t);
+            let want = ((1.0 - t) * (1.0 - t)).min(MIN_SNR_GAMMA * t * t);
+            assert!((w.weight(p.a(t), p.b(t), c, d) - want).abs() < 1e-9, "t = {t}");
+        }
+        ddpm_trains_with(w, "min-snr");
+    }
+
+    /// A DDPM run with `weighting` trains (its loss falls) and its config names the weighting.
+    fn ddpm_trains_with(weighting: LossWeighting, name: &str) {
+        let device = Device::flex();
+        let images = squares(64, 8);
+        let mut tr = ImageTrainer::new(ImageTrainConfig { weighting, ..config(Parameterization::Ddpm, false) }, &images, &device).unwrap();
         let mut losses = vec![];
         while !tr.finished() {
             tr.step();
             losses.push(tr.loss().unwrap());
         }
         let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
-        assert!(mean(&losses[losses.len() - 10..]) < mean(&losses[..5]), "{losses:?}");
-        let json = serde_json::to_value(&tr.config).unwrap();
-        assert_eq!(json["weighting"], "truncated");
-        assert!(serde_json::to_value(config(Parameterization::Ddpm, false)).unwrap().get("weighting").is_none(), "uniform is left out, as in older records");
+        assert!(mean(&losses[losses.len() - 10..]) < mean(&losses[..5]), "{name}: {losses:?}");
+        assert_eq!(serde_json::to_value(&tr.config).unwrap()["weighting"], name);
     }
 
     #[test]

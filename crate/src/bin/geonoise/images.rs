@@ -520,9 +520,10 @@ fn display(c: &UNetConfig) -> String {
 }
 
 /// [`display`], with the loss weighting where the training record names one other than the
-/// paper's (`DDPM Cond, truncated-SNR loss`).
+/// paper's (`DDPM Cond, truncated-SNR loss`, `DDPM Cond, min-SNR-5 loss`).
 fn model_label(c: &UNetConfig, training: Option<&Value>) -> String {
     match training.and_then(|t| t["train"]["weighting"].as_str()) {
+        Some("min-snr") => format!("{}, min-SNR-{} loss", display(c), geonoise::image::train::MIN_SNR_GAMMA),
         Some(w) if w != "uniform" => format!("{}, {w}-SNR loss", display(c)),
         _ => display(c),
     }
