@@ -100,9 +100,11 @@ build_wasm() {
   opt_pkg www/pkg-cpu
   wait "$opt"
   # The page fetches checkpoints relative to itself.
-  rm -rf www/pretrained && mkdir -p www/pretrained/images && cp pretrained/*.safetensors pretrained/manifest.json pretrained/regimes.json www/pretrained/
-  # The Images tab's U-Nets, the classifier that scores their samples, and the measured table.
+  rm -rf www/pretrained && mkdir -p www/pretrained/images/mnist && cp pretrained/*.safetensors pretrained/manifest.json pretrained/regimes.json www/pretrained/
+  # The Images tab's U-Nets, the classifier that scores their samples, and the measured table, for
+  # Fashion-MNIST and (its data choice) MNIST.
   cp pretrained/images/*.safetensors pretrained/images/manifest.json pretrained/images/table.json www/pretrained/images/
+  cp pretrained/images/mnist/*.safetensors pretrained/images/mnist/manifest.json pretrained/images/mnist/table.json www/pretrained/images/mnist/
   # What the Images tab trains on: the first 10,000 Fashion-MNIST training images, one gzipped
   # IDX file (4.3 MB) the worker reads with the core's IDX reader.
   setup_data
@@ -115,7 +117,7 @@ build_wasm() {
 build_notebook() {
   local s=python/geonoise/static
   log "the notebook package's files ($s)"
-  rm -rf "$s" && mkdir -p "$s/pkg" "$s/pkg-cpu" "$s/pretrained/images"
+  rm -rf "$s" && mkdir -p "$s/pkg" "$s/pkg-cpu" "$s/pretrained/images/mnist"
   node python/build.mjs "$s/widget.js"
   cp www/pkg/geonoise.js www/pkg/geonoise_bg.wasm "$s/pkg/"
   cp www/pkg-cpu/geonoise.js www/pkg-cpu/geonoise_bg.wasm "$s/pkg-cpu/"
@@ -124,6 +126,8 @@ build_notebook() {
   for m in fm-blind ddpm-blind fm-cond ddpm-cond; do cp pretrained/"$m"-d*.safetensors "$s/pretrained/"; done
   for m in fm-blind ddpm-blind fm-cond ddpm-cond eqm-blind uedm-blind classifier; do cp pretrained/images/"$m".safetensors "$s/pretrained/images/"; done
   cp pretrained/images/table.json "$s/pretrained/images/"
+  for m in fm-blind ddpm-blind fm-cond ddpm-cond classifier; do cp pretrained/images/mnist/"$m".safetensors "$s/pretrained/images/mnist/"; done
+  cp pretrained/images/mnist/table.json "$s/pretrained/images/mnist/"
   printf 'notebook package files: %s bytes\n' "$(du -sb "$s" | cut -f1)" >&2
 }
 

@@ -15,8 +15,8 @@
 //   sampler   "euler", "heun" (the ODE), "ddim" (eta = 0), "dpm2m" (DPM-Solver++(2M)), "ancestral" or "sde" (reverse SDE, Euler–Maruyama; default
 //             ancestral). The defaults are the page's: the setting under which the regimes show best.
 //   autoplay  start when the figure scrolls into view; without it, a Play button starts it
-//   data      "fashion-mnist": the image experiment instead of the toy (the shipped U-Nets of
-//             pretrained/images/): `samples` is then images per panel, 4..64 (default 16), `steps`
+//   data      "fashion-mnist" or "mnist": the image experiment instead of the toy (the shipped U-Nets of
+//             pretrained/images/, or pretrained/images/mnist/): `samples` is then images per panel, 4..64 (default 16), `steps`
 //             defaults to 100 and the sampler to the ancestral chain over the default grid, as the Images tab's;
 //             `dim` and `fields` do not apply
 //
@@ -27,7 +27,7 @@
 // final samples and metrics (what the page's Export gives).
 import { PanelView } from "./view.js";
 import { ImagePanelView } from "./images.js";
-import { DEFAULTS, DIMS, FAITHFUL, GRIDS, IMAGE_MODELS, LIMITS, OTHER_IMAGE_MODELS, SOLVERS, imagePanels, panelsFor, sourceMessage } from "./state.js";
+import { DEFAULTS, DIMS, FAITHFUL, GRIDS, IMAGE_DATA, LIMITS, SOLVERS, imageData, imageFile, imagePanels, panelsFor, sourceMessage } from "./state.js";
 import { fileUrl, providedFiles } from "./files.js";
 
 const PANELS = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
@@ -36,8 +36,9 @@ const PANELS = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
 export function figureSettings(el) {
   const notes = [];
   const dataRaw = el.getAttribute("data");
-  const images = dataRaw === "fashion-mnist";
-  if (dataRaw !== null && !images) notes.push(`data="${dataRaw}" is not "fashion-mnist"; showing the toy`);
+  const images = Object.hasOwn(IMAGE_DATA, dataRaw ?? "");
+  if (dataRaw !== null && !images) notes.push(`data="${dataRaw}" is not one of ${Object.keys(IMAGE_DATA).join(", ")}; showing the toy`);
+  const data = images ? dataRaw : null;
   const int = (name, key, fallback) => {
     const raw = el.getAttribute(name);
     if (raw === null) return fallback;
@@ -56,7 +57,7 @@ export function figureSettings(el) {
     else notes.push(`dim="${dimRaw}" has no shipped checkpoints (${DIMS.join(", ")}); using 32`);
   }
   const wanted = (el.getAttribute("models") || "fm-blind,ddpm-blind").split(",").map((s) => s.trim()).filter(Boolean);
-  const allowed = images ? [...IMAGE_MODELS, ...OTHER_IMAGE_MODELS] : PANELS;
+  const allowed = images ? imageData(data).models : PANELS;
   const models = wanted.filter((m) => allowed.includes(m));
   for (const m of wanted.filter((m) => !allowed.includes(m))) notes.push(`model "${m}" is not one of ${allowed.join(", ")}`);
   const fields = el.getAttribute("fields") === "exact" ? "exact" : "trained";
@@ -73,6 +74,7 @@ export function figureSettings(el) {
   return {
     notes,
     images,
+    data,
     dim,
     fields,
     backend,
@@ -90,7 +92,7 @@ export function figureSettings(el) {
 /** The figure's panels: the page's list for its settings (titles, "(exact)"), cut to the models
  * asked for. */
 function figurePanels(s) {
-  if (s.images) return imagePanels(true, true).filter((p) => s.models.includes(p.key));
+  if (s.images) return imagePanels(true, true, s.data).filter((p) => s.models.includes(p.key));
   return panelsFor({ twins: true, fields: s.fields }).filter((p) => s.models.includes(p.id));
 }
 
@@ -99,7 +101,7 @@ function figurePanels(s) {
 export function figureFiles(s) {
   const loads = figurePanels(s).map((panel) => sourceMessage(panel, s.dim, (file) => `pretrained/${file}`)).filter((m) => m.type === "load");
   const named = loads.flatMap((m) => [m.url, m.scorer].filter(Boolean));
-  return [...new Set(["style.css", ...(s.images ? ["pretrained/images/table.json"] : []), ...named])];
+  return [...new Set(["style.css", ...(s.images ? [`pretrained/${imageFile(s.data, "table.json")}`] : []), ...named])];
 }
 
 class GeonoiseFigure extends HTMLElement {
@@ -124,7 +126,7 @@ class GeonoiseFigure extends HTMLElement {
     if (this.s.images) {
       // Residual noise is read against the real test images' (the shipped image table).
       Promise.resolve()
-        .then(() => fetch(fileUrl("pretrained/images/table.json")))
+        .then(() => fetch(fileUrl(`pretrained/${imageFile(this.s.data, "table.json")}`)))
         .then((r) => (r.ok ? r.json() : null))
         .then((t) => t && this.panels.forEach((p) => p.view.setReference({ laplacian: t.real_laplacian_energy })))
         .catch(() => {});
@@ -244,7 +246,7 @@ class GeonoiseFigure extends HTMLElement {
         if (!p) break;
         p.loaded = true;
         p.view.setProgress(null);
-        p.view.setStatus(msg.config.image ? "Fashion-MNIST" : `D = ${msg.config.dim}`);
+        p.view.setStatus(msg.config.image ? imageData(this.s.data).title : `D = ${msg.config.dim}`);
         this.start(p);
         this.request(p);
         break;

@@ -1,30 +1,44 @@
-// The Images tab's controller: the shipped Fashion-MNIST U-Nets sampling side by side (the panels
-// are images.js's ImagePanelView), the measured image table for the sampler in use, the close-up
-// of a clicked image, and the image exports.
+// The Images tab's controller: the shipped U-Nets of the chosen data set (Fashion-MNIST or MNIST)
+// sampling side by side (the panels are images.js's ImagePanelView), that data set's measured
+// image table for the sampler in use, the close-up of a clicked image, and the image exports.
 import { ImagePanelView, drawDetail, renderImageTable, samplesImageJson, samplesNpy } from "./images.js";
 import { saveBlob } from "./view.js";
-import { IMAGE_MODELS, OTHER_IMAGE_MODELS } from "./state.js";
+import { IMAGE_MODELS, OTHER_IMAGE_MODELS, imageData, imageFile } from "./state.js";
 
 export function imagesTab(app, sampling) {
   const { $, panels, state } = app;
-  let table = null; // pretrained/images/table.json, once fetched
+  const tables = new Map(); // data set -> its pretrained/images table.json (null: not there), once fetched
   let detail = null; // the image in close-up: {panel, index}
+
+  /** Residual noise is read against the data set's own real test images. */
+  function setReference(v, data) {
+    const table = tables.get(data);
+    if (table) v.setReference({ laplacian: table.real_laplacian_energy });
+  }
 
   function view(panel) {
     const v = new ImagePanelView(app.grid, panel, { onExport: sampling.exportPanel, onPick: pick });
-    if (table) v.setReference({ laplacian: table.real_laplacian_energy });
+    setReference(v, panel.data);
     return v;
   }
 
+  /** Fetches the chosen data set's table (once), then shows it. */
   async function load() {
-    table = await app.fetchJson("pretrained/images/table.json");
-    if (table) for (const p of panels.values()) if (p.panel.image) p.view.setReference({ laplacian: table.real_laplacian_energy });
+    const data = state.idata;
+    if (!tables.has(data)) {
+      tables.set(data, undefined);
+      tables.set(data, await app.fetchJson(`pretrained/${imageFile(data, "table.json")}`));
+      for (const p of panels.values()) if (p.panel.image && p.panel.data === data) setReference(p.view, data);
+    }
     render();
   }
 
   function render() {
     $("#images-view").hidden = state.mode !== "images";
-    if (state.mode === "images") $("#images-table").innerHTML = renderImageTable(table, state.isolver, state.isteps, [...IMAGE_MODELS, ...(state.others ? OTHER_IMAGE_MODELS : [])]);
+    if (state.mode !== "images") return;
+    if (!tables.has(state.idata)) return void load();
+    const models = [...IMAGE_MODELS, ...(state.others ? OTHER_IMAGE_MODELS : [])].filter((m) => imageData(state.idata).models.includes(m));
+    $("#images-table").innerHTML = renderImageTable(tables.get(state.idata) ?? null, state.isolver, state.isteps, models, imageData(state.idata).title);
   }
 
   /** A click on an image: it large, with its path from the starting noise (redrawn as it goes). */
@@ -53,9 +67,9 @@ export function imagesTab(app, sampling) {
 
   /** An image panel's samples: JSON (the CLI's `images sample --out` format) or .npy. */
   function save(p, msg, kind) {
-    const name = `geonoise-${p.panel.key}-fashion-mnist-seed${state.seed}`;
+    const name = `geonoise-${p.panel.key}-${p.panel.data}-seed${state.seed}`;
     const npy = kind === "npy";
-    const body = npy ? samplesNpy(msg.samples, msg.side) : samplesImageJson(msg, { panel: p.panel.id, model: p.panel.key, data: "fashion-mnist", backend: app.backend, metrics: p.metrics, verdict: p.view.verdict });
+    const body = npy ? samplesNpy(msg.samples, msg.side) : samplesImageJson(msg, { panel: p.panel.id, model: p.panel.key, data: p.panel.data, backend: app.backend, metrics: p.metrics, verdict: p.view.verdict });
     const file = `${name}.${npy ? "npy" : "json"}`;
     window.geonoise.lastExport = { kind, file, text: npy ? null : body, bytes: npy ? body : null };
     saveBlob(new Blob([body], { type: npy ? "application/octet-stream" : "application/json" }), file);

@@ -187,7 +187,7 @@ export class ImagePanelView extends PanelChrome {
   /** The grid as it is drawn, as a PNG download. */
   downloadPng() {
     this.canvas.toBlob((blob) => {
-      const name = `geonoise-${this.panel.key}-fashion-mnist-step${this.step ?? 0}.png`;
+      const name = `geonoise-${this.panel.key}-${this.panel.data ?? "fashion-mnist"}-step${this.step ?? 0}.png`;
       window.geonoise && (window.geonoise.lastExport = { kind: "png", file: name, bytes: blob.size });
       saveBlob(blob, name);
     }, "image/png");
@@ -225,15 +225,16 @@ export function drawDetail(section, view, index, classNames) {
   return caption;
 }
 
-/** The measured image table (pretrained/images/table.json) as HTML rows for the given sampler:
- *  the numbers over 1,000 samples that the live ones (a few dozen) estimate. */
-export function renderImageTable(table, solver, steps, shown = IMAGE_MODELS) {
+/** A data set's measured image table (pretrained/images/table.json, or images/mnist/table.json)
+ *  as HTML rows for the given sampler: the numbers over 1,000 samples that the live ones (a few
+ *  dozen) estimate. `data` is the data set's name in words. */
+export function renderImageTable(table, solver, steps, shown = IMAGE_MODELS, data = "Fashion-MNIST") {
   if (!table?.rows) return "";
   // The tab's models under its sampler (the table also holds other settings: other time grids,
   // clipping, other losses).
   const plain = (c) => c?.solver === solver && c?.steps === steps && (c.time_grid ?? "default") === "default" && c.clip == null;
   const rows = table.rows.filter((r) => r.model === "real" || (shown.includes(r.model) && plain(r.sample)));
-  if (rows.length < 2) return `<p class="reason">The shipped image table (<code>geonoise images table</code>) has no rows for ${solver} with ${steps} steps; it was measured with ${[...new Set(table.rows.filter((r) => r.sample).map((r) => `${r.sample.solver} ${r.sample.steps}`))].join(" and ")}.</p>`;
+  if (rows.length < 2) return `<p class="reason">The shipped ${data} image table (<code>geonoise images table</code>) has no rows for ${solver} with ${steps} steps; it was measured with ${[...new Set(table.rows.filter((r) => r.sample).map((r) => `${r.sample.solver} ${r.sample.steps}`))].join(" and ")}.</p>`;
   const title = (m) => (m === "real" ? "real training images" : modelTitle(m));
   // A 95 % interval under the number where the table has one (older tables do not).
   const ci = (m, key, f) => (m.intervals?.[key] ? `<br><small>${f(m.intervals[key].lo)}–${f(m.intervals[key].hi)}</small>` : "");
@@ -246,6 +247,6 @@ export function renderImageTable(table, solver, steps, shown = IMAGE_MODELS) {
       return `<tr><td>${title(r.model)}</td><td>${m.n}</td><td>${fd(m.frechet)}${ci(m, "frechet", fd)}</td><td>${pct(m.confident_share)}${ci(m, "confident_share", pct)}</td><td>${ratio(m.laplacian_ratio)}${ci(m, "laplacian_ratio", ratio)}</td></tr>`;
     })
     .join("");
-  return `<p class="reason">Measured over 1,000 samples per model with the same sampler (<code>geonoise images table</code>): what the live numbers above estimate from a few dozen. Under each number, its 95 % interval over the samples drawn.</p>
+  return `<p class="reason">Measured on ${data} over 1,000 samples per model with the same sampler (<code>geonoise images table</code>): what the live numbers above estimate from a few dozen. Under each number, its 95 % interval over the samples drawn.</p>
     <table class="regimes"><thead><tr><th>model</th><th>samples</th><th>Fréchet distance (classifier features)</th><th>confident</th><th>residual noise</th></tr></thead><tbody>${body}</tbody></table>`;
 }

@@ -8,7 +8,7 @@
 // image-train-tab.js (images.js, and train-tab.js's controller for training runs); the
 // panels that sample a model share sampling.js (view.js). A controller gets the shell's context,
 // `app`, and imports nothing of the shell, so no import runs back up.
-import { DIMS, LIMITS, FLOATS, parseState, serializeState, controlKey, probeJob } from "./state.js";
+import { DIMS, LIMITS, FLOATS, IMAGE_DATA, parseState, serializeState, controlKey, probeJob, imageData } from "./state.js";
 import { options } from "./view.js";
 import { samplingPanels } from "./sampling.js";
 import { pretrainedTab } from "./pretrained-tab.js";
@@ -260,6 +260,7 @@ function syncControls() {
   $("#d").value = String(state.d);
   $("#twins").checked = state.twins;
   $("#others").checked = state.others;
+  $("#idata").value = state.idata;
   $("#fields").value = state.fields;
   const key = (k) => controlKey(state, k);
   for (const k of ["n", "steps"]) [$(`#${k}`).min, $(`#${k}`).max] = LIMITS[key(k)];
@@ -276,7 +277,9 @@ function syncControls() {
   $("#d").parentElement.hidden = mode !== "view";
   $("#fields").parentElement.hidden = mode !== "view";
   $("#twins").parentElement.hidden = !(mode === "view" || mode === "images");
-  $("#others").parentElement.hidden = mode !== "images";
+  $("#idata").parentElement.hidden = mode !== "images";
+  // The paper's other blind models were trained on Fashion-MNIST only.
+  $("#others").parentElement.hidden = mode !== "images" || !imageData(state.idata).models.includes("eqm-blind");
   if (mode !== "view") $("#panel-probe").hidden = true;
   for (const tab of Object.values(tabs)) tab.sync?.();
   tabs.view.render();
@@ -301,6 +304,7 @@ function readNumber(key, el) {
 
 function setupControls() {
   $("#d").innerHTML = options(DIMS);
+  $("#idata").innerHTML = options(Object.keys(IMAGE_DATA), (k) => IMAGE_DATA[k].title);
   for (const [key, [lo, hi]] of Object.entries({ ...LIMITS, ...FLOATS })) {
     const el = $(`#${key}`);
     if (!el) continue; // the Images tab's own values, shown in the toy view's controls
@@ -309,10 +313,11 @@ function setupControls() {
   }
   const { on } = app;
   for (const key of ["n", "steps", "seed", "speed"]) on(key, "change", (e) => readNumber(controlKey(state, key), e.target) && key !== "speed" && sampling.restart());
-  for (const key of ["d", "twins", "others", "fields"]) {
+  for (const key of ["d", "twins", "others", "fields", "idata"]) {
     on(key, "change", (e) => {
       state[key] = key === "d" ? Number(e.target.value) : e.target.type === "checkbox" ? e.target.checked : e.target.value;
       writeUrl();
+      syncControls(); // the data choice shows or hides the other blind models' control
       buildPanels();
     });
   }

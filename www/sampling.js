@@ -2,7 +2,7 @@
 // Images, Draw; a Train-tab panel once its run ends): loading each panel's model, running the
 // sampler frame by frame, the posterior at a clicked sample, and the toy panels' exports.
 // `app` is the shell's context (main.js); this module knows nothing of the other tabs.
-import { ORACLE, panelsFor, sourceMessage, sampleConfigOf } from "./state.js";
+import { ORACLE, imageData, panelsFor, sourceMessage, sampleConfigOf } from "./state.js";
 import { samplesCsv, trajectoryCsv, samplesJson } from "./export.js";
 import { PanelView, saveBlob } from "./view.js";
 import { drawPosterior } from "./theory.js";
@@ -56,7 +56,7 @@ export function samplingPanels(app) {
   function onLoaded(p, msg, onImported) {
     p.loaded = true;
     p.view.setProgress(null);
-    if (msg.config.image) p.view.setStatus(`${msg.config.side}×${msg.config.side} Fashion-MNIST, U-Net of ${msg.config.channels} channels`);
+    if (msg.config.image) p.view.setStatus(`${msg.config.side}×${msg.config.side} ${imageData(p.panel.data).title}, U-Net of ${msg.config.channels} channels`);
     else if (msg.config.oracle) p.view.setStatus(`D = ${msg.config.dim}, closed form over ${msg.config.oracle.points} data points, ${msg.config.oracle.grid} noise levels`);
     else if (msg.trained === undefined) p.view.setStatus(`D = ${msg.config.dim}, width ${msg.config.width}, depth ${msg.config.depth}`);
     if (msg.imported) onImported(p, msg);

@@ -40,6 +40,7 @@ export const DEFAULTS = Object.freeze({
   d: 32, // ambient dimension
   twins: false, // also show the conditional twins (2x2 grid)
   others: false, // the Images tab: also the paper's other blind models (EqM Blind, uEDM Blind)
+  idata: "fashion-mnist", // the Images tab's data set: its shipped U-Nets (IMAGE_DATA)
   n: 1000, // samples per panel
   ...FAITHFUL, // solver, grid, steps
   seed: 0,
@@ -164,7 +165,8 @@ export const URL_KEYS = Object.freeze({
   speed: ["view, train, images, draw, itrain", "sampler steps per drawn frame"],
   d: ["view", "D of the pretrained panels (2, 8, 32, 128, 512); a link to another tab that has a D sets that tab's D with it (see D_KEYS)"],
   twins: ["view, images", "also show the conditional twins"],
-  others: ["images", "also show the paper's other blind models, EqM Blind and uEDM Blind"],
+  others: ["images", "also show the paper's other blind models, EqM Blind and uEDM Blind (Fashion-MNIST)"],
+  idata: ["images", "the Images tab's data set: fashion-mnist or mnist (each has its own shipped U-Nets)"],
   fields: ["view", "trained (the shipped checkpoints) or exact (the closed-form fields)"],
   n: ["view, train", "samples per panel"],
   solver: ["view, train, draw", "sampler: euler, heun, ddim, dpm2m, ancestral, sde"],
@@ -271,6 +273,7 @@ export function parseState(query) {
   pick("pmodel", PMODELS);
   pick("a", TRAIN_MODELS);
   pick("b", TRAIN_MODELS);
+  pick("idata", Object.keys(IMAGE_DATA));
   pick("ia", IMAGE_TRAIN_MODELS);
   pick("ib", IMAGE_TRAIN_MODELS);
   for (const key of ["twins", "others"]) if (params.has(key)) state[key] = ["1", "true", "yes"].includes(params.get(key));
@@ -291,7 +294,7 @@ export function serializeState(state) {
 /** The panels to show: FM Blind and DDPM Blind, plus the conditional twins; with exact fields,
  * the closed-form field of each. */
 export function panelsFor(state) {
-  if (state.mode === "images") return imagePanels(state.twins, state.others);
+  if (state.mode === "images") return imagePanels(state.twins, state.others, state.idata);
   if (state.mode === "draw") return drawPanels();
   if (state.mode === "itrain") return imageTrainPanels(state);
   const exact = state.fields === "exact";
@@ -303,17 +306,35 @@ export function panelsFor(state) {
   return list.map((p) => ({ ...p, exact, title: `${modelTitle(p.id)}${exact ? " (exact)" : ""}` }));
 }
 
-/** The Images tab's panels: the shipped Fashion-MNIST U-Nets (pretrained/images/), the blind
- * pair, with the twins their conditional twins, and with `others` the paper's other blind models
- * (trained the same way; the default page stays FM against DDPM). */
+/** The Images tab's panels: the shipped U-Nets of a data set (IMAGE_DATA), the blind pair, with
+ * the twins their conditional twins, and with `others` the paper's other blind models where that
+ * data set has them (trained the same way; the default page stays FM against DDPM). */
 export const IMAGE_MODELS = ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"];
 export const OTHER_IMAGE_MODELS = ["eqm-blind", "uedm-blind"];
 
-export function imagePanels(twins, others = false) {
-  return [...IMAGE_MODELS.slice(0, twins ? 4 : 2), ...(others ? OTHER_IMAGE_MODELS : [])].map((key) => {
+/** The data sets with shipped U-Nets: what the page calls each, the folder of pretrained/ its
+ * models, classifier and table lie in (pretrained/images/train-all.sh), and the models it has. */
+export const IMAGE_DATA = Object.freeze({
+  "fashion-mnist": Object.freeze({ title: "Fashion-MNIST", dir: "images/", models: [...IMAGE_MODELS, ...OTHER_IMAGE_MODELS] }),
+  mnist: Object.freeze({ title: "MNIST", dir: "images/mnist/", models: IMAGE_MODELS }),
+});
+
+/** A data set's entry of IMAGE_DATA (Fashion-MNIST for a name it does not have). */
+export function imageData(name) {
+  return IMAGE_DATA[name] ?? IMAGE_DATA["fashion-mnist"];
+}
+
+export function imagePanels(twins, others = false, data = "fashion-mnist") {
+  const keys = [...IMAGE_MODELS.slice(0, twins ? 4 : 2), ...(others ? OTHER_IMAGE_MODELS : [])];
+  return keys.filter((key) => imageData(data).models.includes(key)).map((key) => {
     const [model, kind] = key.split("-");
-    return { id: `img-${key}`, key, model, blind: kind === "blind", image: true, title: modelTitle(key) };
+    return { id: `img-${key}`, key, model, blind: kind === "blind", image: true, data, title: modelTitle(key) };
   });
+}
+
+/** A file of a data set's shipped image models, its path in pretrained/: "images/mnist/table.json". */
+export function imageFile(data, file) {
+  return `${imageData(data).dir}${file}`;
 }
 
 /** The U-Nets the Train images tab can train: the paper's four and its other blind models. */
@@ -329,7 +350,7 @@ export const IMAGE_PREVIEW = Object.freeze({ n: 16, steps: 20, solver: "ddim" })
 export function imageTrainPanels(state) {
   return [state.ia, state.ib].map((key, i) => {
     const [model, kind] = key.split("-");
-    return { id: i === 0 ? "itrain-a" : "itrain-b", key, model, blind: kind === "blind", image: true, title: modelTitle(key) };
+    return { id: i === 0 ? "itrain-a" : "itrain-b", key, model, blind: kind === "blind", image: true, data: IMAGE_TRAIN_DATA.name, title: modelTitle(key) };
   });
 }
 
@@ -369,7 +390,7 @@ export function oracleConfig(panel, d, data) {
 export function sourceMessage(panel, d, base = "pretrained/", data = undefined) {
   if (panel.draw) return { type: "oracle", panel: panel.id, config: oracleConfig(panel, d, data) };
   const at = typeof base === "function" ? base : (file) => `${base}${file}`;
-  if (panel.image) return { type: "load", panel: panel.id, url: at(`images/${panel.key}.safetensors`), image: true, scorer: at("images/classifier.safetensors") };
+  if (panel.image) return { type: "load", panel: panel.id, url: at(imageFile(panel.data, `${panel.key}.safetensors`)), image: true, scorer: at(imageFile(panel.data, "classifier.safetensors")) };
   if (panel.exact) return { type: "oracle", panel: panel.id, config: oracleConfig(panel, d) };
   return { type: "load", panel: panel.id, url: at(checkpointFile(panel, d)), expect: { model: panel.model, blind: panel.blind, dim: d } };
 }

@@ -3,15 +3,16 @@
 # ///
 # Blind vs noise-conditioned models, in a marimo notebook: the regimes at D = 2, 32 and 512 (the
 # lifted circles: FM Blind lands on the circles at every D, DDPM Blind's samples stay noisy as D
-# grows) and the Fashion-MNIST comparison, each a geonoise figure whose samples come back to
-# Python when it ends.
+# grows) and the image comparison (Fashion-MNIST, or MNIST), each a geonoise figure whose samples
+# come back to Python when it ends.
 #
 #   pip install ./python marimo        (after ./build.sh notebook)
 #   marimo edit python/examples/blind_vs_cond.py
 #   marimo run python/examples/blind_vs_cond.py -- --dims 8 --samples 200 --backend cpu --save out/
 #
 # Arguments after `--`: --dims (comma separated), --samples, --steps, --backend (auto, webgpu,
-# cpu), --images (1 or 0: the Fashion-MNIST figure), --image-steps, --save DIR (each finished
+# cpu), --images (fashion-mnist, mnist, or 0 for none; 1 is fashion-mnist: the image figure's data
+# set), --image-steps, --save DIR (each finished
 # run's samples as `geonoise sample` writes them, which `geonoise metrics --samples` reads).
 import marimo
 
@@ -39,7 +40,8 @@ def _(mo):
     n = int(args.get("samples", 1000))
     steps = args.get("steps")
     backend = str(args.get("backend", "auto"))
-    images = str(args.get("images", "1")) != "0"
+    # The image figure's data set: "fashion-mnist" (also "1"), "mnist", or None ("0").
+    images = {"1": "fashion-mnist", "0": None}.get(str(args.get("images", "1")), str(args.get("images")))
     image_steps = args.get("image-steps")
     save = args.get("save")
     mo.md(
@@ -69,10 +71,10 @@ def _(backend, dims, geonoise, image_steps, images, mo, n, set_ended, steps):
         d: geonoise.Figure(models=["fm-blind", "ddpm-blind"], dim=d, samples=n, steps=None if steps is None else int(steps), backend=backend, autoplay=True)
         for d in dims
     }
-    pictures = geonoise.Figure(data="fashion-mnist", models=["fm-blind", "ddpm-blind"], samples=16, steps=None if image_steps is None else int(image_steps), backend=backend, autoplay=True) if images else None
+    pictures = geonoise.Figure(data=images, models=["fm-blind", "ddpm-blind"], samples=16, steps=None if image_steps is None else int(image_steps), backend=backend, autoplay=True) if images else None
     for _fig in [*toy.values(), *([pictures] if pictures is not None else [])]:
         _fig.on_result(lambda _f: set_ended(lambda k: k + 1))
-    mo.vstack([*(mo.vstack([mo.md(f"## D = {d}"), mo.ui.anywidget(f)]) for d, f in toy.items()), *([mo.md("## Fashion-MNIST"), mo.ui.anywidget(pictures)] if pictures is not None else [])])
+    mo.vstack([*(mo.vstack([mo.md(f"## D = {d}"), mo.ui.anywidget(f)]) for d, f in toy.items()), *([mo.md(f"## {'MNIST' if images == 'mnist' else 'Fashion-MNIST'}"), mo.ui.anywidget(pictures)] if pictures is not None else [])])
     return pictures, toy
 
 
@@ -101,7 +103,7 @@ def _(get_ended, mo, np, pictures):
         # Residual noise: the mean squared discrete Laplacian, as the page's metric computes it.
         _lap = 4 * _x[:, 1:-1, 1:-1] - _x[:, :-2, 1:-1] - _x[:, 2:, 1:-1] - _x[:, 1:-1, :-2] - _x[:, 1:-1, 2:]
         _lines.append(f"- **{_key}**: {_x.shape[0]} images of {_x.shape[1]}×{_x.shape[2]}; Laplacian energy {np.mean(_lap**2):.4g} (the page: {pictures.metrics[_key]['laplacian_energy']:.4g})")
-    mo.md("\n".join(_lines)) if _lines else mo.md("_Fashion-MNIST numbers appear when its figure ends._")
+    mo.md("\n".join(_lines)) if _lines else mo.md("_The image numbers appear when their figure ends._")
     return
 
 
@@ -112,8 +114,8 @@ def _(json, pathlib, pictures, save, toy):
         out = pathlib.Path(save)
         out.mkdir(parents=True, exist_ok=True)
         for key, arr in fig.samples.items():
-            tag = f"d{fig.dim}-{key}" if fig.data != "fashion-mnist" else f"fashion-mnist-{key}"
-            if fig.data == "fashion-mnist":
+            tag = f"d{fig.dim}-{key}" if fig.data == "toy" else f"{fig.data}-{key}"
+            if fig.data != "toy":
                 doc = {"model": key, "shape": list(arr.shape), "metrics": fig.metrics[key], "verdict": fig.results[key].get("verdict"), "samples": arr.reshape(arr.shape[0], -1).tolist()}
             else:
                 doc = fig.samples_json(key)

@@ -30,7 +30,7 @@ class Figure(anywidget.AnyWidget):
     Keyword arguments are the figure element's attributes (see ``www/geonoise-figure.js``):
     ``models`` (list of "fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"; with
     ``data="fashion-mnist"`` also "eqm-blind", "uedm-blind"), ``dim`` (2, 8, 32, 128, 512),
-    ``fields`` ("trained" or "exact"), ``data`` ("toy" or "fashion-mnist"), ``sampler``
+    ``fields`` ("trained" or "exact"), ``data`` ("toy", "fashion-mnist" or "mnist"), ``sampler``
     ("euler", "heun", "ddim", "dpm2m", "ancestral", "sde"), ``time_grid`` ("default", "uniform", "rho7",
     "log-snr"), ``steps``, ``samples`` (trajectories, or images per panel), ``seed``, ``speed``,
     ``backend`` ("auto", "webgpu", "cpu") and ``autoplay``. Left as None, a setting takes the

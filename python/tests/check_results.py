@@ -2,9 +2,12 @@
 
     python python/tests/check_results.py DIR GEONOISE_BIN EXPECT_JSON
 
-EXPECT_JSON: {"toy": {"dim": D, "n": N, "models": [...]}, "images": {"n": N, "models": [...]}}.
+EXPECT_JSON: {"toy": {"dim": D, "n": N, "models": [...]},
+              "images": {"data": "fashion-mnist" or "mnist", "n": N, "steps": S, "models": [...]}}.
 Toy panels: the samples have the asked shape, and `geonoise metrics` on the same samples gives the
-figure's metrics. Image panels: the shape, and the residual-noise metric recomputed in numpy.
+figure's metrics. Image panels: the shape, the residual-noise metric recomputed in numpy, the
+classifier's class names (the data set's), and with "steps" the samples equal `geonoise images
+sample` of the data set's shipped checkpoint (ancestral, seed 0).
 Prints one JSON line of what it compared; exits non-zero on the first mismatch.
 """
 
@@ -44,15 +47,28 @@ def main():
             report[f"d{toy['dim']}-{key}"] = {"shape": list(u.shape), "metrics_compared": compared, "radial_error_median": native.get("radial_error_median")}
     images = expect.get("images")
     if images:
+        data = images.get("data", "fashion-mnist")
+        repo = pathlib.Path(__file__).resolve().parents[2]
+        shipped = repo / "pretrained/images" / ("mnist" if data == "mnist" else "")
         for key in images["models"]:
-            doc = json.loads((folder / f"fashion-mnist-{key}.json").read_text())
+            doc = json.loads((folder / f"{data}-{key}.json").read_text())
             assert doc["shape"] == [images["n"], 28, 28], f"{key}: images of shape {doc['shape']}"
             x = np.asarray(doc["samples"], dtype=np.float64).reshape(doc["shape"])
             lap = 4 * x[:, 1:-1, 1:-1] - x[:, :-2, 1:-1] - x[:, 2:, 1:-1] - x[:, 1:-1, :-2] - x[:, 1:-1, 2:]
             mine = float(np.mean(np.mean(lap**2, axis=(1, 2))))
             close(mine, float(doc["metrics"]["laplacian_energy"]), f"{key} laplacian_energy", rel=1e-6)
             assert doc["verdict"] and "confident_share" in doc["verdict"], f"{key}: no classifier verdict: {doc['verdict']}"
-            report[f"fashion-mnist-{key}"] = {"shape": doc["shape"], "laplacian_energy": mine, "confident_share": doc["verdict"]["confident_share"]}
+            digits = [str(k) for k in range(10)]
+            assert (doc["verdict"]["names"] == digits) == (data == "mnist"), f"{key}: the classifier's classes are {doc['verdict']['names']}, on {data}"
+            entry = {"shape": doc["shape"], "laplacian_energy": mine, "confident_share": doc["verdict"]["confident_share"]}
+            if images.get("steps"):
+                out = folder / f"native-{data}-{key}.json"
+                subprocess.run([cli, "images", "sample", "--checkpoint", str(shipped / f"{key}.safetensors"), "--n", str(images["n"]), "--steps", str(images["steps"]), "--sampler", "ancestral", "--seed", "0", "--out", str(out)], check=True, capture_output=True)
+                native = np.asarray(json.loads(out.read_text())["samples"], dtype=np.float64).reshape(doc["shape"])
+                worst = float(np.max(np.abs(x - native) / (1 + np.abs(native))))
+                assert worst <= 1e-3, f"{key}: the figure's samples differ from geonoise images sample of {shipped / key}.safetensors by {worst}"
+                entry["largest_difference_from_cli"] = worst
+            report[f"{data}-{key}"] = entry
     print(json.dumps(report))
 
 

@@ -5,8 +5,9 @@
 // Needs: www/pkg and www/pretrained built (./build.sh wasm).
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import path from "node:path";
-import { browserSession, artifacts } from "./browser.mjs";
+import { browserSession, artifacts, cli } from "./browser.mjs";
 
 const { open } = browserSession();
 
@@ -98,6 +99,37 @@ test("the figure's sampler attribute: sde and a grid, and dpm2m, sample to the e
   assert.deepEqual(third.map((p) => p.step), ["20 / 20", "20 / 20"]);
   assert.ok(third.every((p) => /^\d+% \(\d+–\d+\)$/.test(p.clean) && p.error === ""), JSON.stringify(third));
   assert.ok(first.every((p) => /^\d+% \(\d+–\d+\)$/.test(p.clean) && p.error === ""), JSON.stringify(first));
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('the image figure on MNIST (data="mnist"): the MNIST U-Nets give the CLI\'s samples; a model MNIST has none of is named in the bar', async () => {
+  const { page, problems } = await open("embed-example.html");
+  await page.evaluate(() => {
+    window.doneFigures = [];
+    document.body.innerHTML = `<geonoise-figure data="mnist" models="fm-blind,ddpm-blind,eqm-blind" samples="4" steps="3" speed="3" backend="cpu" autoplay></geonoise-figure>
+      <geonoise-figure data="cifar" samples="10" steps="3" backend="cpu"></geonoise-figure>`;
+    document.querySelectorAll("geonoise-figure").forEach((f, i) => f.addEventListener("geonoise-done", () => window.doneFigures.push(i)));
+  });
+  await page.waitForFunction(() => window.doneFigures.includes(0), null, { timeout: 240000, polling: 250 });
+  const [mnist, toy] = await page.evaluate(() => [...document.querySelectorAll("geonoise-figure")].map((f) => ({ data: f.s.data, images: f.s.images, models: f.s.models, note: f.shadowRoot.querySelector(".note").textContent, status: [...f.shadowRoot.querySelectorAll(".status")].map((e) => e.textContent) })));
+  assert.deepEqual([mnist.data, mnist.models], ["mnist", ["fm-blind", "ddpm-blind"]]);
+  assert.match(mnist.note, /model "eqm-blind" is not one of fm-blind, ddpm-blind, fm-cond, ddpm-cond/);
+  assert.deepEqual(mnist.status, ["MNIST", "MNIST"]);
+  assert.deepEqual([toy.data, toy.images], [null, false]);
+  assert.match(toy.note, /data="cifar" is not one of fashion-mnist, mnist; showing the toy/);
+  const results = await page.evaluate(async () => {
+    const r = await document.querySelector("geonoise-figure").results();
+    return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Array.from(v.samples)]));
+  });
+  for (const model of ["fm-blind", "ddpm-blind"]) {
+    const file = path.join(artifacts, `figure-mnist-${model}.json`);
+    cli(["images", "sample", "--checkpoint", `pretrained/images/mnist/${model}.safetensors`, "--n", "4", "--steps", "3", "--sampler", "ancestral", "--seed", "0", "--out", file]);
+    const native = JSON.parse(fs.readFileSync(file, "utf8")).samples.flat();
+    assert.equal(results[model].length, native.length);
+    const worst = Math.max(...results[model].map((v, i) => Math.abs(v - native[i]) / (1 + Math.abs(native[i]))));
+    assert.ok(worst <= 1e-3, `${model}: figure vs CLI ${worst}`);
+  }
   assert.deepEqual(problems, []);
   await page.close();
 });

@@ -1,4 +1,4 @@
-// The Images tab: the shipped Fashion-MNIST U-Nets (pretrained/images/) sampling in the page,
+// The Images tab: the shipped Fashion-MNIST and MNIST U-Nets (pretrained/images/) sampling in the page,
 // on the CPU path and on WebGPU (SwiftShader), checked against `geonoise images sample` of the
 // same checkpoint and seed. Runs are kept to a few images and steps: a U-Net step is costly.
 //
@@ -12,10 +12,11 @@ import { browserSession, artifacts, cli, repo } from "./browser.mjs";
 
 const { faults, open, waitDone } = browserSession();
 
-/** The native samples of a shipped image model: rows of 784. */
-function nativeSamples(model, n, steps, extra = []) {
+/** The native samples of a shipped image model (`dir`: its folder, pretrained/images/mnist for
+ * MNIST's): rows of 784. */
+function nativeSamples(model, n, steps, extra = [], dir = "pretrained/images") {
   const file = path.join(artifacts, `images-${model}-native.json`);
-  cli(["images", "sample", "--checkpoint", `pretrained/images/${model}.safetensors`, "--n", String(n), "--steps", String(steps), "--seed", "0", ...extra, "--out", file]);
+  cli(["images", "sample", "--checkpoint", `${dir}/${model}.safetensors`, "--n", String(n), "--steps", String(steps), "--seed", "0", ...extra, "--out", file]);
   return JSON.parse(fs.readFileSync(file, "utf8")).samples;
 }
 
@@ -147,6 +148,57 @@ test("Images tab, the paper's other blind models: the control adds EqM Blind and
   // The Pretrained tab has no such control.
   await page.click('.tabs button[data-mode="view"]');
   assert.equal(await page.locator("#others").isHidden(), true);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("Images tab, MNIST: the data choice samples the MNIST U-Nets (the CLI's samples), its classifier reads digits, its table; the other blind models are Fashion-MNIST's only", async () => {
+  const { page, problems } = await open("?mode=images&backend=cpu&images=4&isteps=3&speed=3&others=1");
+  await page.waitForFunction(() => document.querySelectorAll(".image-panel").length === 4, null, { timeout: 60000 });
+  assert.equal(await page.locator("#idata").isHidden(), false);
+  assert.equal(await page.locator("#idata").inputValue(), "fashion-mnist");
+  await page.selectOption("#idata", "mnist");
+  const ids = ["img-fm-blind", "img-ddpm-blind"];
+  await waitDone(page, ids, 240000);
+  assert.match(page.url(), /idata=mnist/);
+  // EqM and uEDM Blind were trained on Fashion-MNIST only: their control goes, their panels too.
+  assert.equal(await page.locator("#others").isHidden(), true);
+  const titles = await page.evaluate(() => [...document.querySelectorAll(".image-panel h2")].map((h) => h.textContent));
+  assert.deepEqual(titles, ["FM Blind", "DDPM Blind"]);
+  for (const id of ids) {
+    const model = id.slice(4);
+    assert.match(await page.locator(`[data-panel="${id}"] .status`).textContent(), /28×28 MNIST/);
+    const e = await exportOf(page, id, "json");
+    assert.equal(e.file, `geonoise-${model}-mnist-seed0.json`);
+    const doc = JSON.parse(e.text);
+    assert.equal(doc.data, "mnist");
+    assertClose(doc.samples, nativeSamples(model, 4, 3, ["--sampler", "ancestral"], "pretrained/images/mnist"), 1e-3, `${id} (MNIST)`);
+    assert.match((await panelText(page, id)).confident, /^\d+%$/);
+    // Not Fashion-MNIST's model: its samples differ from those.
+    const fashion = nativeSamples(model, 4, 3, ["--sampler", "ancestral"]);
+    assert.ok(doc.samples.some((row, i) => row.some((v, j) => Math.abs(v - fashion[i][j]) > 0.1)), `${id}: the MNIST samples equal Fashion-MNIST's`);
+  }
+  // The classifier is MNIST's: it names digits.
+  const box = await page.locator('[data-panel="img-fm-blind"] canvas').boundingBox();
+  await page.mouse.click(box.x + box.width * 0.25, box.y + box.height * 0.25);
+  await page.waitForFunction(() => window.geonoise.imageDetail, null, { timeout: 10000 });
+  assert.match((await page.evaluate(() => window.geonoise.imageDetail)).caption, /the classifier reads it as \d \(p = /);
+  // The measured table (100 steps) is MNIST's.
+  await page.fill("#steps", "100");
+  await page.dispatchEvent("#steps", "change");
+  await page.waitForFunction(() => document.querySelectorAll("#images-table tbody tr").length > 0, null, { timeout: 30000 });
+  assert.match(await page.locator("#images-table").textContent(), /Measured on MNIST/);
+  const shown = await page.evaluate(() => [...document.querySelectorAll("#images-table tbody tr td:first-child")].map((td) => td.textContent));
+  assert.deepEqual(shown, ["real training images", "FM Blind", "DDPM Blind", "FM Cond", "DDPM Cond"]);
+  const table = JSON.parse(fs.readFileSync(path.join(repo, "pretrained/images/mnist/table.json"), "utf8"));
+  const fm = table.rows.find((r) => r.model === "fm-blind" && r.sample?.solver === "ancestral" && r.sample?.steps === 100);
+  const cell = await page.evaluate(() => document.querySelectorAll("#images-table tbody tr")[1].children[2].textContent);
+  assert.ok(cell.startsWith(fm.metrics.frechet.toFixed(1)), `${cell} vs ${fm.metrics.frechet}`);
+  // Back to Fashion-MNIST: its table and the other blind models' control return.
+  await page.selectOption("#idata", "fashion-mnist");
+  await page.waitForFunction(() => /Measured on Fashion-MNIST/.test(document.querySelector("#images-table").textContent), null, { timeout: 30000 });
+  assert.equal(await page.locator("#others").isHidden(), false);
+  assert.equal((await page.$$(".image-panel")).length, 4);
   assert.deepEqual(problems, []);
   await page.close();
 });

@@ -66,11 +66,11 @@ async function filesAppear(dir, files, timeout, problems, log) {
   throw new Error(`after ${timeout / 1000} s, missing ${files.filter((f) => !fs.existsSync(path.join(dir, f))).join(", ")} in ${dir}; browser problems: ${problems.join(" | ")}`);
 }
 
-test("Notebook (marimo): the example's figures play on the CPU path in the notebook and their samples and metrics arrive in Python, equal to geonoise metrics on the same samples", { skip: python ? false : "GEONOISE_PYTHON is not set (./build.sh test sets it up)" }, async () => {
+test("Notebook (marimo): the example's figures (D = 8, and MNIST's U-Nets) play on the CPU path in the notebook and their samples and metrics arrive in Python, equal to geonoise metrics on the same samples", { skip: python ? false : "GEONOISE_PYTHON is not set (./build.sh test sets it up)" }, async () => {
   const dir = path.join(artifacts, "notebook-results");
   fs.rmSync(dir, { recursive: true, force: true });
   const log = path.join(artifacts, "notebook-marimo.log");
-  const { proc, url } = await marimo("python/examples/blind_vs_cond.py", ["--dims", "8", "--samples", "300", "--steps", "60", "--backend", "cpu", "--image-steps", "10", "--save", dir], log);
+  const { proc, url } = await marimo("python/examples/blind_vs_cond.py", ["--dims", "8", "--samples", "300", "--steps", "60", "--backend", "cpu", "--images", "mnist", "--image-steps", "10", "--save", dir], log);
   const page = await browser.newPage({ viewport: { width: 1100, height: 1600 } });
   const problems = [];
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
@@ -79,13 +79,13 @@ test("Notebook (marimo): the example's figures play on the CPU path in the noteb
   });
   try {
     await page.goto(url);
-    const files = ["d8-fm-blind.json", "d8-ddpm-blind.json", "fashion-mnist-fm-blind.json", "fashion-mnist-ddpm-blind.json"];
+    const files = ["d8-fm-blind.json", "d8-ddpm-blind.json", "mnist-fm-blind.json", "mnist-ddpm-blind.json"];
     await filesAppear(dir, files, 300000, problems, log);
     // The figures drew: a canvas per toy panel and an image grid per image panel, done.
     const done = await page.evaluate(() => [...document.querySelectorAll("*")].flatMap((e) => (e.shadowRoot ? [...e.shadowRoot.querySelectorAll("geonoise-figure")] : [])).length);
     console.log(`# figures found in widget shadow roots: ${done}`);
     await page.screenshot({ path: path.join(artifacts, "notebook-marimo.png"), fullPage: true });
-    const expect = { toy: { dim: 8, n: 300, models: ["fm-blind", "ddpm-blind"] }, images: { n: 16, models: ["fm-blind", "ddpm-blind"] } };
+    const expect = { toy: { dim: 8, n: 300, models: ["fm-blind", "ddpm-blind"] }, images: { data: "mnist", n: 16, steps: 10, models: ["fm-blind", "ddpm-blind"] } };
     const report = execFileSync(python, [path.join(repo, "python/tests/check_results.py"), dir, process.env.GEONOISE_BIN, JSON.stringify(expect)], { encoding: "utf8" });
     console.log(`# ${report.trim()}`);
     const r = JSON.parse(report);

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { DEFAULTS, MODES, URL_KEYS, D_KEYS, LIMITS, parseState, serializeState } from "../state.js";
+import { DEFAULTS, MODES, URL_KEYS, D_KEYS, LIMITS, parseState, serializeState, panelsFor, sourceMessage } from "../state.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -43,4 +43,19 @@ test("a link to a tab with its own D: the tab's D follows d= unless its own key 
   assert.equal(at("?mode=images&d=8").state.tdim, DEFAULTS.tdim);
   // What the page writes back names the tab's own key.
   assert.equal(serializeState(at("?mode=train&d=64").state), "?mode=train&tdim=64");
+});
+
+test("the Images tab's data choice: MNIST's panels load pretrained/images/mnist/ and its classifier, have no other blind models, and an unknown data set is named", () => {
+  const mnist = parseState("?mode=images&idata=mnist&twins=1&others=1");
+  assert.deepEqual(mnist.notes, []);
+  const panels = panelsFor(mnist.state);
+  assert.deepEqual(panels.map((p) => p.key), ["fm-blind", "ddpm-blind", "fm-cond", "ddpm-cond"]);
+  const load = sourceMessage(panels[1], 784);
+  assert.deepEqual([load.url, load.scorer, load.image], ["pretrained/images/mnist/ddpm-blind.safetensors", "pretrained/images/mnist/classifier.safetensors", true]);
+  assert.equal(serializeState(mnist.state), "?twins=1&others=1&idata=mnist&mode=images");
+  const fashion = parseState("?mode=images&others=1").state;
+  assert.deepEqual(panelsFor(fashion).map((p) => sourceMessage(p, 784).url), ["fm-blind", "ddpm-blind", "eqm-blind", "uedm-blind"].map((m) => `pretrained/images/${m}.safetensors`));
+  const bad = parseState("?mode=images&idata=cifar10");
+  assert.equal(bad.state.idata, "fashion-mnist");
+  assert.match(bad.notes.join(), /idata=cifar10 is not one of fashion-mnist, mnist/);
 });
