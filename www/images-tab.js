@@ -3,7 +3,7 @@
 // image table for the sampler in use, the close-up of a clicked image, and the image exports.
 import { ImagePanelView, drawDetail, renderImageTable, samplesImageJson, samplesNpy } from "./images.js";
 import { saveBlob } from "./view.js";
-import { IMAGE_MODELS, OTHER_IMAGE_MODELS, imageData, imageFile } from "./state.js";
+import { imageData, imageFile, imagePanels } from "./state.js";
 
 export function imagesTab(app, sampling) {
   const { $, panels, state } = app;
@@ -37,7 +37,8 @@ export function imagesTab(app, sampling) {
     $("#images-view").hidden = state.mode !== "images";
     if (state.mode !== "images") return;
     if (!tables.has(state.idata)) return void load();
-    const models = [...IMAGE_MODELS, ...(state.others ? OTHER_IMAGE_MODELS : [])].filter((m) => imageData(state.idata).models.includes(m));
+    // The table's rows: the data set's four and, with `others`, its other blind models (the panels' keys with the twins).
+    const models = imagePanels(true, state.others, state.idata).map((p) => p.key);
     $("#images-table").innerHTML = renderImageTable(tables.get(state.idata) ?? null, state.isolver, state.isteps, models, imageData(state.idata).title);
   }
 
