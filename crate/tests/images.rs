@@ -146,11 +146,12 @@ fn the_shipped_classifier_knows_the_test_set() {
 }
 
 /// Every U-Net a manifest lists (Fashion-MNIST's in pretrained/images, MNIST's in its `mnist`
-/// folder where that is shipped) loads into the current architecture with the config it states,
-/// and samples finite images with each sampler from the same noise.
+/// folder and DDPM Cond's gap runs in `gap`, where those are shipped) loads into the current
+/// architecture with the config it states, and samples finite images with each sampler from the
+/// same noise.
 #[test]
 fn every_shipped_image_model_loads_and_samples() {
-    let folders: Vec<PathBuf> = [dir(), dir().join("mnist")].into_iter().filter(|d| d.join("manifest.json").exists()).collect();
+    let folders: Vec<PathBuf> = [dir(), dir().join("mnist"), dir().join("gap")].into_iter().filter(|d| d.join("manifest.json").exists()).collect();
     assert!(folders.contains(&dir()), "pretrained/images/manifest.json is shipped");
     for folder in folders {
         every_model_in(&folder);
