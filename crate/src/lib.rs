@@ -8,13 +8,15 @@
 //! state on disk, to resume it exactly ([`resume`]), and the 95 % intervals put on every compared
 //! number ([`interval`]). The image experiment of Sec. 7.1 has a room
 //! of its own ([`image`]): IDX data, a U-Net, its training and
-//! the image metrics.
+//! the image metrics. Work done in one pass where burn's ops take many has two: [`fused`]
+//! (GPU kernels) and [`host`] (the CPU).
 
 pub mod checkpoint;
 pub mod data;
 pub mod dataset;
 #[cfg(feature = "webgpu")]
 pub mod fused;
+pub mod host;
 pub mod image;
 pub mod interval;
 pub mod metrics;

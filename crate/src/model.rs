@@ -174,7 +174,8 @@ impl Net {
         Net { input, blocks, output, gain }
     }
 
-    /// `u`: [B, D]; `emb`: [B, TIME_FEATURES] (zeros for a blind model).
+    /// `u`: [B, D]; `emb`: [B, TIME_FEATURES], or [1, TIME_FEATURES] for one noise level shared
+    /// by the batch (zeros for a blind model).
     pub fn forward(&self, u: Tensor<2>, emb: Tensor<2>) -> Tensor<2> {
         let mut h = self.input.forward(u.clone());
         for block in &self.blocks {
@@ -190,7 +191,7 @@ impl Net {
 ///
 /// On the CPU (Flex) burn's sigmoid calls the scalar `expf` once per element: `perf` put that at
 /// about half of a native training step (`node bench/run.mjs native`). There the activation is
-/// evaluated on the host in one vectorised pass ([`host_silu`]) instead. Under autodiff it joins the
+/// evaluated on the host in one vectorised pass ([`crate::host::silu`]) instead. Under autodiff it joins the
 /// graph as `y = c + (x - x̄) g`, `c = silu(x)` and `g = silu'(x)` computed on the host and `x̄` the
 /// detached input: the value is `c` exactly (`x - x̄` is zero) and the gradient is `g`, so the
 /// backward pass costs one multiplication. Other devices use burn's own activation.
@@ -203,134 +204,13 @@ pub fn silu(x: Tensor<2>) -> Tensor<2> {
     let data = x.clone().into_data().convert::<f32>();
     let v = data.as_slice::<f32>().expect("an f32 tensor after convert");
     let tracked = device.is_autodiff();
-    let (c, g) = host_silu(v, tracked);
+    let (c, g) = crate::host::silu::host_silu(v, tracked);
     let c = Tensor::<2>::from_data(TensorData::new(c, shape), &device);
     if !tracked {
         return c;
     }
     let g = Tensor::<2>::from_data(TensorData::new(g, shape), &device);
     c + (x.clone() - x.detach()) * g
-}
-
-/// `silu(v)` and, when `grad`, `silu'(v) = s (1 + v (1 - s))`, `s = sigmoid(v)`, in one pass.
-pub fn host_silu(v: &[f32], grad: bool) -> (Vec<f32>, Vec<f32>) {
-    let mut c = vec![0f32; v.len()];
-    let mut g = vec![0f32; if grad { v.len() } else { 0 }];
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    let done = simd128::silu(v, &mut c, grad.then_some(&mut g[..]));
-    #[cfg(target_arch = "x86_64")]
-    let done = if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for (checked just above).
-        unsafe { silu_avx2(v, &mut c, &mut g) };
-        v.len()
-    } else {
-        0
-    };
-    #[cfg(not(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128"))))]
-    let done = 0;
-    silu_scalar(&v[done..], &mut c[done..], if grad { &mut g[done..] } else { &mut [] });
-    (c, g)
-}
-
-/// The pass itself; `g` empty when no gradient is wanted. Auto-vectorised natively.
-#[inline(always)]
-fn silu_scalar(v: &[f32], c: &mut [f32], g: &mut [f32]) {
-    if g.is_empty() {
-        for (c, &x) in c.iter_mut().zip(v) {
-            *c = x * sigmoid(x);
-        }
-    } else {
-        for ((c, g), &x) in c.iter_mut().zip(g.iter_mut()).zip(v) {
-            let s = sigmoid(x);
-            *c = x * s;
-            *g = s * (1.0 + x * (1.0 - s));
-        }
-    }
-}
-
-/// The same loop compiled for 8-lane AVX2 with FMA (the native build's baseline is SSE2).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn silu_avx2(v: &[f32], c: &mut [f32], g: &mut [f32]) {
-    silu_scalar(v, c, g)
-}
-
-/// `sigmoid(x)` through `e = exp(-|x|)`, branch-free so a loop over it vectorises.
-#[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    let e = exp_nonpositive(-x.abs());
-    let d = 1.0 / (1.0 + e);
-    if x >= 0.0 {
-        d
-    } else {
-        e * d
-    }
-}
-
-/// Cephes' single-precision `exp` (within 2 ulp), shared by the scalar and the SIMD pass: below
-/// `EXP_MIN` the result is clamped; `v = n ln 2 + r` with ln 2 in two parts; `e^r = 1 + r + r^2
-/// p(r)` with `p`'s coefficients highest power first.
-const EXP_MIN: f32 = -87.0;
-const EXP_LN2_HI: f32 = 0.693_359_4;
-const EXP_LN2_LO: f32 = -2.121_944_4e-4;
-const EXP_POLY: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5];
-/// 1.5 * 2^23: adding it to a float of magnitude below 2^22 rounds it to an integer, which is
-/// then in the low mantissa bits.
-const EXP_SHIFTER: f32 = 12_582_912.0;
-
-/// `exp(v)` for `v <= 0`, branch-free and without float-to-int casts (Rust's saturating casts do
-/// not vectorise on x86).
-#[inline(always)]
-fn exp_nonpositive(v: f32) -> f32 {
-    let v = v.max(EXP_MIN);
-    let t = v * std::f32::consts::LOG2_E + EXP_SHIFTER;
-    let n = t - EXP_SHIFTER;
-    let r = v - n * EXP_LN2_HI - n * EXP_LN2_LO;
-    let p = EXP_POLY[1..].iter().fold(EXP_POLY[0], |p, c| p * r + c);
-    let e = p * r * r + r + 1.0;
-    // 2^n from n's bits: (n + 127) << 23.
-    let n_bits = (t.to_bits() as i32).wrapping_sub(EXP_SHIFTER.to_bits() as i32);
-    e * f32::from_bits((n_bits.wrapping_add(127) << 23) as u32)
-}
-
-/// The same pass with explicit WebAssembly SIMD: the browser build is optimised for size, which
-/// turns LLVM's loop vectoriser off.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod simd128 {
-    use super::{EXP_LN2_HI, EXP_LN2_LO, EXP_MIN, EXP_POLY, EXP_SHIFTER};
-    use core::arch::wasm32::*;
-
-    /// Fills `c` (and `g`) four lanes at a time; returns how many elements it did.
-    pub fn silu(v: &[f32], c: &mut [f32], mut g: Option<&mut [f32]>) -> usize {
-        let n = v.len() / 4 * 4;
-        let f = f32x4_splat;
-        for i in (0..n).step_by(4) {
-            // SAFETY: i + 4 <= n <= v.len() (and c, g have v's length); v128 loads and stores
-            // have no alignment requirement.
-            unsafe {
-                let x = v128_load(v.as_ptr().add(i) as *const v128);
-                let a = f32x4_max(f32x4_neg(f32x4_abs(x)), f(EXP_MIN));
-                let k = f32x4_sub(f32x4_add(f32x4_mul(a, f(std::f32::consts::LOG2_E)), f(EXP_SHIFTER)), f(EXP_SHIFTER));
-                let r = f32x4_sub(f32x4_sub(a, f32x4_mul(k, f(EXP_LN2_HI))), f32x4_mul(k, f(EXP_LN2_LO)));
-                let mut p = f(EXP_POLY[0]);
-                for &coef in &EXP_POLY[1..] {
-                    p = f32x4_add(f32x4_mul(p, r), f(coef));
-                }
-                let e = f32x4_add(f32x4_add(f32x4_mul(f32x4_mul(p, r), r), r), f(1.0));
-                let scale = i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(k), i32x4_splat(127)), 23);
-                let e = f32x4_mul(e, scale);
-                let d = f32x4_div(f(1.0), f32x4_add(f(1.0), e));
-                let s = v128_bitselect(d, f32x4_mul(e, d), f32x4_ge(x, f(0.0)));
-                v128_store(c.as_mut_ptr().add(i) as *mut v128, f32x4_mul(x, s));
-                if let Some(g) = g.as_deref_mut() {
-                    let one = f(1.0);
-                    let dv = f32x4_mul(s, f32x4_add(one, f32x4_mul(x, f32x4_sub(one, s))));
-                    v128_store(g.as_mut_ptr().add(i) as *mut v128, dv);
-                }
-            }
-        }
-        n
-    }
 }
 
 /// Sinusoidal features of the network's time input `s` (see `Parameterization::time_input`):
@@ -377,6 +257,9 @@ pub struct Model {
     /// apply.
     #[cfg(feature = "webgpu")]
     packed: std::cell::OnceCell<Option<crate::fused::mlp::Packed>>,
+    /// On the CPU, the weights copied to the host for the forward pass there
+    /// ([`crate::host::mlp`]), made on the first evaluation.
+    host: std::sync::OnceLock<crate::host::mlp::Mlp>,
 }
 
 impl Model {
@@ -393,6 +276,7 @@ impl Model {
             net,
             #[cfg(feature = "webgpu")]
             packed: Default::default(),
+            host: Default::default(),
         }
     }
 
@@ -409,8 +293,19 @@ impl Model {
                 return packed.forward(u.clone(), time_embedding(&self.config, &[t], &u.device()));
             }
         }
-        let n = u.dims()[0];
-        let emb = time_embedding(&self.config, &[t], &u.device()).repeat_dim(0, n);
+        let device = u.device();
+        // On the CPU, without autodiff: the whole net on the host.
+        if !device.is_autodiff() && device.clone().inner() == Device::flex() {
+            let host = self.host.get_or_init(|| crate::host::mlp::Mlp::of(&self.net));
+            let shape = u.dims();
+            let data = u.into_data().convert::<f32>();
+            let rows = data.as_slice::<f32>().expect("an f32 tensor after convert");
+            let emb = if self.config.blind { [0.0; TIME_FEATURES] } else { time_features(self.config.model.time_input(t)) };
+            return Tensor::from_data(TensorData::new(host.forward(rows, &emb), shape), &device);
+        }
+        // One embedding row for the whole batch: each block's time layer runs once and its
+        // [1, W] output is broadcast over the rows.
+        let emb = time_embedding(&self.config, &[t], &device);
         self.net.forward(u, emb)
     }
 
@@ -493,23 +388,6 @@ mod tests {
             assert_eq!(v(x.bias.as_ref().unwrap().val()), v(y.bias.as_ref().unwrap().val()));
         }
         assert_eq!(c.config, m.config);
-    }
-
-    #[test]
-    fn host_silu_matches_the_exact_activation() {
-        // Every magnitude the network meets and the saturated ends, both signs. Below -87 the
-        // exponential is clamped (at e^-87 ~ 1.6e-38): the activation is then ~1e-36 instead of
-        // smaller still, an absolute error far below anything f32 arithmetic downstream resolves.
-        let v: Vec<f32> = (-4000..=4000).map(|i| i as f32 * 0.0237).chain([-200.0, -88.0, -87.5, 0.0, -0.0, 88.0, 1e-30, -1e-30, 200.0]).collect();
-        let (c, g) = host_silu(&v, true);
-        for (i, &x) in v.iter().enumerate() {
-            let xd = x as f64;
-            let s = 1.0 / (1.0 + (-xd).exp());
-            let (want_c, want_g) = (xd * s, s * (1.0 + xd * (1.0 - s)));
-            assert!((c[i] as f64 - want_c).abs() <= 4e-7 * want_c.abs() + 1e-35, "silu({x}) = {}, want {want_c}", c[i]);
-            assert!((g[i] as f64 - want_g).abs() <= 1e-6, "silu'({x}) = {}, want {want_g}", g[i]);
-        }
-        assert!(host_silu(&v, false).1.is_empty());
     }
 
     #[test]

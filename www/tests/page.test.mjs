@@ -156,7 +156,16 @@ test("CPU path: FM Blind and DDPM Blind at D=128 sample fully and match the nati
     // point), so rounding differences grow into visible ones on some trajectories.
     const share = id === "fm-blind" ? 1 : 0.9;
     assert.ok(agree >= share * settled.length, `${id}: only ${agree} of the ${settled.length} settled samples agree with the CLI's`);
-    for (const k of ["radial_error_median", "inner_fraction", "diverged_fraction"]) close(exported.metrics[k], native.metrics[k], `${id} ${k}`);
+    close(exported.metrics.radial_error_median, native.metrics.radial_error_median, `${id} radial_error_median`);
+    // The fractions: each sample that parts ways moves one by at most one sample's share of the
+    // samples it counts (the inner fraction counts those that did not diverge). For FM Blind none
+    // does, so they agree to 1e-3.
+    const parted = nativeSamples.filter((_, i) => !same(i)).length;
+    const counted = 300 * (1 - Math.max(exported.metrics.diverged_fraction, native.metrics.diverged_fraction));
+    for (const k of ["inner_fraction", "diverged_fraction"]) {
+      const [a, b] = [exported.metrics[k], native.metrics[k]];
+      assert.ok(Math.abs(a - b) <= 1e-3 + parted / counted, `${id} ${k}: page ${a} vs CLI ${b} (${parted} samples part ways)`);
+    }
     // The scatter metrics: exact for FM Blind; for DDPM Blind within the 10 % of samples that may
     // differ (above), each moving a share by 1/300.
     for (const k of ["clean_fraction", "radial_error_p90", "off_manifold_median"]) {
