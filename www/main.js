@@ -8,7 +8,7 @@
 // image-train-tab.js (images.js, and train-tab.js's controller for training runs); the
 // panels that sample a model share sampling.js (view.js). A controller gets the shell's context,
 // `app`, and imports nothing of the shell, so no import runs back up.
-import { DIMS, LIMITS, FLOATS, IMAGE_DATA, parseState, serializeState, controlKey, probeJob, imageData } from "./state.js";
+import { DIMS, LIMITS, FLOATS, IMAGE_DATA, OTHER_IMAGE_MODELS, parseState, serializeState, controlKey, probeJob, imageData } from "./state.js";
 import { options } from "./view.js";
 import { samplingPanels } from "./sampling.js";
 import { pretrainedTab } from "./pretrained-tab.js";
@@ -278,8 +278,10 @@ function syncControls() {
   $("#fields").parentElement.hidden = mode !== "view";
   $("#twins").parentElement.hidden = !(mode === "view" || mode === "images");
   $("#idata").parentElement.hidden = mode !== "images";
-  // The paper's other blind models were trained on Fashion-MNIST only.
-  $("#others").parentElement.hidden = mode !== "images" || !imageData(state.idata).models.includes("eqm-blind");
+  // The paper's other blind models were trained on Fashion-MNIST only: the control shows where the
+  // data set has them.
+  const others = OTHER_IMAGE_MODELS.every((key) => imageData(state.idata).models.includes(key));
+  $("#others").parentElement.hidden = mode !== "images" || !others;
   if (mode !== "view") $("#panel-probe").hidden = true;
   for (const tab of Object.values(tabs)) tab.sync?.();
   tabs.view.render();
