@@ -187,7 +187,7 @@ export class ImagePanelView extends PanelChrome {
   /** The grid as it is drawn, as a PNG download. */
   downloadPng() {
     this.canvas.toBlob((blob) => {
-      const name = `geonoise-${this.panel.key}-${this.panel.data ?? "fashion-mnist"}-step${this.step ?? 0}.png`;
+      const name = `geonoise-${this.panel.key}-${this.panel.data}-step${this.step ?? 0}.png`;
       window.geonoise && (window.geonoise.lastExport = { kind: "png", file: name, bytes: blob.size });
       saveBlob(blob, name);
     }, "image/png");

@@ -232,8 +232,17 @@ pub fn time_embedding(config: &ModelConfig, ts: &[f64], device: &Device) -> Tens
     time_rows(config.model, config.blind, ts, device)
 }
 
-/// The embedding rows of parameterization `p` for a batch of noise levels, zeros when `blind`:
-/// every network of the project (the toy MLP, the image U-Net) is made blind this way.
+/// The embedding row of parameterization `p` at noise level `t`, zeros when `blind`: every
+/// network of the project (the toy MLP, the image U-Net) is made blind this way.
+pub fn time_row(p: Parameterization, blind: bool, t: f64) -> [f32; TIME_FEATURES] {
+    if blind {
+        [0.0; TIME_FEATURES]
+    } else {
+        time_features(p.time_input(t))
+    }
+}
+
+/// [`time_row`] for a batch of noise levels, as a tensor.
 pub fn time_rows(p: Parameterization, blind: bool, ts: &[f64], device: &Device) -> Tensor<2> {
     let n = ts.len();
     if blind {
@@ -241,7 +250,7 @@ pub fn time_rows(p: Parameterization, blind: bool, ts: &[f64], device: &Device) 
     }
     let mut v = Vec::with_capacity(n * TIME_FEATURES);
     for &t in ts {
-        v.extend_from_slice(&time_features(p.time_input(t)));
+        v.extend_from_slice(&time_row(p, blind, t));
     }
     Tensor::from_data(TensorData::new(v, [n, TIME_FEATURES]), device)
 }
@@ -300,7 +309,7 @@ impl Model {
             let shape = u.dims();
             let data = u.into_data().convert::<f32>();
             let rows = data.as_slice::<f32>().expect("an f32 tensor after convert");
-            let emb = if self.config.blind { [0.0; TIME_FEATURES] } else { time_features(self.config.model.time_input(t)) };
+            let emb = time_row(self.config.model, self.config.blind, t);
             return Tensor::from_data(TensorData::new(host.forward(rows, &emb), shape), &device);
         }
         // One embedding row for the whole batch: each block's time layer runs once and its

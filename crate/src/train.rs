@@ -13,7 +13,7 @@ use crate::data::Projection;
 use crate::dataset::DataSet;
 use crate::model::{time_embedding, Model, ModelConfig, Net};
 #[cfg(feature = "webgpu")]
-use crate::model::{time_features, TIME_FEATURES};
+use crate::model::{time_row, TIME_FEATURES};
 use crate::rng::Rng;
 use crate::target::Parameterization;
 use crate::checkpoint;
@@ -284,7 +284,7 @@ impl Trainer {
                 rows.extend_from_slice(&x2[2 * r..2 * r + 2]);
                 rows.extend_from_slice(&eps[r * d..(r + 1) * d]);
                 rows.extend_from_slice(&coeffs[4 * r..4 * r + 4]);
-                rows.extend_from_slice(&if cfg.model.blind { [0.0; TIME_FEATURES] } else { time_features(p.time_input(t)) });
+                rows.extend_from_slice(&time_row(p, cfg.model.blind, t));
             }
             let (optim, lr) = (&self.optim, cfg.lr_at(self.step));
             self.last_loss = Some(f.step(rows, b, |time| optim.fused_step(time, lr)));
