@@ -66,13 +66,18 @@ const trainConfig = (model, batch) => ({ model, steps: 1_000_000, batch, lr: 5e-
 
 /** The project's side: the same wasm API the page's worker drives. */
 class Project {
-  /** `engine`: an `Engine` of the backend to run on. */
-  constructor(engine) {
+  /**
+   * `engine`: an `Engine` of the backend to run on; `launched`: every WebGPU training step through
+   * the launch path (no recorded step replayed).
+   */
+  constructor(engine, { launched = false } = {}) {
     this.engine = engine;
+    this.launched = launched;
   }
   startTraining(model, batch) {
     this.run?.free();
     this.run = this.engine.trainer(trainConfig(model, batch));
+    if (this.launched) this.run.set_replay(false);
   }
   trainSteps(k) {
     this.run.step(k);
@@ -174,6 +179,10 @@ export function makeBench({ Engine, counts, checkpoint, tf, gpu }) {
     if (peerBackend === "project-cpu") {
       const p = new Project(await engine("cpu"));
       return { side: p, info: { backend: "project cpu" } };
+    }
+    if (peerBackend === "project-launched") {
+      const p = new Project(await engine("webgpu"), { launched: true });
+      return { side: p, info: { backend: "project webgpu, launch path" } };
     }
     await tf.setBackend(peerBackend);
     await tf.ready();

@@ -7,7 +7,8 @@
 //
 // rows (all by default):
 //   train       the toy's training step (D = 128, width 128, depth 3, batch 512): WebGPU vs TF.js
-//               webgpu, and WebGPU vs the project's own CPU path (burn Flex, the same wasm)
+//               webgpu, WebGPU vs the project's own CPU path (burn Flex, the same wasm), and the
+//               recorded step replayed vs every step through the launch path (WebGPU both)
 //   sample      a sampling frame (one step, then the positions read back to the host) of 2,000
 //               and 20,000 trajectories: WebGPU vs TF.js webgpu, plain and pipelined (the next
 //               step issued before the read is awaited), and WebGPU vs the CPU path at 2,000
@@ -157,6 +158,7 @@ if (want("train")) {
   const o = { model: TOY, batch: 512, k, rounds, warmup };
   await measure("toy training step, WebGPU vs TF.js webgpu", "burn wgpu (wasm)", "TF.js webgpu", () => bench.train({ backend: "webgpu", peerBackend: "webgpu", ...o }));
   await measure("toy training step, WebGPU vs the CPU path", "burn wgpu (wasm)", "burn Flex (wasm, 1 thread)", () => bench.train({ backend: "webgpu", peerBackend: "project-cpu", ...o, k: 1, rounds: quick ? 1 : 5, warmup: 1 }));
+  await measure("toy training step, replayed vs the launch path (WebGPU both)", "burn wgpu (wasm), replayed", "burn wgpu (wasm), launched", () => bench.train({ backend: "webgpu", peerBackend: "project-launched", ...o }));
 }
 if (want("sample")) {
   const o = { file: "fm-cond-d128.safetensors", model: TOY, steps: 100, k: quick ? 2 : 4, rounds, warmup };

@@ -28,7 +28,7 @@ test("the Dawn runner runs every row on Dawn's null backend and counts both stac
   assert.equal(results.adapter.backend, "null");
   assert.ok(results.wasm.gzip_bytes > 0);
   const what = results.rows.map((x) => x.what);
-  for (const w of ["toy training step, WebGPU vs TF.js webgpu", "toy training step, WebGPU vs the CPU path", "sampling frame, 2000 trajectories, WebGPU vs TF.js webgpu", "sampling frame, 2000 trajectories, pipelined, WebGPU vs TF.js webgpu", "U-Net sampling step, 16 images, WebGPU vs the CPU path"]) {
+  for (const w of ["toy training step, WebGPU vs TF.js webgpu", "toy training step, WebGPU vs the CPU path", "toy training step, replayed vs the launch path (WebGPU both)", "sampling frame, 2000 trajectories, WebGPU vs TF.js webgpu", "sampling frame, 2000 trajectories, pipelined, WebGPU vs TF.js webgpu", "U-Net sampling step, 16 images, WebGPU vs the CPU path"]) {
     assert.ok(what.includes(w), `row '${w}' missing from ${JSON.stringify(what)}`);
   }
   assert.ok(what.some((w) => w.startsWith("training step, D=")), "the large-model row is missing");
@@ -40,6 +40,9 @@ test("the Dawn runner runs every row on Dawn's null backend and counts both stac
     assert.equal(kernels, row.project.dispatch, `${row.what}: every dispatch is attributed to a kernel`);
     if (row.peerName.startsWith("TF.js")) {
       assert.ok(row.peer.dispatch > 10 && row.peer.submit >= 1, `${row.what}: TF.js ${row.peer.dispatch} dispatches, ${row.peer.submit} submits`);
+    } else if (row.peerName.includes("launched")) {
+      // The project's own WebGPU step through the launch path, beside the replayed one.
+      assert.ok(row.peer.dispatch > 0, `${row.what}: the launched side dispatched nothing`);
     } else {
       // The CPU path makes no WebGPU calls at all.
       assert.equal(row.peer.dispatch, 0, `${row.what}: the CPU path dispatched`);
@@ -56,6 +59,18 @@ test("the Dawn runner runs every row on Dawn's null backend and counts both stac
     assert.equal(n, 1, `${k} per step: ${JSON.stringify(train.project.kernels)}`);
   }
   assert.ok(train.project.dispatch <= 40, `toy training step: ${train.project.dispatch} dispatches: ${JSON.stringify(train.project.kernels)}`);
+  // From the second step on the training step is recorded once and replayed: its three kernels
+  // are dispatched again from the bind groups the recording made, so a step makes none (a loss
+  // read makes one, for the copy of the weights it keeps); the launch path makes one a kernel.
+  const replay = row("toy training step, replayed vs the launch path (WebGPU both)");
+  const binds = (side) => side.calls["GPUDevice.createBindGroup"] ?? 0;
+  for (const side of [replay.project, replay.peer]) {
+    for (const k of ["rows_kernel", "grads_kernel", "update_kernel"]) {
+      assert.equal(Object.entries(side.kernels).filter(([name]) => name.startsWith(k)).reduce((a, [, c]) => a + c, 0), 1, `${k} per step: ${JSON.stringify(side.kernels)}`);
+    }
+  }
+  assert.ok(binds(replay.project) <= 1, `replayed step: ${binds(replay.project)} bind groups a step: ${JSON.stringify(replay.project.calls)}`);
+  assert.ok(binds(replay.peer) >= 3, `launched step: ${binds(replay.peer)} bind groups a step: ${JSON.stringify(replay.peer.calls)}`);
   // A sampling frame: the whole MLP in one kernel and the solver's few element-wise ops (92
   // before); the issue's bound is 10.
   const frame = row("sampling frame, 2000 trajectories, WebGPU vs TF.js webgpu");

@@ -173,6 +173,15 @@ pub struct Frame {
     pub xy: Option<Tensor<2>>,
 }
 
+/// Positions seen in the plane, `u P` (`P` as `[D, 2]`): on a wgpu device one small kernel
+/// ([`crate::fused::project`]), elsewhere burn's matmul.
+fn project(u: Tensor<2>, p: Tensor<2>) -> Tensor<2> {
+    #[cfg(feature = "webgpu")]
+    return crate::fused::project::xy(u, p);
+    #[cfg(not(feature = "webgpu"))]
+    u.matmul(p)
+}
+
 /// A sampling run, advanced one step at a time. It shares the field, so a caller (the browser
 /// worker) can keep runs of the same model alive side by side.
 pub struct Sampler {
@@ -248,7 +257,7 @@ impl Sampler {
 
     /// The current positions as a frame.
     pub fn frame(&self) -> Frame {
-        let xy = self.projection.as_ref().map(|(_, p)| self.u.clone().matmul(p.clone()));
+        let xy = self.projection.as_ref().map(|(_, p)| project(self.u.clone(), p.clone()));
         Frame { step: self.k, t: self.grid[self.k], u: self.u.clone(), xy }
     }
 
@@ -273,8 +282,14 @@ impl Sampler {
 
     /// Advance one step; `None` once the last step is done.
     pub fn step(&mut self) -> Option<Frame> {
+        self.advance().then(|| self.frame())
+    }
+
+    /// Advance one step without making its frame (whose view in the plane is a product of its
+    /// own); `false` once the last step is done.
+    pub fn advance(&mut self) -> bool {
         if self.done() {
-            return None;
+            return false;
         }
         let (t0, t1) = (self.grid[self.k], self.grid[self.k + 1]);
         let h = t1 - t0;
@@ -339,12 +354,12 @@ impl Sampler {
             }
         };
         self.k += 1;
-        Some(self.frame())
+        true
     }
 
     /// Run to the end; the final positions.
     pub fn run(mut self) -> Tensor<2> {
-        while self.step().is_some() {}
+        while self.advance() {}
         self.u
     }
 }

@@ -402,6 +402,26 @@ impl Trainer {
         #[cfg(not(feature = "webgpu"))]
         false
     }
+
+    /// Whether the last step replayed the recorded fused step (`fused::replay`): on the fused
+    /// path, every step after the first once it was recorded.
+    pub fn is_replaying(&self) -> bool {
+        #[cfg(feature = "webgpu")]
+        return self.fused.as_ref().is_some_and(|f| f.replaying());
+        #[cfg(not(feature = "webgpu"))]
+        false
+    }
+
+    /// Turns the recording and replay of the fused step on or off (on by default; off, every step
+    /// goes through the launch path). For comparisons; a no-op off the fused path.
+    pub fn set_replay(&mut self, on: bool) {
+        #[cfg(feature = "webgpu")]
+        if let Some(f) = &mut self.fused {
+            f.set_replay(on);
+        }
+        #[cfg(not(feature = "webgpu"))]
+        let _ = on;
+    }
 }
 
 #[cfg(test)]

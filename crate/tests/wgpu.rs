@@ -143,6 +143,45 @@ fn the_fused_forward_pass_gives_burns_values() {
     eprintln!("the fused forward pass and burn's differ by at most {worst:e} of the output's scale (burn on wgpu and on Flex: {worst_burn:e})");
 }
 
+/// The samplers' projection kernel (`u P`, each frame's positions in the plane) against burn's
+/// matmul on Flex: no rows, one, a few over a cube's 256, 2,000 (a page's frame), D from 2 to 300,
+/// and a transposed (strided) input.
+#[test]
+fn the_projection_kernel_gives_burns_matmul() {
+    use burn::tensor::{Tensor, TensorData};
+    use geonoise::rng::Rng;
+    let Some(wgpu) = wgpu() else { return };
+    let flex = Device::flex();
+    let mut worst = 0f32;
+    for (k, (n, dim)) in [(0, 8), (1, 2), (257, 128), (2000, 128), (300, 300), (33, 7)].into_iter().enumerate() {
+        let mut rng = Rng::new(40 + k as u64);
+        let (u, p) = (rng.normals_f32(n * dim), rng.normals_f32(dim * 2));
+        let on = |dev: &Device, transposed: bool| {
+            let p = Tensor::<2>::from_data(TensorData::new(p.clone(), [dim, 2]), dev);
+            let u = match transposed {
+                false => Tensor::<2>::from_data(TensorData::new(u.clone(), [n, dim]), dev),
+                // The same matrix stored column by column, read through its strides.
+                true => {
+                    let t: Vec<f32> = (0..dim).flat_map(|j| (0..n).map(move |r| (r, j))).map(|(r, j)| u[r * dim + j]).collect();
+                    Tensor::<2>::from_data(TensorData::new(t, [dim, n]), dev).transpose()
+                }
+            };
+            read_f32(geonoise::fused::project::xy(u, p))
+        };
+        let reference = on(&flex, false);
+        assert_eq!(reference.len(), 2 * n);
+        let scale = reference.iter().fold(1f32, |a, y| a.max(y.abs()));
+        for transposed in [false, true] {
+            let got = on(&wgpu, transposed);
+            assert_eq!(got.len(), 2 * n);
+            let d = got.iter().zip(&reference).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale;
+            assert!(d < 1e-5, "{n} rows at D {dim} (transposed: {transposed}): the kernel and burn's matmul differ by {d} of the scale {scale}");
+            worst = worst.max(d);
+        }
+    }
+    eprintln!("the projection kernel and burn's matmul differ by at most {worst:e} of the output's scale");
+}
+
 /// The fused `SiLU(GroupNorm(x + t))` (the U-Net's samplers on wgpu) against burn's `GroupNorm`
 /// and SiLU on Flex: with and without the time term, groups of a few values and of more than the
 /// cube's 256 threads, and an input read through strides (a permuted tensor, as a convolution's
@@ -242,6 +281,77 @@ fn a_thousand_steps_on_wgpu_end_at_the_loss_of_flex() {
     assert!(weights(&tr.model().net)["output.weight"].iter::<f32>().any(f32::is_nan), "the NaN reached the weights");
     assert_eq!(tr.restore_last_good(), Some(5));
     assert_eq!(weights(&tr.model().net), good);
+}
+
+/// Whether two safetensors files hold the same header (as JSON: its maps' order is free) and the
+/// same bytes after it.
+fn same_file(a: &[u8], b: &[u8]) -> bool {
+    let split = |f: &[u8]| {
+        let n = u64::from_le_bytes(f[..8].try_into().unwrap()) as usize;
+        (serde_json::from_slice::<serde_json::Value>(&f[8..8 + n]).unwrap(), f[8 + n..].to_vec())
+    };
+    split(a) == split(b)
+}
+
+/// The fused step recorded once and replayed (`fused::replay`) gives the launch path's run to the
+/// bit: the same losses, weights and state file, through a loss read, a snapshot of the model
+/// and a state file taken mid-run (a replay updates the buffers in place, so what was handed out
+/// must be copies that later steps leave alone), and a batch of one row, and a NaN after which
+/// the last good weights come back; for Adam with clipping and AdamW without.
+#[test]
+fn a_replayed_training_step_is_the_launched_one() {
+    use geonoise::train::OptimizerKind;
+    let Some(wgpu) = wgpu() else { return };
+    let fm = ModelConfig { width: 32, depth: 2, ..ModelConfig::new(Parameterization::Fm, true, 8) };
+    let ddpm = ModelConfig { width: 16, depth: 1, ..ModelConfig::new(Parameterization::Ddpm, false, 20) };
+    for cfg in [
+        TrainConfig { steps: 100, batch: 64, seed: 7, ..TrainConfig::new(fm.clone()) },
+        TrainConfig { steps: 100, batch: 26, seed: 8, optimizer: OptimizerKind::Adamw, weight_decay: 0.01, grad_clip: 0.0, ..TrainConfig::new(ddpm) },
+        TrainConfig { steps: 100, batch: 1, seed: 9, ..TrainConfig::new(fm.clone()) },
+    ] {
+        let run = |replay: bool| {
+            let mut tr = Trainer::new(cfg.clone(), &wgpu).unwrap();
+            tr.set_replay(replay);
+            let mut losses = vec![];
+            (0..10).for_each(|_| tr.step());
+            assert_eq!(tr.is_replaying(), replay, "{}: replaying after 10 steps", cfg.model.label());
+            losses.push(tr.loss().unwrap());
+            let snapshot = tr.model();
+            let at_10 = weights(&snapshot.net);
+            let state = tr.pending_state(serde_json::json!({})).unwrap();
+            (0..20).for_each(|_| tr.step());
+            assert_eq!(weights(&snapshot.net), at_10, "{}: a model taken at step 10 changed with later steps", cfg.model.label());
+            let state = state.encode().unwrap();
+            assert_ne!(weights(&tr.model().net), at_10);
+            losses.push(tr.loss().unwrap());
+            while tr.steps_done() < cfg.steps - 5 {
+                tr.step();
+                if tr.steps_done() % 20 == 0 {
+                    losses.push(tr.loss().unwrap());
+                }
+            }
+            assert_eq!(tr.is_replaying(), replay);
+            losses.push(tr.loss().unwrap());
+            let (last_read, at_read) = (tr.steps_done(), weights(&tr.model().net));
+            let end = (weights(&tr.model().net), tr.save_state(serde_json::json!({})).unwrap());
+            // A NaN, and back to the weights of the last finite read (the moments hold the NaN,
+            // so the run stops there, as on burn's path).
+            tr.step();
+            tr.inject_nan();
+            tr.step();
+            assert!(tr.loss().unwrap().is_nan());
+            assert_eq!(tr.restore_last_good(), Some(last_read));
+            assert!(!tr.is_replaying());
+            assert!(weights(&tr.model().net) == at_read, "{}: the last good weights did not come back", cfg.model.label());
+            (losses, end.0, state, end.1)
+        };
+        let (launched, replayed) = (run(false), run(true));
+        assert_eq!(replayed.0, launched.0, "{}: losses", cfg.model.label());
+        assert!(replayed.0.iter().all(|l| l.is_finite()));
+        assert!(replayed.1 == launched.1, "{}: the weights after {} steps differ", cfg.model.label(), cfg.steps);
+        assert!(same_file(&replayed.2, &launched.2), "{}: the state file taken at step 10 differs", cfg.model.label());
+        assert!(same_file(&replayed.3, &launched.3), "{}: the final state file differs", cfg.model.label());
+    }
 }
 
 #[test]

@@ -11,12 +11,18 @@
 //!   kernel, where burn's ops take some 60 dispatches.
 //! - [`norm`]: the image U-Net's `SiLU(GroupNorm(x + t))` in one kernel (its samplers), where
 //!   burn's ops take about a dozen dispatches.
+//! - [`project`]: the samplers' view of their positions in the plane (`u P`) in one small kernel,
+//!   where burn's matmul takes two dispatches through a costly launch path.
 //! - [`step`]: the toy's whole training step (forward, backward, gradients, clipped Adam) in
 //!   three kernels, where burn's autodiff and Adam take 772 (280 with the fused Adam).
+//! - [`replay`]: that step recorded once (cubecl's graph capture) and replayed, so a step after
+//!   the first skips the launch path.
 
 pub mod adam;
 pub mod mlp;
 pub mod norm;
+pub mod project;
+pub mod replay;
 pub mod step;
 
 use burn::tensor::Device;

@@ -16,6 +16,7 @@
 //! orders differ, and the tests hold the weights to burn's after many steps.
 
 use super::adam::{adam_element, clip_of, AdamStep};
+use super::replay::{NotRecorded, StepGraph};
 use super::{cube_sum, owned, THREADS};
 use crate::data::Projection;
 use crate::model::{Net, TIME_FEATURES};
@@ -119,90 +120,132 @@ impl Record {
     }
 }
 
-/// One training step's numbers.
+/// One training step's shape: the record, the batch's rows, and the optimizer's two switches
+/// (its numbers ride in the batch, see [`SCALARS`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepArgs {
     pub record: Record,
     /// Batch rows.
     pub batch: usize,
-    pub adam: AdamStep,
+    /// Per-parameter norm clipping on.
+    pub clipping: bool,
+    /// Adam's first step: there are no moments to read yet.
+    pub first: bool,
 }
 
-/// The fused step as a burn backend extension, on cubecl devices. `batch` holds each row's
+/// Floats after the batch's rows: the optimizer's numbers for this step (`beta_1`, `beta_2`, the
+/// learning rate, the bias correction, epsilon, the decay and the clip, [`scalars`]). They travel
+/// with the batch rather than as kernel arguments, so a recorded step ([`super::replay`]) reads
+/// each step's learning rate and corrections from the buffer it rewrites anyway.
+pub const SCALARS: usize = 7;
+
+/// An Adam step's numbers as the batch's tail carries them.
+pub fn scalars(s: &AdamStep) -> [f32; SCALARS] {
+    [s.beta_1, s.beta_2, s.lr, s.factor, s.epsilon, s.decay, s.clip]
+}
+
+/// A batch row's length at `dim`: the point in the plane, the noise, four coefficients and the
+/// time features.
+pub fn row_len(dim: usize) -> usize {
+    2 + dim + 4 + TIME_FEATURES
+}
+
+/// The fused step as a burn backend extension, on cubecl devices. `batch` (1-D) holds each row's
 /// clean point in the plane (2), noise (D), the four coefficients of `u = c0 x + c1 eps` and
-/// `target = c2 x + c3 eps`, and the time features (32); `projection` is the lift `[2, D]`;
-/// `table` the layout ([`Record::table`], as f32). The weights and moments are updated in place;
-/// returns them and the loss (`[1]`).
+/// `target = c2 x + c3 eps`, and the time features (32), then the optimizer's [`SCALARS`];
+/// `projection` is the lift `[2, D]`; `table` the layout ([`Record::table`], as f32). The weights
+/// and moments are updated in place; returns them and the loss with each row cube's share after
+/// it ([`loss_of`] takes the loss).
 #[backend_extension(Cube)]
 pub trait FusedStep: Backend {
     #[allow(clippy::too_many_arguments)]
     fn train_step(batch: FloatTensor<Self>, projection: FloatTensor<Self>, table: FloatTensor<Self>, weights: FloatTensor<Self>, m1: FloatTensor<Self>, m2: FloatTensor<Self>, args: StepArgs) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
+/// The loss (`[1]`) out of a step's losses buffer (the loss, then each row cube's share).
+pub fn loss_of(losses: Burn<1>) -> Burn<1> {
+    losses.slice([0..1])
+}
+
 /// One step: the updated weights and moments, and the loss.
 #[allow(clippy::type_complexity)]
-pub fn step(batch: Burn<2>, projection: Burn<2>, table: Burn<1>, weights: Burn<1>, m1: Burn<1>, m2: Burn<1>, args: StepArgs) -> (Burn<1>, Burn<1>, Burn<1>, Burn<1>) {
-    let (w, a, b, loss) = <burn::backend::Dispatch as FusedStep>::train_step(batch.into_dispatch(), projection.into_dispatch(), table.into_dispatch(), weights.into_dispatch(), m1.into_dispatch(), m2.into_dispatch(), args);
-    (Burn::from_dispatch(w), Burn::from_dispatch(a), Burn::from_dispatch(b), Burn::from_dispatch(loss))
+pub fn step(batch: Burn<1>, projection: Burn<2>, table: Burn<1>, weights: Burn<1>, m1: Burn<1>, m2: Burn<1>, args: StepArgs) -> (Burn<1>, Burn<1>, Burn<1>, Burn<1>) {
+    let (w, a, b, losses) = <burn::backend::Dispatch as FusedStep>::train_step(batch.into_dispatch(), projection.into_dispatch(), table.into_dispatch(), weights.into_dispatch(), m1.into_dispatch(), m2.into_dispatch(), args);
+    (Burn::from_dispatch(w), Burn::from_dispatch(a), Burn::from_dispatch(b), loss_of(Burn::from_dispatch(losses)))
+}
+
+/// Every buffer a step reads or writes. [`FusedStep::train_step`] makes the working ones for each
+/// step; a recorded step ([`super::replay::StepGraph`]) makes them once and keeps them, since a
+/// replay runs on the buffers it was recorded with.
+pub(super) struct StepBuffers {
+    pub batch: CubeTensor,
+    pub projection: CubeTensor,
+    pub table: CubeTensor,
+    pub weights: CubeTensor,
+    pub m1: CubeTensor,
+    pub m2: CubeTensor,
+    /// Each row's record; the loss, then each row cube's share of it (one buffer, as WebGPU's
+    /// eight storage buffers a kernel are all the update kernel has); the summed gradients.
+    pub scratch: CubeTensor,
+    pub losses: CubeTensor,
+    pub grads: CubeTensor,
+}
+
+impl StepBuffers {
+    /// The step's inputs (contiguous; the weights and moments held by nobody else) with fresh
+    /// working buffers for `b` rows.
+    pub fn new(batch: CubeTensor, projection: CubeTensor, table: CubeTensor, weights: CubeTensor, m1: CubeTensor, m2: CubeTensor, rec: Record, b: usize) -> StepBuffers {
+        let (client, device) = (weights.client.clone(), weights.device.clone());
+        let empty = |n: usize| empty_device_contiguous_dtype(client.clone(), device.clone(), [n].into(), DType::F32);
+        let np = weights.shape().num_elements();
+        StepBuffers {
+            batch: into_contiguous(batch),
+            projection: into_contiguous(projection),
+            table: into_contiguous(table),
+            weights: owned(weights),
+            m1: owned(m1),
+            m2: owned(m2),
+            scratch: empty(b * rec.len()),
+            losses: empty(1 + b.div_ceil(ROWS)),
+            grads: empty(np),
+        }
+    }
+
+    /// The step's three kernels, issued on these buffers.
+    pub fn launch(&self, args: StepArgs) {
+        let client = &self.weights.client;
+        let (rec, b) = (args.record, args.batch);
+        let np = self.weights.shape().num_elements();
+        let tensors = self.table.shape().num_elements() / ENTRY;
+        let row_cubes = b.div_ceil(ROWS);
+        let arg = |t: &CubeTensor| t.clone().into_tensor_arg();
+        rows_kernel::launch(client, CubeCount::Static(row_cubes as u32, 1, 1), CubeDim::new_1d(THREADS), arg(&self.batch), arg(&self.projection), arg(&self.weights), arg(&self.scratch), arg(&self.losses), b, rec.dim, rec.width, rec.depth, rec.len());
+        grads_kernel::launch(client, CubeCount::Static(np.div_ceil(THREADS as usize) as u32, 1, 1), CubeDim::new_1d(THREADS), arg(&self.table), arg(&self.scratch), arg(&self.grads), b, rec.len(), np, tensors);
+        update_kernel::launch(
+            client,
+            CubeCount::Static(tensors as u32, 1, 1),
+            CubeDim::new_1d(THREADS),
+            arg(&self.table),
+            arg(&self.batch),
+            arg(&self.weights),
+            arg(&self.grads),
+            arg(&self.m1),
+            arg(&self.m2),
+            arg(&self.losses),
+            row_cubes,
+            b * row_len(rec.dim),
+            (b * rec.dim) as f32,
+            args.clipping,
+            args.first,
+        );
+    }
 }
 
 impl FusedStep for CubeBackend {
     fn train_step(batch: CubeTensor, projection: CubeTensor, table: CubeTensor, weights: CubeTensor, m1: CubeTensor, m2: CubeTensor, args: StepArgs) -> (CubeTensor, CubeTensor, CubeTensor, CubeTensor) {
-        let (client, device) = (weights.client.clone(), weights.device.clone());
-        let (batch, projection, table) = (into_contiguous(batch), into_contiguous(projection), into_contiguous(table));
-        let weights = owned(weights);
-        let (m1, m2) = (owned(m1), owned(m2));
-        let rec = args.record;
-        let b = args.batch;
-        let np = weights.shape().num_elements();
-        let tensors = table.shape().num_elements() / ENTRY;
-        let empty = |n: usize| empty_device_contiguous_dtype(client.clone(), device.clone(), [n].into(), DType::F32);
-        let scratch = empty(b * rec.len());
-        let row_cubes = b.div_ceil(ROWS);
-        let losses = empty(row_cubes);
-        let grads = empty(np);
-        let loss = empty(1);
-        rows_kernel::launch(
-            &client,
-            CubeCount::Static(row_cubes as u32, 1, 1),
-            CubeDim::new_1d(THREADS),
-            batch.into_tensor_arg(),
-            projection.into_tensor_arg(),
-            weights.clone().into_tensor_arg(),
-            scratch.clone().into_tensor_arg(),
-            losses.clone().into_tensor_arg(),
-            b,
-            rec.dim,
-            rec.width,
-            rec.depth,
-            rec.len(),
-        );
-        grads_kernel::launch(&client, CubeCount::Static(np.div_ceil(THREADS as usize) as u32, 1, 1), CubeDim::new_1d(THREADS), table.clone().into_tensor_arg(), scratch.into_tensor_arg(), grads.clone().into_tensor_arg(), b, rec.len(), np, tensors);
-        let s = args.adam;
-        update_kernel::launch(
-            &client,
-            CubeCount::Static(tensors as u32, 1, 1),
-            CubeDim::new_1d(THREADS),
-            table.into_tensor_arg(),
-            weights.clone().into_tensor_arg(),
-            grads.into_tensor_arg(),
-            m1.clone().into_tensor_arg(),
-            m2.clone().into_tensor_arg(),
-            losses.into_tensor_arg(),
-            loss.clone().into_tensor_arg(),
-            row_cubes,
-            (b * rec.dim) as f32,
-            s.beta_1,
-            s.beta_2,
-            s.lr,
-            s.factor,
-            s.epsilon,
-            s.decay,
-            s.clip,
-            s.clip > 0.0,
-            s.first,
-        );
-        (weights, m1, m2, loss)
+        let bufs = StepBuffers::new(batch, projection, table, weights, m1, m2, args.record, args.batch);
+        bufs.launch(args);
+        (bufs.weights, bufs.m1, bufs.m2, bufs.losses)
     }
 }
 
@@ -382,7 +425,7 @@ fn rows_kernel(batch: &Tensor<f32>, projection: &Tensor<f32>, weights: &Tensor<f
     }
     let total = cube_sum(sq);
     if UNIT_POS_X == 0 {
-        losses[CUBE_POS_X as usize] = total;
+        losses[1 + CUBE_POS_X as usize] = total;
     }
     sync_storage();
     // dgain = dout . u, per row.
@@ -472,29 +515,31 @@ fn grads_kernel(table: &Tensor<f32>, scratch: &Tensor<f32>, grads: &mut Tensor<f
 }
 
 /// One cube per parameter tensor: its gradient's norm, the clip, and the Adam step; cube 0 also
-/// sums the loss.
+/// sums the loss. The optimizer's numbers are read from the batch's tail, at `at`.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn update_kernel(
     table: &Tensor<f32>,
+    batch: &Tensor<f32>,
     weights: &mut Tensor<f32>,
     grads: &Tensor<f32>,
     m1: &mut Tensor<f32>,
     m2: &mut Tensor<f32>,
-    losses: &Tensor<f32>,
-    loss: &mut Tensor<f32>,
+    losses: &mut Tensor<f32>,
     parts: usize,
+    at: usize,
     count: f32,
-    beta_1: f32,
-    beta_2: f32,
-    lr: f32,
-    factor: f32,
-    epsilon: f32,
-    decay: f32,
-    clip: f32,
     #[comptime] clipping: bool,
     #[comptime] first: bool,
 ) {
+    // The optimizer's numbers, from the batch's tail (`SCALARS`).
+    let beta_1 = batch[at];
+    let beta_2 = batch[at + 1];
+    let lr = batch[at + 2];
+    let factor = batch[at + 3];
+    let epsilon = batch[at + 4];
+    let decay = batch[at + 5];
+    let clip = batch[at + 6];
     let e = CUBE_POS_X as usize * ENTRY;
     let start = usize::cast_from(table[e]);
     let k = usize::cast_from(table[e + 1]);
@@ -524,26 +569,31 @@ fn update_kernel(
         let mut total = 0.0f32;
         let mut c = 0usize;
         while c < parts {
-            total += losses[c];
+            total += losses[1 + c];
             c += 1;
         }
-        loss[0] = total / count;
+        losses[0] = total / count;
     }
 }
 
 /// A toy run trained by the fused step: its weights and Adam's moments as flat device buffers,
 /// with what the kernels need beside them. The trainer ([`crate::train::Trainer`]) keeps one on
 /// cubecl devices for nets the kernels take, and unpacks it into a net and named optimizer state
-/// when it samples or saves.
-#[derive(Clone)]
+/// when it samples or saves. From the second step on the step is recorded once and replayed
+/// ([`super::replay`]); the run then hands out copies of its buffers, never views, since each
+/// replay updates them where they lie.
 pub struct FusedRun {
     /// The weights and both moments; taken out for the length of a step, so that the kernels own
-    /// them and update them in place.
+    /// them and update them in place, and held by the recorded step while there is one.
     bufs: Option<[Burn<1>; 3]>,
+    /// The recorded step, holding the buffers.
+    graph: Option<StepGraph>,
+    /// Whether later steps are recorded and replayed (off after a recording fails).
+    replay: bool,
     /// Adam's step count (0 before the first step: no moments yet).
     time: usize,
     /// The weights at the last finite loss read, with their step (a handle: the next step then
-    /// writes a copy).
+    /// writes a copy; a copy while a recorded step replays).
     good: Option<(usize, Burn<1>)>,
     table: Burn<1>,
     /// The lift `P^T`, `[2, D]`.
@@ -583,31 +633,99 @@ impl FusedRun {
         // P is D x 2, row-major: its transpose made on the host, contiguous.
         let pt: Vec<f32> = (0..2).flat_map(|c| (0..dim).map(move |j| (j, c))).map(|(j, c)| projection.matrix[2 * j + c]).collect();
         let projection = Burn::from_data(TensorData::new(pt, [2, dim]), &device);
-        Some(FusedRun { bufs: Some([weights, m1, m2]), time, good: None, table, projection, record, params })
+        Some(FusedRun { bufs: Some([weights, m1, m2]), graph: None, replay: true, time, good: None, table, projection, record, params })
     }
 
-    fn weights(&self) -> &Burn<1> {
-        &self.bufs.as_ref().expect("the run's buffers are back between steps")[0]
+    /// Whether later steps are recorded and replayed (on by default; off, every step goes through
+    /// the launch path, as the tests' reference run does).
+    pub fn set_replay(&mut self, on: bool) {
+        self.replay = on;
+        if !on {
+            self.unrecord();
+        }
+    }
+
+    /// Whether the last step was a replay of a recorded one.
+    pub fn replaying(&self) -> bool {
+        self.graph.is_some()
+    }
+
+    /// Drops the recorded step (its buffers become the run's plain ones again).
+    fn unrecord(&mut self) {
+        if let Some(g) = self.graph.take() {
+            self.bufs = Some(g.release().0);
+        }
+    }
+
+    /// The weights and both moments now: views between plain steps (the next step copies before
+    /// it writes), copies while a recorded step replays.
+    fn buffers(&self) -> [Burn<1>; 3] {
+        match &self.graph {
+            Some(g) => g.copies(),
+            None => self.bufs.clone().expect("the run's buffers are back between steps"),
+        }
     }
 
     /// One step on a batch of `b` rows (see [`FusedStep::train_step`] for a row's layout), with
     /// the optimizer's numbers for a step count (`NamedOptimizer::fused_step`): the loss, still on
     /// the device.
-    pub fn step(&mut self, batch: Vec<f32>, b: usize, adam: impl FnOnce(usize) -> AdamStep) -> Burn<1> {
-        let [weights, m1, m2] = self.bufs.take().expect("the run's buffers are back between steps");
-        let device = weights.device();
-        let width = batch.len() / b;
-        let batch = Burn::<2>::from_data(TensorData::new(batch, [b, width]), &device);
+    pub fn step(&mut self, mut batch: Vec<f32>, b: usize, adam: impl FnOnce(usize) -> AdamStep) -> Burn<1> {
         let adam = adam(self.time + 1);
-        let (weights, m1, m2, loss) = step(batch, self.projection.clone(), self.table.clone(), weights, m1, m2, StepArgs { record: self.record, batch: b, adam });
-        self.bufs = Some([weights, m1, m2]);
+        batch.extend(scalars(&adam));
+        let args = StepArgs { record: self.record, batch: b, clipping: adam.clip > 0.0, first: adam.first };
         self.time += 1;
+        if let Some(g) = &mut self.graph {
+            if g.fits(args) && g.exclusive() {
+                match g.replay(batch) {
+                    Ok(loss) => return loss,
+                    Err(e) => {
+                        // The batch is on the device already: the step goes through the launch
+                        // path on it.
+                        log::warn!("replaying the recorded training step failed ({e}); the steps go through the launch path from here");
+                        self.replay = false;
+                        let (bufs, batch) = self.graph.take().expect("a recorded step").release();
+                        self.bufs = Some(bufs);
+                        return self.launched(batch, args);
+                    }
+                }
+            }
+            self.unrecord();
+        }
+        if self.replay && !args.first {
+            let [weights, m1, m2] = self.bufs.take().expect("the run's buffers are back between steps");
+            match StepGraph::record(batch, self.projection.clone(), self.table.clone(), weights, m1, m2, args) {
+                Ok((graph, loss)) => {
+                    self.graph = Some(graph);
+                    return loss;
+                }
+                Err(NotRecorded { bufs, loss, reason }) => {
+                    log::warn!("recording the training step failed ({reason}); the steps go through the launch path");
+                    self.replay = false;
+                    self.bufs = Some(bufs);
+                    return loss;
+                }
+            }
+        }
+        let n = batch.len();
+        let batch = Burn::<1>::from_data(TensorData::new(batch, [n]), &self.projection.device());
+        self.launched(batch, args)
+    }
+
+    /// One step through the launch path, on a batch already on the device.
+    fn launched(&mut self, batch: Burn<1>, args: StepArgs) -> Burn<1> {
+        let [weights, m1, m2] = self.bufs.take().expect("the run's buffers are back between steps");
+        let (weights, m1, m2, loss) = step(batch, self.projection.clone(), self.table.clone(), weights, m1, m2, args);
+        self.bufs = Some([weights, m1, m2]);
         loss
     }
 
     /// Marks the weights now as those of a finite loss read at `step`.
     pub fn mark_good(&mut self, step: usize) {
-        self.good = Some((step, self.weights().clone()));
+        let weights = match &self.graph {
+            Some(g) => g.weights_copy(),
+            None => self.buffers()[0].clone(),
+        };
+        self.good = Some((step, weights));
     }
 
     /// The marked weights, with their step.
@@ -618,6 +736,7 @@ impl FusedRun {
     /// Puts the marked weights back (the moments stay); their step.
     pub fn restore_good(&mut self) -> Option<usize> {
         let (k, w) = self.good.clone()?;
+        self.unrecord();
         if let Some(b) = &mut self.bufs {
             b[0] = w;
         }
@@ -627,7 +746,10 @@ impl FusedRun {
     /// `template` (a net of the same shape) with the run's weights (or `flat`), on the plain
     /// device.
     pub fn net(&self, template: Net, flat: Option<&Burn<1>>) -> Net {
-        from_flat(template, flat.unwrap_or(self.weights()))
+        match flat {
+            Some(flat) => from_flat(template, flat),
+            None => from_flat(template, &self.buffers()[0]),
+        }
     }
 
     /// `optim` with the run's moments put in, by parameter name.
@@ -636,7 +758,7 @@ impl FusedRun {
         if self.time == 0 {
             return o;
         }
-        let [_, m1, m2] = self.bufs.as_ref().expect("the run's buffers are back between steps");
+        let [_, m1, m2] = &self.buffers();
         let mut off = 0;
         for (name, shape) in &self.params {
             let n: usize = shape.iter().product();

@@ -37,7 +37,7 @@ impl Run {
     /// Issues up to `k` steps and returns the positions after them (not yet read back).
     pub fn advance(&mut self, k: u32) -> StepFrame {
         for _ in 0..k.max(1) {
-            if self.sampler.step().is_none() {
+            if !self.sampler.advance() {
                 break;
             }
         }

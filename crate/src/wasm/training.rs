@@ -77,6 +77,18 @@ impl TrainRun {
         steps(&self.trainer, k)
     }
 
+    /// Whether the fused WebGPU step is recorded once and replayed (on by default); off, every
+    /// step goes through the launch path (the benches' side-by-side comparison).
+    pub fn set_replay(&mut self, on: bool) {
+        self.trainer.borrow_mut().set_replay(on);
+    }
+
+    /// Whether the last step replayed the recorded fused step.
+    #[wasm_bindgen(getter)]
+    pub fn replaying(&self) -> bool {
+        self.trainer.borrow().is_replaying()
+    }
+
     #[wasm_bindgen(getter)]
     pub fn steps_done(&self) -> usize {
         self.trainer.borrow().steps_done()

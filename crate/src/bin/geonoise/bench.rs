@@ -47,10 +47,10 @@ pub(crate) fn cmd_bench(dim: usize, batch: usize, steps: usize, n: usize, sample
         let scfg = SampleConfig { n, steps: sample_steps + 1, ..Default::default() };
         let mut s = Sampler::new(Rc::new(model), scfg, &proj, &dev)?;
         let plane = |s: &Sampler| read_f32(s.frame().xy.expect("a toy run projects"));
-        s.step();
+        s.advance();
         plane(&s);
         let t1 = Instant::now();
-        while s.step().is_some() {}
+        while s.advance() {}
         plane(&s);
         let sample_s = t1.elapsed().as_secs_f64();
         let r = json!({

@@ -691,9 +691,9 @@ fn cmd_bench(net: UNetConfig, batch: usize, steps: usize, n: usize, pretty: bool
     let params = model.num_params();
     let scfg = SampleConfig { n, steps: steps + 1, ..Default::default() };
     let mut s = Sampler::unprojected(Rc::new(model), scfg, &dev)?;
-    s.step();
+    s.advance();
     let t = Instant::now();
-    while s.step().is_some() {}
+    while s.advance() {}
     read_f32(s.frame().u);
     let sample_ms = 1e3 * t.elapsed().as_secs_f64() / steps.max(1) as f64;
     eprintln!(

@@ -236,7 +236,7 @@ fn measure(source: Source, model: Parameterization, blind: bool, dim: usize, set
     let (lo, hi) = field.range();
     let mut s = Sampler::new(field, cfg, &proj, dev)?;
     let t_last = model.sampling_grid_with(setting.time_grid, setting.steps, lo, hi)[setting.steps - 1];
-    while s.step().is_some() {}
+    while s.advance() {}
     let samples = read_f32(s.frame().u);
     let m = metrics::compute(&samples, &proj)?;
     // Where a blind run ends: the exact posterior over t at its end points (finite rows only).

@@ -23,11 +23,11 @@ pub(crate) fn run_sampler(field: Rc<dyn Field>, cfg: &SampleConfig, proj: &Proje
     if trajectory {
         frames.push(record(s.frame()));
     }
-    while let Some(f) = s.step() {
-        if trajectory {
-            frames.push(record(f));
-        }
+    while trajectory {
+        let Some(f) = s.step() else { break };
+        frames.push(record(f));
     }
+    while s.advance() {}
     Ok((read_f32(s.frame().u), frames))
 }
 
