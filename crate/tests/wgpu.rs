@@ -182,6 +182,35 @@ fn the_projection_kernel_gives_burns_matmul() {
     eprintln!("the projection kernel and burn's matmul differ by at most {worst:e} of the output's scale");
 }
 
+/// The small linear kernel (the U-Net's time path on wgpu) against burn's `Linear` on Flex with the
+/// same weights: one row, a batch of images' rows, more outputs than a cube's threads, odd sizes.
+#[test]
+fn the_small_linear_kernel_gives_burns_linear() {
+    use burn::nn::LinearConfig;
+    use burn::tensor::{Tensor, TensorData};
+    use geonoise::rng::Rng;
+    let Some(wgpu) = wgpu() else { return };
+    let flex = Device::flex();
+    let mut worst = 0f32;
+    for (k, (m, d_in, d_out)) in [(1, 32, 64), (16, 128, 256), (300, 7, 5), (3, 1, 300)].into_iter().enumerate() {
+        let mut rng = Rng::new(60 + k as u64);
+        let (x, w, b) = (rng.normals_f32(m * d_in), rng.normals_f32(d_in * d_out), rng.normals_f32(d_out));
+        let on = |dev: &Device| {
+            let mut layer = LinearConfig::new(d_in, d_out).init(dev);
+            layer.weight = burn::module::Param::from_tensor(Tensor::<2>::from_data(TensorData::new(w.clone(), [d_in, d_out]), dev));
+            layer.bias = Some(burn::module::Param::from_tensor(Tensor::<1>::from_data(TensorData::new(b.clone(), [d_out]), dev)));
+            read_f32(geonoise::fused::linear::forward(&layer, Tensor::<2>::from_data(TensorData::new(x.clone(), [m, d_in]), dev)))
+        };
+        let (reference, got) = (on(&flex), on(&wgpu));
+        assert_eq!(got.len(), m * d_out);
+        let scale = reference.iter().fold(1f32, |a, y| a.max(y.abs()));
+        let d = got.iter().zip(&reference).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale;
+        assert!(d < 1e-5, "{m} rows, {d_in} -> {d_out}: the kernel and burn's Linear differ by {d} of the scale {scale}");
+        worst = worst.max(d);
+    }
+    eprintln!("the small linear kernel and burn's Linear differ by at most {worst:e} of the output's scale");
+}
+
 /// The fused `SiLU(GroupNorm(x + t))` (the U-Net's samplers on wgpu) against burn's `GroupNorm`
 /// and SiLU on Flex: with and without the time term, groups of a few values and of more than the
 /// cube's 256 threads, and an input read through strides (a permuted tensor, as a convolution's

@@ -7,6 +7,8 @@
 //! - [`adam`]: the optimizer step. burn's Adam with per-parameter norm clipping takes some 25
 //!   dispatches per parameter (the norm, the clip, both moments, the bias corrections, the
 //!   update); here it is one (two for a parameter over [`adam::ONE_CUBE`] values).
+//! - [`linear`]: a linear layer on a few rows (the U-Net's time path) in one small kernel, where
+//!   burn takes a matmul through a costly launch path and a bias add.
 //! - [`mlp`]: the toy's residual MLP forward pass (the samplers' network evaluation) in one
 //!   kernel, where burn's ops take some 60 dispatches.
 //! - [`norm`]: the image U-Net's `SiLU(GroupNorm(x + t))` in one kernel (its samplers), where
@@ -19,6 +21,7 @@
 //!   the first skips the launch path.
 
 pub mod adam;
+pub mod linear;
 pub mod mlp;
 pub mod norm;
 pub mod project;

@@ -210,6 +210,15 @@ pub(crate) fn silu4(x: Tensor<4>) -> Tensor<4> {
     silu(x.reshape([dims[0], dims[1] * dims[2] * dims[3]])).reshape(dims)
 }
 
+/// `layer(x)`: one small kernel on a cubecl device without autodiff (the samplers' time path,
+/// `fused::linear`), burn's `Linear` elsewhere.
+fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
+    #[cfg(feature = "webgpu")]
+    return crate::fused::linear::forward(layer, x);
+    #[cfg(not(feature = "webgpu"))]
+    layer.forward(x)
+}
+
 /// `SiLU(norm(x + t))`, `t` `[N, C]` broadcast over the pixels: one fused kernel on a cubecl device
 /// without autodiff (the samplers, `fused::norm`), burn's ops elsewhere.
 fn norm_silu(norm: &GroupNorm, x: Tensor<4>, t: Option<Tensor<2>>) -> Tensor<4> {
@@ -274,7 +283,7 @@ impl ResBlock {
     fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
         let h = self.conv1.forward(norm_silu(&self.norm1, x.clone(), None));
         // h + time(emb), normalised.
-        let h = self.conv2.forward(norm_silu(&self.norm2, h, Some(self.time.forward(emb))));
+        let h = self.conv2.forward(norm_silu(&self.norm2, h, Some(linear(&self.time, emb))));
         let skip = match &self.skip {
             Some(s) => s.forward(x),
             None => x,
@@ -348,7 +357,7 @@ impl UNet {
 
     /// `x`: [N, 1, S, S]; `emb`: [N, TIME_FEATURES] (zeros for a blind model).
     pub fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
-        let emb = silu(self.time2.forward(silu(self.time1.forward(emb))));
+        let emb = silu(linear(&self.time2, silu(linear(&self.time1, emb))));
         let mut h = self.input.forward(space_to_depth(x, self.patch));
         let mut skips = Vec::with_capacity(self.down.len());
         for level in &self.down {
