@@ -81,6 +81,11 @@ test("the Dawn runner runs every row on Dawn's null backend and counts both stac
   const unet = row("U-Net sampling step, 16 images, WebGPU vs the CPU path");
   const norms = Object.entries(unet.project.kernels).filter(([name]) => name.startsWith("norm_kernel")).reduce((a, [, c]) => a + c, 0);
   assert.equal(norms, 11, JSON.stringify(unet.project.kernels));
+  // Its time path (the embedding's two linear layers and one a ResBlock) is one small kernel a
+  // layer, and no general matmul is left in the step.
+  const linears = Object.entries(unet.project.kernels).filter(([name]) => name.startsWith("linear_kernel")).reduce((a, [, c]) => a + c, 0);
+  assert.equal(linears, 7, JSON.stringify(unet.project.kernels));
+  assert.ok(!Object.keys(unet.project.kernels).some((name) => name.startsWith("matmul_entry")), JSON.stringify(unet.project.kernels));
   assert.ok(unet.project.dispatch <= 100, `U-Net sampling step: ${unet.project.dispatch} dispatches: ${JSON.stringify(unet.project.kernels)}`);
   assert.ok(results.floor.readback_ms > 0 && results.floor.work_done_ms > 0, JSON.stringify(results.floor));
 });
