@@ -143,6 +143,16 @@ fn the_fused_forward_pass_gives_burns_values() {
     eprintln!("the fused forward pass and burn's differ by at most {worst:e} of the output's scale (burn on wgpu and on Flex: {worst_burn:e})");
 }
 
+/// How far `got` is from `reference`: the largest difference, over the reference's largest value
+/// (at least 1). A length that differs counts as infinitely far.
+fn off_by(got: &[f32], reference: &[f32]) -> f32 {
+    if got.len() != reference.len() {
+        return f32::INFINITY;
+    }
+    let scale = reference.iter().fold(1f32, |a, y| a.max(y.abs()));
+    got.iter().zip(reference).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
+}
+
 /// The samplers' projection kernel (`u P`, each frame's positions in the plane) against burn's
 /// matmul on Flex: no rows, one, a few over a cube's 256, 2,000 (a page's frame), D from 2 to 300,
 /// and a transposed (strided) input.
@@ -170,12 +180,9 @@ fn the_projection_kernel_gives_burns_matmul() {
         };
         let reference = on(&flex, false);
         assert_eq!(reference.len(), 2 * n);
-        let scale = reference.iter().fold(1f32, |a, y| a.max(y.abs()));
         for transposed in [false, true] {
-            let got = on(&wgpu, transposed);
-            assert_eq!(got.len(), 2 * n);
-            let d = got.iter().zip(&reference).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale;
-            assert!(d < 1e-5, "{n} rows at D {dim} (transposed: {transposed}): the kernel and burn's matmul differ by {d} of the scale {scale}");
+            let d = off_by(&on(&wgpu, transposed), &reference);
+            assert!(d < 1e-5, "{n} rows at D {dim} (transposed: {transposed}): the kernel and burn's matmul differ by {d} of the output's scale");
             worst = worst.max(d);
         }
     }
@@ -201,11 +208,10 @@ fn the_small_linear_kernel_gives_burns_linear() {
             layer.bias = Some(burn::module::Param::from_tensor(Tensor::<1>::from_data(TensorData::new(b.clone(), [d_out]), dev)));
             read_f32(geonoise::fused::linear::forward(&layer, Tensor::<2>::from_data(TensorData::new(x.clone(), [m, d_in]), dev)))
         };
-        let (reference, got) = (on(&flex), on(&wgpu));
-        assert_eq!(got.len(), m * d_out);
-        let scale = reference.iter().fold(1f32, |a, y| a.max(y.abs()));
-        let d = got.iter().zip(&reference).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale;
-        assert!(d < 1e-5, "{m} rows, {d_in} -> {d_out}: the kernel and burn's Linear differ by {d} of the scale {scale}");
+        let reference = on(&flex);
+        assert_eq!(reference.len(), m * d_out);
+        let d = off_by(&on(&wgpu), &reference);
+        assert!(d < 1e-5, "{m} rows, {d_in} -> {d_out}: the kernel and burn's Linear differ by {d} of the output's scale");
         worst = worst.max(d);
     }
     eprintln!("the small linear kernel and burn's Linear differ by at most {worst:e} of the output's scale");
