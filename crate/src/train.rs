@@ -13,7 +13,7 @@ use crate::data::Projection;
 use crate::dataset::DataSet;
 use crate::model::{time_embedding, Model, ModelConfig, Net};
 #[cfg(feature = "webgpu")]
-use crate::model::{time_row, TIME_FEATURES};
+use crate::model::time_row;
 use crate::rng::Rng;
 use crate::target::Parameterization;
 use crate::checkpoint;
@@ -279,7 +279,8 @@ impl Trainer {
         #[cfg(feature = "webgpu")]
         if let Some(f) = &mut self.fused {
             // One upload: each row's point, noise, coefficients and time features.
-            let mut rows = Vec::with_capacity(b * (2 + d + 4 + TIME_FEATURES));
+            // Room for the optimizer's numbers too, which the fused run appends.
+            let mut rows = Vec::with_capacity(b * crate::fused::step::row_len(d) + crate::fused::step::SCALARS);
             for (r, &t) in ts.iter().enumerate() {
                 rows.extend_from_slice(&x2[2 * r..2 * r + 2]);
                 rows.extend_from_slice(&eps[r * d..(r + 1) * d]);

@@ -35,14 +35,19 @@ use cubecl::prelude::*;
 /// `t` contiguous and held by nobody else, for a kernel to update in place: a buffer someone else
 /// holds (a kept copy of the weights, a view handed out for sampling) is copied first.
 pub(crate) fn owned(t: burn::backend::wgpu::CubeTensor) -> burn::backend::wgpu::CubeTensor {
-    use burn::backend::ops::FloatTensorOps;
-    use burn::backend::wgpu::CubeBackend;
     let t = burn_cubecl::kernel::into_contiguous(t);
     if t.can_mut() {
         t
     } else {
-        CubeBackend::float_mul_scalar(t, 1.0f32.into())
+        copied(t)
     }
+}
+
+/// `t` copied into a buffer of its own (one dispatch; `t` must be held elsewhere too, or the
+/// product is written in place).
+pub(crate) fn copied(t: burn::backend::wgpu::CubeTensor) -> burn::backend::wgpu::CubeTensor {
+    use burn::backend::ops::FloatTensorOps;
+    burn::backend::wgpu::CubeBackend::float_mul_scalar(t, 1.0f32.into())
 }
 
 /// Threads per cube in every fused kernel.

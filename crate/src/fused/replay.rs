@@ -11,6 +11,7 @@
 //! warm-up (it is a real step: the run goes on from it), then recorded, and every later step is a
 //! write and a replay.
 
+use super::copied;
 use super::step::{loss_of, StepArgs, StepBuffers};
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
 use burn_cubecl::cubecl;
@@ -21,19 +22,13 @@ use cubecl::client::Graph;
 type Burn<const D: usize> = burn::tensor::Tensor<D>;
 
 /// `t`'s cubecl tensor (the fused paths run on cubecl devices only).
-pub(super) fn cube(t: Burn<1>) -> CubeTensor {
+fn cube<const D: usize>(t: Burn<D>) -> CubeTensor {
     t.try_into_primitive::<CubeBackend>().expect("the fused step runs on a cubecl device")
 }
 
 /// A cubecl tensor as burn's.
-pub(super) fn burn(t: CubeTensor) -> Burn<1> {
+fn burn(t: CubeTensor) -> Burn<1> {
     Burn::from_primitive::<CubeBackend>(t)
-}
-
-/// `t` copied into a buffer of its own (one dispatch).
-fn copy(t: &CubeTensor) -> Burn<1> {
-    use burn::backend::ops::FloatTensorOps;
-    burn(CubeBackend::float_mul_scalar(t.clone(), 1.0f32.into()))
 }
 
 /// The step, recorded: the graph and every buffer it reads or writes, which it holds for its
@@ -64,8 +59,7 @@ impl StepGraph {
         let device = weights.device();
         let n = batch.len();
         let batch = Burn::<1>::from_data(burn::tensor::TensorData::new(batch, [n]), &device);
-        let projection = projection.try_into_primitive::<CubeBackend>().expect("the fused step runs on a cubecl device");
-        let bufs = StepBuffers::new(cube(batch), projection, cube(table), cube(weights), cube(m1), cube(m2), args.record, args.batch);
+        let bufs = StepBuffers::new(cube(batch), cube(projection), cube(table), cube(weights), cube(m1), cube(m2), args.record, args.batch);
         // The warm-up: the step itself, which also makes every pipeline and metadata buffer the
         // recorded launches will find.
         bufs.launch(args);
@@ -95,7 +89,8 @@ impl StepGraph {
     }
 
     /// Whether nobody else holds the weights or moments: a replay updates them in place, so a
-    /// view handed out (and not copied, [`StepGraph::copies`]) would change under its holder.
+    /// view handed out (and not copied, [`StepGraph::weights_copy`]) would change under its
+    /// holder.
     pub fn exclusive(&self) -> bool {
         self.bufs.weights.can_mut() && self.bufs.m1.can_mut() && self.bufs.m2.can_mut()
     }
@@ -116,14 +111,14 @@ impl StepGraph {
         Ok(loss_of(burn(self.bufs.losses.clone())))
     }
 
-    /// Copies of the weights and both moments, which later replays leave alone.
-    pub fn copies(&self) -> [Burn<1>; 3] {
-        [&self.bufs.weights, &self.bufs.m1, &self.bufs.m2].map(copy)
+    /// A copy of the weights, which later replays leave alone.
+    pub fn weights_copy(&self) -> Burn<1> {
+        burn(copied(self.bufs.weights.clone()))
     }
 
-    /// A copy of the weights alone.
-    pub fn weights_copy(&self) -> Burn<1> {
-        copy(&self.bufs.weights)
+    /// Copies of both moments, likewise.
+    pub fn moments_copy(&self) -> [Burn<1>; 2] {
+        [&self.bufs.m1, &self.bufs.m2].map(|t| burn(copied(t.clone())))
     }
 
     /// Ends the recording: the weights and moments, as plain tensors again, and the last batch

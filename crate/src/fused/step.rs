@@ -657,12 +657,25 @@ impl FusedRun {
         }
     }
 
-    /// The weights and both moments now: views between plain steps (the next step copies before
-    /// it writes), copies while a recorded step replays.
-    fn buffers(&self) -> [Burn<1>; 3] {
+    /// The plain buffers (the weights and both moments), between steps without a recording.
+    fn plain(&self) -> &[Burn<1>; 3] {
+        self.bufs.as_ref().expect("the run's buffers are back between steps")
+    }
+
+    /// The weights now: a view between plain steps (the next step copies before it writes), a
+    /// copy while a recorded step replays.
+    fn weights_now(&self) -> Burn<1> {
         match &self.graph {
-            Some(g) => g.copies(),
-            None => self.bufs.clone().expect("the run's buffers are back between steps"),
+            Some(g) => g.weights_copy(),
+            None => self.plain()[0].clone(),
+        }
+    }
+
+    /// Both moments now, likewise.
+    fn moments_now(&self) -> [Burn<1>; 2] {
+        match &self.graph {
+            Some(g) => g.moments_copy(),
+            None => [self.plain()[1].clone(), self.plain()[2].clone()],
         }
     }
 
@@ -721,11 +734,7 @@ impl FusedRun {
 
     /// Marks the weights now as those of a finite loss read at `step`.
     pub fn mark_good(&mut self, step: usize) {
-        let weights = match &self.graph {
-            Some(g) => g.weights_copy(),
-            None => self.buffers()[0].clone(),
-        };
-        self.good = Some((step, weights));
+        self.good = Some((step, self.weights_now()));
     }
 
     /// The marked weights, with their step.
@@ -748,7 +757,7 @@ impl FusedRun {
     pub fn net(&self, template: Net, flat: Option<&Burn<1>>) -> Net {
         match flat {
             Some(flat) => from_flat(template, flat),
-            None => from_flat(template, &self.buffers()[0]),
+            None => from_flat(template, &self.weights_now()),
         }
     }
 
@@ -758,7 +767,7 @@ impl FusedRun {
         if self.time == 0 {
             return o;
         }
-        let [_, m1, m2] = &self.buffers();
+        let [m1, m2] = &self.moments_now();
         let mut off = 0;
         for (name, shape) in &self.params {
             let n: usize = shape.iter().product();

@@ -23,11 +23,13 @@ pub(crate) fn run_sampler(field: Rc<dyn Field>, cfg: &SampleConfig, proj: &Proje
     if trajectory {
         frames.push(record(s.frame()));
     }
-    while trajectory {
-        let Some(f) = s.step() else { break };
-        frames.push(record(f));
+    if trajectory {
+        while let Some(f) = s.step() {
+            frames.push(record(f));
+        }
+    } else {
+        while s.advance() {}
     }
-    while s.advance() {}
     Ok((read_f32(s.frame().u), frames))
 }
 
